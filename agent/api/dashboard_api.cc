@@ -1,0 +1,300 @@
+#include "api/dashboard_api.h"
+
+#include <blockbuster/json.h>
+
+#include <cmath>
+#include <ctime>
+
+#include "util/log.h"
+
+namespace bb {
+
+using blockbuster::Json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// The four markets of /theblock/markets/health: key in the guide's body -> plugin section.
+struct MarketSource {
+  const char* key;
+  const char* section;
+  std::vector<const char*> fields;  // the guide's figures, null when unknown
+};
+const std::vector<MarketSource>& marketSources() {
+  static const std::vector<MarketSource> kMarkets{
+      {"compute", "compute.market",
+       {"active_jobs", "total_providers", "avg_utilization", "total_revenue"}},
+      {"storage", "storage.market", {"total_stored", "total_providers", "avg_price", "capacity_used"}},
+      {"energy", "energy.market", {"total_credits", "avg_price", "active_traders", "trading_volume"}},
+      {"ads", "ads.market", {"active_campaigns", "total_impressions", "total_revenue", "avg_cpm"}},
+  };
+  return kMarkets;
+}
+
+// The guide's endpoints served straight from one plugin section.
+struct SectionRoute {
+  const char* path;
+  const char* section;
+};
+const SectionRoute kSectionRoutes[] = {
+    {"/theblock/network/metrics", "network.metrics"},
+    {"/theblock/peers/list", "network.peers"},
+    {"/theblock/operations", "receipts.operations"},
+};
+
+Json round3(double v) { return Json(std::round(v * 1000) / 1000); }
+
+std::string pluginOf(const std::string& section) { return section.substr(0, section.find('.')); }
+
+}  // namespace
+
+DashboardApi::DashboardApi(ApiContext context) : ctx_(std::move(context)) {}
+
+std::string DashboardApi::overallStatus(const std::vector<std::string>& statuses) {
+  int healthy = 0, idle = 0, unavailable = 0;
+  for (const auto& s : statuses) {
+    if (s == "healthy") ++healthy;
+    else if (s == "idle") ++idle;
+    else ++unavailable;
+  }
+  int total = static_cast<int>(statuses.size());
+  if (total == 0 || unavailable == total) return "down";
+  if (healthy >= 3) return "healthy";
+  if (idle == total) return "idle";
+  return "degraded";
+}
+
+HttpResponse DashboardApi::section(const std::string& name) const {
+  SectionPtr s = ctx_.store->get(name);
+  if (!s || !s->has_data) {
+    std::string plugin = pluginOf(name);
+    std::string why;
+    bool loaded = false;
+    for (const auto& st : ctx_.plugins->statuses()) {
+      if (st.name != plugin) continue;
+      loaded = true;
+      why = st.last_error.empty() ? "its first collection has not finished yet"
+                                  : "its last collection failed: " + st.last_error;
+    }
+    if (!loaded) why = "the plugin is not loaded (disabled, missing, or refused at start)";
+    if (s && !s->error.empty()) why = s->error;
+    auto r = HttpResponse::error(503, "no_data",
+                                 "no data yet from plugin '" + plugin + "': " + why);
+    r.headers.emplace_back("Retry-After", "2");
+    return r;
+  }
+  return HttpResponse::json(SnapshotStore::renderBody(*s, Clock::now()));
+}
+
+std::string DashboardApi::marketsHealth() const {
+  auto now = Clock::now();
+  Json markets = Json::object();
+  std::vector<std::string> statuses;
+  double oldest = 0;
+  bool any_stale = false;
+  for (const auto& m : marketSources()) {
+    SectionPtr s = ctx_.store->get(m.section);
+    Json market;
+    if (s && s->has_data) {
+      try {
+        market = Json::parse(SnapshotStore::renderBody(*s, now));
+      } catch (const blockbuster::JsonError&) {
+        market = Json::object();
+      }
+      oldest = std::max(oldest, s->ageSeconds(now));
+      if (s->isStale(now)) any_stale = true;
+      market = [&] {
+        // The guide's per-market object has no timestamp of its own: the body's carries it.
+        Json out = Json::object();
+        for (const auto& kv : market.asObject())
+          if (kv.first != "timestamp") out[kv.first] = kv.second;
+        return out;
+      }();
+      if (!market["status"].isString()) market["status"] = "unavailable";
+    } else {
+      market = Json::object();
+      market["status"] = "unavailable";
+      for (const char* f : m.fields) market[f] = nullptr;
+      market["error"] = s && !s->error.empty()
+                            ? s->error
+                            : "no data from plugin '" + pluginOf(m.section) + "' yet";
+      any_stale = true;
+    }
+    statuses.push_back(market["status"].asString());
+    markets[m.key] = market;
+  }
+  int healthy = 0;
+  for (const auto& s : statuses) healthy += s == "healthy";
+  Json body{{"overall_status", overallStatus(statuses)},
+            {"markets", markets},
+            {"healthy_markets", healthy},
+            {"total_markets", static_cast<int>(statuses.size())},
+            {"timestamp", static_cast<int64_t>(std::time(nullptr))},
+            {"age_seconds", round3(oldest)},
+            {"stale", any_stale}};
+  return body.dump();
+}
+
+std::string DashboardApi::health() const {
+  auto now = Clock::now();
+  Json reasons = Json::array();
+  NodeState node = ctx_.node->state();
+  if (!node.reachable) {
+    reasons.push_back(node.ever_answered ? "node unreachable: " + node.last_error
+                                         : node.last_error.empty()
+                                               ? "node not contacted yet"
+                                               : "node unreachable since start: " +
+                                                     node.last_error);
+  }
+  if (node.banned) reasons.push_back("node rate-limited the agent; waiting out the ban");
+
+  Json plugins = Json::object();
+  for (const auto& st : ctx_.plugins->statuses()) {
+    if (st.state != "ok")
+      reasons.push_back("plugin " + st.name + " is " + st.state +
+                        (st.last_error.empty() ? "" : ": " + st.last_error));
+    plugins[st.name] = Json{
+        {"state", st.state},
+        {"version", st.version},
+        {"interval_ms", st.interval_ms},
+        {"last_success_age_seconds",
+         st.last_success_age_seconds ? round3(*st.last_success_age_seconds) : Json()},
+        {"last_duration_seconds",
+         st.last_duration_seconds ? round3(*st.last_duration_seconds) : Json()},
+        {"consecutive_failures", st.consecutive_failures},
+        {"collections", st.collections},
+        {"failures", st.failures},
+        {"skipped_runs", st.skipped},
+        {"last_error", st.last_error.empty() ? Json() : Json(st.last_error)}};
+  }
+  for (const auto& d : ctx_.plugins->disabled())
+    plugins[d] = Json{{"state", "disabled"}};
+  Json load_errors = Json::array();
+  for (const auto& e : ctx_.plugins->loadErrors()) {
+    load_errors.push_back(e);
+    reasons.push_back("plugin file refused: " + e);
+  }
+
+  Json simple_db;
+  if (SectionPtr store = ctx_.store->get("receipts.store"); store && store->has_data) {
+    try {
+      simple_db = Json::parse(SnapshotStore::renderBody(*store, now));
+    } catch (const blockbuster::JsonError&) {
+    }
+  }
+  if (simple_db.isNull())
+    simple_db = Json{{"backend", nullptr},
+                     {"status", "unavailable"},
+                     {"reason", "the receipts plugin has not reported its store"}};
+
+  auto features = ctx_.features->snapshot();
+  Json feature_lag;
+  if (features.version > 0)
+    feature_lag = round3(std::chrono::duration<double>(now - features.updated).count());
+
+  uint64_t error_total = 0;
+  Json recent = Json::array();
+  for (const auto& e : recentErrors(10, &error_total))
+    recent.push_back(Json{{"timestamp", e.unix_seconds},
+                          {"level", toString(e.level)},
+                          {"component", e.component},
+                          {"message", e.message}});
+
+  Json body{
+      {"status", reasons.size() == 0 ? "ok" : "degraded"},
+      {"reasons", reasons},
+      {"version", ctx_.version},
+      {"uptime_seconds",
+       static_cast<int64_t>(std::chrono::duration<double>(now - ctx_.started).count())},
+      {"node",
+       Json{{"rpc_url", redact(ctx_.rpc_url)},
+            {"reachable", node.reachable},
+            {"banned", node.banned},
+            {"last_answer_age_seconds",
+             node.last_answer_age_seconds ? round3(*node.last_answer_age_seconds) : Json()},
+            {"last_error", node.last_error.empty() ? Json() : Json(node.last_error)}}},
+      {"plugins", plugins},
+      {"plugin_load_errors", load_errors},
+      {"simple_db", simple_db},
+      {"feature_lag_seconds", feature_lag},
+      {"recent_errors", Json{{"total", error_total}, {"recent", recent}}},
+      {"timestamp", static_cast<int64_t>(std::time(nullptr))}};
+  return body.dump();
+}
+
+std::string DashboardApi::dashboard() const {
+  auto bodyOf = [](const HttpResponse& r) {
+    try {
+      return Json::parse(r.body);
+    } catch (const blockbuster::JsonError&) {
+      return Json();
+    }
+  };
+  Json out = Json::object();
+  out["network_metrics"] = bodyOf(section("network.metrics"));
+  out["peers"] = bodyOf(section("network.peers"));
+  out["markets_health"] = Json::parse(marketsHealth());
+  out["operations"] = bodyOf(section("receipts.operations"));
+  if (ctx_.plugin_routes->has("/theblock/receipts")) {
+    auto r = ctx_.plugin_routes->call("/theblock/receipts", {{"limit", "20"}});
+    out["receipts"] = r ? bodyOf(HttpResponse::json(r->body, r->status)) : Json();
+  } else {
+    out["receipts"] = Json{{"error", Json{{"code", "no_data"},
+                                          {"message", "the receipts plugin is not loaded"}}}};
+  }
+  out["health"] = Json::parse(health());
+  out["timestamp"] = static_cast<int64_t>(std::time(nullptr));
+  return out.dump();
+}
+
+HttpResponse DashboardApi::pluginSection(const HttpRequest& req) const {
+  // /plugins/<plugin>/<section>: any published section, for third-party plugins.
+  const std::string prefix = "/plugins/";
+  std::string rest = req.path.substr(prefix.size());
+  auto slash = rest.find('/');
+  if (slash == std::string::npos || slash == 0 || slash + 1 >= rest.size())
+    return HttpResponse::error(404, "not_found",
+                               "use /plugins/<plugin>/<section>; see /plugins for the list");
+  return section(rest.substr(0, slash) + "." + rest.substr(slash + 1));
+}
+
+void DashboardApi::install(Router& router) {
+  router.get("/health", [this](const HttpRequest&) { return HttpResponse::json(health()); });
+  router.get("/metrics", [this](const HttpRequest&) {
+    HttpResponse r = HttpResponse::json(ctx_.metrics->serialize());
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    return r;
+  });
+  for (const auto& route : kSectionRoutes) {
+    std::string name = route.section;
+    router.get(route.path, [this, name](const HttpRequest&) { return section(name); });
+  }
+  router.get("/theblock/markets/health",
+             [this](const HttpRequest&) { return HttpResponse::json(marketsHealth()); });
+  router.get("/theblock/dashboard",
+             [this](const HttpRequest&) { return HttpResponse::json(dashboard()); });
+  router.get("/plugins", [this](const HttpRequest&) {
+    Json list = Json::array();
+    for (const auto& info : ctx_.plugins->available()) {
+      Json sections = Json::array();
+      for (const auto& s : ctx_.store->all())
+        if (s->plugin == info.name)
+          sections.push_back("/plugins/" + info.name + "/" + s->name.substr(info.name.size() + 1));
+      list.push_back(Json{{"name", info.name},
+                          {"version", info.version},
+                          {"description", info.description},
+                          {"abi", std::to_string(info.abi_major) + "." +
+                                      std::to_string(info.abi_minor)},
+                          {"sections", sections}});
+    }
+    return HttpResponse::json(Json{{"plugins", list}}.dump());
+  });
+  router.setFallback([this](const HttpRequest& req) -> std::optional<HttpResponse> {
+    if (req.path.rfind("/plugins/", 0) == 0) return pluginSection(req);
+    auto r = ctx_.plugin_routes->call(req.path, req.query);
+    if (!r) return std::nullopt;
+    return HttpResponse::json(std::move(r->body), r->status);
+  });
+}
+
+}  // namespace bb

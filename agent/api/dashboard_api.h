@@ -1,0 +1,55 @@
+// The guide's REST API (and /health, /metrics), composed from what plugins published.
+// Every handler reads the snapshot store and answers at once; none ever waits on the node.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "api/node_monitor.h"
+#include "host/plugin_manager.h"
+#include "host/plugin_routes.h"
+#include "http/router.h"
+#include "metrics/metrics.h"
+#include "snapshot/feature_store.h"
+#include "snapshot/snapshot_store.h"
+
+namespace bb {
+
+struct ApiContext {
+  std::string version;
+  std::string rpc_url;
+  SnapshotStore* store = nullptr;
+  FeatureStore* features = nullptr;
+  Metrics* metrics = nullptr;
+  PluginManager* plugins = nullptr;
+  PluginRoutes* plugin_routes = nullptr;
+  NodeMonitor* node = nullptr;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+};
+
+class DashboardApi {
+ public:
+  explicit DashboardApi(ApiContext context);
+
+  /// Registers every route on `router`.
+  void install(Router& router);
+
+  // The bodies, also used by the WebSocket streams.
+  std::string health() const;
+  HttpResponse section(const std::string& name) const;
+  std::string marketsHealth() const;
+  std::string dashboard() const;
+
+  /// overall_status from the four market statuses (exposed for tests).
+  static std::string overallStatus(const std::vector<std::string>& statuses);
+
+ private:
+  HttpResponse pluginSection(const HttpRequest& req) const;
+  ApiContext ctx_;
+};
+
+}  // namespace bb

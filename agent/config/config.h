@@ -1,0 +1,100 @@
+// The agent's configuration: YAML file + environment overrides + built-in defaults.
+//
+// Only config.cc includes yaml-cpp. Loading throws ConfigError, whose what() is one line naming
+// the file, the key and what is expected; main() prints it and exits non-zero.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace bb {
+
+/// A configuration problem: one line, "<file>: <key>: <what is wrong>; <what to do>".
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Listener {
+  std::string host;
+  int port = 0;  ///< 0 = any free port (tests); 1..65535 otherwise
+};
+
+struct RpcConfig {
+  std::string url = "http://localhost:9933";   ///< rpc_url / THEBLOCK_RPC_URL
+  std::string ws_url = "ws://localhost:9944";  ///< ws_url / THEBLOCK_WS_URL
+  std::string auth_token;                      ///< auth_token / THEBLOCK_AUTH_TOKEN (secret)
+  int connect_timeout_ms = 2000;
+  int timeout_ms = 5000;         ///< per attempt, send + receive
+  int retries = 2;               ///< extra attempts after a transport error (never after an answer)
+  int backoff_initial_ms = 100;  ///< first retry delay; doubles, with jitter, up to backoff_max_ms
+  int backoff_max_ms = 2000;
+  double max_requests_per_second = 20;                    ///< token-bucket rate cap toward the node
+  int burst = 10;                                         ///< token-bucket capacity
+  int max_connections = 8;                                ///< keep-alive pool size
+  int64_t max_response_bytes = int64_t{8} * 1024 * 1024;  ///< larger replies are refused unread
+};
+
+struct PluginConfig {
+  bool enabled = true;
+  int interval_ms = 2000;               ///< the guide's refresh
+  int timeout_ms = 0;                   ///< collect deadline; 0 = interval_ms
+  std::string isolation = "inprocess";  ///< "inprocess" | "process"
+  std::string options_json = "{}";      ///< plugins.<name>.options as a JSON object
+};
+
+struct Config {
+  std::string source = "built-in defaults";  ///< the file read, or "built-in defaults"
+  RpcConfig rpc;
+  Listener http{"0.0.0.0", 5000};        ///< BLOCK_BUSTER_HTTP_HOST / _PORT
+  Listener ws{"0.0.0.0", 5001};          ///< BLOCK_BUSTER_WS_HOST / _PORT
+  Listener feature_ws{"0.0.0.0", 5002};  ///< host = ws.host; BLOCK_BUSTER_FEATURE_WS_PORT
+  Listener web{"0.0.0.0", 4173};         ///< BLOCK_BUSTER_WEB_HOST / _PORT; port -1 = off
+  std::string web_root;                  ///< "" = <exe>/../share/blockbuster/web
+  std::string plugin_dir;                ///< "" = <exe>/../lib/blockbuster/plugins
+  std::string state_dir;                 ///< "" = $HOME/.block-buster/state
+  std::vector<std::string> cors_origins{"*"};
+  std::string log_level = "info";               ///< debug | info | warn | error
+  std::map<std::string, PluginConfig> plugins;  ///< by plugin name; absent = defaults
+  /// Environment variables that overrode a value, in the order applied: {variable, key path},
+  /// e.g. {"BLOCK_BUSTER_HTTP_PORT", "http.port"}. Shown by describeConfig().
+  std::vector<std::pair<std::string, std::string>> env_overrides;
+};
+
+struct LoadOptions {
+  std::optional<std::string> explicit_path;  ///< --config FILE
+  std::map<std::string, std::string> env;    ///< environment (tests pass their own)
+  std::string home;                          ///< $HOME; "" = no home lookup
+  std::string system_path = "/etc/block-buster/config.yaml";
+};
+
+/// Loads the config: --config FILE, else ~/.block-buster/config.yaml, else the system path,
+/// else built-in defaults; then the environment overrides. Files are not merged: the first one
+/// found is the whole file configuration. A home or system file that exists but cannot be read
+/// is an error, not skipped. Throws ConfigError. Reentrant (reads only the files and `options`).
+Config loadConfig(const LoadOptions& options);
+
+/// Parses YAML text as if read from `source_name` (no environment applied). Throws ConfigError.
+/// Reentrant.
+Config parseConfig(const std::string& yaml_text, const std::string& source_name);
+
+/// Applies the guide's environment variables (an empty value counts as unset) and records each
+/// in `config.env_overrides`. Throws ConfigError naming the variable; `config` may then be
+/// partly updated and should be discarded. Reentrant.
+void applyEnvironment(Config& config, const std::map<std::string, std::string>& env);
+
+/// The effective config as YAML, secrets redacted ("<redacted>"), for --check-config. The first
+/// line is a comment naming the source and the environment overrides; the rest parses back with
+/// parseConfig(). Reentrant.
+std::string describeConfig(const Config& config);
+
+/// The process environment as a map. Reads `environ`: do not call while another thread may call
+/// setenv()/putenv().
+std::map<std::string, std::string> processEnvironment();
+
+}  // namespace bb

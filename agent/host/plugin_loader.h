@@ -1,0 +1,72 @@
+// Loads plugin shared libraries through Boost.DLL (included only in plugin_loader.cc) and checks
+// them against the plugin ABI before anything of theirs runs.
+//
+// Refusals are LoadError with one line naming the file, what is wrong and what to do.
+#pragma once
+
+#include <blockbuster/plugin_abi.h>
+
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace bb {
+
+class LoadError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct ConfigKeyInfo {
+  std::string name;
+  int type = BB_CONFIG_STRING;  ///< bb_config_type
+  std::string default_json;     ///< "" = no default (the key is optional)
+  std::string help;
+};
+
+struct PluginInfo {
+  std::string name;
+  std::string version;
+  std::string description;
+  std::string path;
+  uint32_t abi_major = 0;
+  uint32_t abi_minor = 0;
+  std::vector<ConfigKeyInfo> config_keys;
+};
+
+/// A loaded plugin library. Owns the library handle: everything the plugin made must be
+/// destroyed before this object (hold a shared_ptr to it wherever plugin code may still run).
+class LoadedLibrary {
+ public:
+  ~LoadedLibrary();
+  const PluginInfo& info() const { return info_; }
+  /// The plugin's bb_plugin as this host knows it: members the plugin is too old to have are
+  /// zero; members it has that this host does not know are ignored.
+  const bb_plugin& plugin() const { return plugin_; }
+
+ private:
+  friend std::shared_ptr<LoadedLibrary> loadPlugin(const std::string& path);
+  LoadedLibrary() = default;
+  struct Handle;
+  std::unique_ptr<Handle> handle_;  // declared first: destroyed last
+  bb_plugin plugin_{};
+  PluginInfo info_;
+};
+
+/// Loads and checks one plugin file. Throws LoadError.
+std::shared_ptr<LoadedLibrary> loadPlugin(const std::string& path);
+
+/// The plugin files (*.so) of a directory, sorted. Throws LoadError when it cannot be read.
+std::vector<std::string> findPluginFiles(const std::string& dir);
+
+/// Loads every plugin of a directory. A file that fails to load is reported in `errors` (one
+/// line each) and skipped; a second plugin with a name already loaded is refused the same way.
+std::vector<std::shared_ptr<LoadedLibrary>> loadPluginDir(const std::string& dir,
+                                                          std::vector<std::string>& errors);
+
+/// Smallest struct_size of a bb_plugin this host accepts (ABI 1.0: up to `destroy`).
+size_t minPluginStructSize();
+
+}  // namespace bb

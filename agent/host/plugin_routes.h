@@ -1,0 +1,43 @@
+// GET routes that plugins register through bb_host_api::serve (e.g. /theblock/receipts).
+// Handlers run on HTTP threads under a shared lock; removing a plugin's routes takes the
+// exclusive lock, so it waits for calls in flight and no call starts into an unloaded plugin.
+#pragma once
+
+#include <blockbuster/plugin_abi.h>
+
+#include <map>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace bb {
+
+class PluginRoutes {
+ public:
+  struct Result {
+    int status = 500;
+    std::string body;
+  };
+
+  /// Returns "" on success, else why not (path taken, invalid path).
+  std::string add(const std::string& path, const std::string& plugin, bb_route_fn fn, void* ctx);
+  void removePlugin(const std::string& plugin);
+  bool has(const std::string& path) const;
+  /// Calls the handler of `path`; nullopt when no plugin serves it.
+  std::optional<Result> call(const std::string& path,
+                             const std::vector<std::pair<std::string, std::string>>& query) const;
+  std::vector<std::string> paths() const;
+
+ private:
+  struct Route {
+    std::string plugin;
+    bb_route_fn fn;
+    void* ctx;
+  };
+  mutable std::shared_mutex mutex_;
+  std::map<std::string, Route> routes_;
+};
+
+}  // namespace bb

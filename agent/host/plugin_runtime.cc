@@ -1,0 +1,388 @@
+#include "host/plugin_runtime.h"
+
+#include <blockbuster/json.h>
+#include <pthread.h>
+
+#include <cmath>
+#include <filesystem>
+#include <stdexcept>
+
+#include "host/plugin_routes.h"
+#include "metrics/metrics.h"
+#include "rpc/rpc_client.h"
+#include "snapshot/feature_store.h"
+#include "snapshot/snapshot_store.h"
+#include "util/log.h"
+
+/// The opaque handle of plugin_abi.h: which runtime a host call comes from.
+struct bb_host {
+  bb::PluginRuntime* runtime;
+};
+
+namespace bb {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+void appendTo(void* ctx, const char* data, size_t len) {
+  static_cast<std::string*>(ctx)->append(data, len);
+}
+
+// A plugin may hand us anything: never trust a pointer to be non-null.
+std::string text(const char* s) { return s ? s : ""; }
+
+bool validSectionName(const std::string& s) {
+  if (s.empty() || s.size() > 64) return false;
+  for (char c : s)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
+  return true;
+}
+
+const bb_host_api kHostApi = {
+    sizeof(bb_host_api),
+    BB_ABI_VERSION_MAJOR,
+    BB_ABI_VERSION_MINOR,
+    [](bb_host* h, int level, const char* msg) { h->runtime->hostLog(level, msg); },
+    [](bb_host* h, const char* method, const char* params, bb_sink_fn sink, void* ctx) {
+      return h->runtime->hostRpc(method, params, sink, ctx);
+    },
+    [](bb_host* h, bb_rpc_request* reqs, size_t n) { return h->runtime->hostRpcMany(reqs, n); },
+    [](bb_host* h, const char* section, const char* json, size_t len) {
+      return h->runtime->hostPublish(section, json, len);
+    },
+    [](bb_host* h, const char* section, const char* reason) {
+      return h->runtime->hostPublishError(section, reason);
+    },
+    [](bb_host* h, const bb_metric* m) { return h->runtime->hostMetric(m); },
+    [](bb_host* h, const char* name, double value) { return h->runtime->hostFeature(name, value); },
+    [](bb_host* h, const char* path, bb_route_fn fn, void* ctx) {
+      return h->runtime->hostServe(path, fn, ctx);
+    },
+    [](bb_host* h) { return h->runtime->hostStateDir(); },
+};
+
+}  // namespace
+
+PluginRuntime::PluginRuntime(std::shared_ptr<LoadedLibrary> library, PluginConfig config,
+                             HostServices services)
+    : library_(std::move(library)),
+      config_(std::move(config)),
+      services_(std::move(services)),
+      host_(std::make_unique<bb_host>(bb_host{this})) {
+  if (!services_.state_dir.empty()) state_dir_ = services_.state_dir + "/" + name();
+}
+
+PluginRuntime::~PluginRuntime() {
+  bool clean = stop();
+  if (!clean || abandoned_) {
+    // The plugin is stuck inside collect(): destroying it or unloading its code now would crash
+    // the agent. Leak both; the process is going away or replacing it.
+    new std::shared_ptr<LoadedLibrary>(library_);
+    return;
+  }
+  if (services_.routes) services_.routes->removePlugin(name());
+  if (instance_) library_->plugin().destroy(instance_);
+  instance_ = nullptr;
+}
+
+void PluginRuntime::create(const std::string& effective_options_json) {
+  if (!state_dir_.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(state_dir_, ec);
+    if (ec)
+      throw std::runtime_error("plugin '" + name() + "': cannot create its state directory " +
+                               state_dir_ + " (" + ec.message() + "); set state_dir");
+  }
+  std::string error;
+  instance_ = library_->plugin().create(host_.get(), &kHostApi, effective_options_json.c_str(),
+                                        &appendTo, &error);
+  if (!instance_)
+    throw std::runtime_error("plugin '" + name() + "' (" + info().path +
+                             ") failed to start: " + (error.empty() ? "create returned NULL" : error));
+}
+
+void PluginRuntime::start() {
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), ("bb-" + name()).substr(0, 15).c_str());
+    run();
+    std::lock_guard<std::mutex> lock(mutex_);
+    thread_done_ = true;
+    cv_.notify_all();
+  });
+}
+
+void PluginRuntime::requestStop() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  stopping_ = true;
+  cv_.notify_all();
+}
+
+bool PluginRuntime::stop(std::chrono::milliseconds grace) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  stopping_ = true;
+  cv_.notify_all();
+  if (!thread_.joinable()) return !abandoned_;
+  if (!cv_.wait_for(lock, grace, [this] { return thread_done_; })) {
+    logWarn("plugin:" + name(), "still inside collect() after " +
+                                    std::to_string(grace.count()) + " ms; abandoning it");
+    abandoned_ = true;
+    thread_.detach();
+    return false;
+  }
+  lock.unlock();
+  thread_.join();
+  return true;
+}
+
+std::chrono::milliseconds PluginRuntime::timeout() const {
+  return std::chrono::milliseconds(config_.timeout_ms > 0 ? config_.timeout_ms
+                                                          : config_.interval_ms);
+}
+
+std::chrono::milliseconds PluginRuntime::staleAfter() const {
+  return std::chrono::milliseconds(2 * config_.interval_ms) + timeout();
+}
+
+void PluginRuntime::run() {
+  const auto interval = std::chrono::milliseconds(config_.interval_ms);
+  auto next = Clock::now();
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      if (cv_.wait_until(lock, next, [this] { return stopping_; })) return;
+    }
+    auto started = Clock::now();
+    collectOnce();
+    auto finished = Clock::now();
+
+    // Next slot on the original grid; slots that passed while collecting are skipped.
+    next = started + interval;
+    if (next <= finished) {
+      auto missed = (finished - started) / interval;
+      next = started + interval * (missed + 1);
+      std::lock_guard<std::mutex> lock(mutex_);
+      skipped_ += static_cast<uint64_t>(missed);
+      for (int i = 0; i < missed; ++i) services_.metrics->pluginSkipped(name());
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (consecutive_failures_ >= kQuarantineAfter) {
+      int exponent = std::min(consecutive_failures_ - kQuarantineAfter, 16);
+      auto backoff = std::min<std::chrono::milliseconds>(interval * (1LL << exponent),
+                                                         kMaxBackoff);
+      next = std::max(next, finished + backoff);
+      if (!quarantined_) {
+        quarantined_ = true;
+        services_.metrics->pluginQuarantined(name());
+        logWarn("plugin:" + name(), "quarantined after " + std::to_string(consecutive_failures_) +
+                                        " consecutive failures; retrying with backoff (last: " +
+                                        last_error_ + ")");
+      }
+    }
+  }
+}
+
+void PluginRuntime::collectOnce() {
+  auto started = Clock::now();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    collecting_ = true;
+    collect_started_ = started;
+  }
+  deadline_ns_.store((started + timeout()).time_since_epoch().count());
+  std::string error;
+  int status = library_->plugin().collect(instance_, &appendTo, &error);
+  deadline_ns_.store(0);
+  auto finished = Clock::now();
+  double seconds = std::chrono::duration<double>(finished - started).count();
+  bool ok = status == BB_OK;
+  services_.metrics->pluginCollect(name(), seconds, ok);
+
+  std::string reason;
+  if (!ok) {
+    reason = error.empty() ? "collect returned status " + std::to_string(status) : error;
+    reason = redact(reason);
+    services_.store->markPluginError(name(), reason);
+  }
+  bool was_quarantined = false;
+  int failures_in_row = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    collecting_ = false;
+    ++collections_;
+    last_duration_ = seconds;
+    if (ok) {
+      last_success_ = finished;
+      was_quarantined = quarantined_;
+      quarantined_ = false;
+      consecutive_failures_ = 0;
+      last_error_.clear();
+    } else {
+      ++failures_;
+      failures_in_row = ++consecutive_failures_;
+      last_error_ = reason;
+    }
+  }
+  if (!ok && failures_in_row <= kQuarantineAfter)
+    logWarn("plugin:" + name(), "collect failed: " + reason);
+  if (was_quarantined) logInfo("plugin:" + name(), "recovered; quarantine lifted");
+}
+
+std::chrono::steady_clock::time_point PluginRuntime::callDeadline() const {
+  int64_t ns = deadline_ns_.load();
+  if (ns != 0) return Clock::time_point(Clock::duration(ns));
+  return Clock::now() + timeout();
+}
+
+PluginStatus PluginRuntime::status() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  PluginStatus s;
+  s.name = name();
+  s.version = info().version;
+  s.path = info().path;
+  s.interval_ms = config_.interval_ms;
+  auto now = Clock::now();
+  if (last_success_)
+    s.last_success_age_seconds = std::chrono::duration<double>(now - *last_success_).count();
+  s.last_duration_seconds = last_duration_;
+  s.last_error = last_error_;
+  s.consecutive_failures = consecutive_failures_;
+  s.collections = collections_;
+  s.failures = failures_;
+  s.skipped = skipped_;
+  if (stopping_) s.state = "stopped";
+  else if (collecting_ && now - collect_started_ > timeout()) s.state = "overdue";
+  else if (quarantined_) s.state = "quarantined";
+  else if (consecutive_failures_ > 0) s.state = "failing";
+  else if (!last_success_) s.state = "starting";
+  else s.state = "ok";
+  return s;
+}
+
+// ---- host API -------------------------------------------------------------------------------
+
+void PluginRuntime::hostLog(int level, const char* message) {
+  LogLevel l = LogLevel::Info;
+  if (level <= BB_LOG_DEBUG) l = LogLevel::Debug;
+  else if (level == BB_LOG_WARN) l = LogLevel::Warn;
+  else if (level >= BB_LOG_ERROR) l = LogLevel::Error;
+  log(l, "plugin:" + name(), text(message));
+}
+
+int PluginRuntime::hostRpc(const char* method, const char* params, bb_sink_fn sink, void* ctx) {
+  bb_rpc_request req{sizeof(bb_rpc_request), method, params, sink, ctx, BB_ERR_INTERNAL};
+  hostRpcMany(&req, 1);
+  return req.status;
+}
+
+int PluginRuntime::hostRpcMany(bb_rpc_request* requests, size_t count) {
+  if (!requests && count) return BB_ERR_INVALID;
+  auto deliver = [](bb_rpc_request& r, int status, const std::string& json) {
+    r.status = status;
+    if (r.sink) r.sink(r.sink_ctx, json.data(), json.size());
+  };
+  auto deadline = callDeadline();
+  std::vector<std::pair<std::string, std::string>> calls;
+  std::vector<size_t> index;
+  for (size_t i = 0; i < count; ++i) {
+    bb_rpc_request& r = requests[i];
+    if (r.struct_size < offsetof(bb_rpc_request, status) + sizeof(int32_t) || !r.method ||
+        !*r.method) {
+      deliver(r, BB_ERR_INVALID, R"({"code":0,"message":"invalid rpc request: no method"})");
+      continue;
+    }
+    calls.emplace_back(r.method, r.params_json ? r.params_json : "{}");
+    index.push_back(i);
+  }
+  if (calls.empty()) return BB_OK;
+  if (Clock::now() >= deadline) {
+    for (size_t i : index)
+      deliver(requests[i], BB_ERR_TIMEOUT,
+              R"({"code":0,"message":"the collect deadline has passed; call not sent"})");
+    return BB_ERR_TIMEOUT;
+  }
+  std::vector<RpcOutcome> outcomes;
+  if (calls.size() == 1)
+    outcomes.push_back(services_.rpc->call(calls[0].first, calls[0].second, deadline));
+  else
+    outcomes = services_.rpc->callMany(calls, deadline);
+  int worst = BB_OK;
+  for (size_t k = 0; k < index.size() && k < outcomes.size(); ++k) {
+    int status = static_cast<int>(outcomes[k].status);
+    deliver(requests[index[k]], status, outcomes[k].json);
+    if (status != BB_OK) worst = status;
+  }
+  return worst;
+}
+
+int PluginRuntime::hostPublish(const char* section, const char* json, size_t len) {
+  std::string s = text(section);
+  if (!validSectionName(s)) {
+    logWarn("plugin:" + name(), "publish refused: section name '" + s +
+                                    "' is invalid; use [a-z0-9_]{1,64}");
+    return BB_ERR_INVALID;
+  }
+  if (!json) return BB_ERR_INVALID;
+  std::string body(json, len);
+  bool has_timestamp = false;
+  try {
+    blockbuster::Json parsed = blockbuster::Json::parse(body);
+    if (!parsed.isObject()) throw blockbuster::JsonError("a section must be a JSON object");
+    has_timestamp = parsed.contains("timestamp");
+  } catch (const blockbuster::JsonError& e) {
+    std::string why = "section '" + s + "' refused: " + e.what();
+    logWarn("plugin:" + name(), why);
+    services_.store->markError(name() + "." + s, name(), why, staleAfter());
+    return BB_ERR_INVALID;
+  }
+  services_.store->publish(name() + "." + s, name(), body, has_timestamp, staleAfter());
+  return BB_OK;
+}
+
+int PluginRuntime::hostPublishError(const char* section, const char* reason) {
+  std::string s = text(section);
+  if (!validSectionName(s)) return BB_ERR_INVALID;
+  services_.store->markError(name() + "." + s, name(), redact(text(reason)), staleAfter());
+  return BB_OK;
+}
+
+int PluginRuntime::hostMetric(const bb_metric* m) {
+  if (!m || m->struct_size < offsetof(bb_metric, value) + sizeof(double) || !m->name)
+    return BB_ERR_INVALID;
+  MetricUpdate u;
+  u.name = m->name;
+  u.help = text(m->help);
+  u.counter = m->kind == BB_METRIC_COUNTER;
+  u.op = m->op == BB_METRIC_ADD      ? MetricUpdate::Op::Add
+         : m->op == BB_METRIC_REMOVE ? MetricUpdate::Op::Remove
+                                     : MetricUpdate::Op::Set;
+  u.value = m->value;
+  if (m->label_count > 32) return BB_ERR_LIMIT;
+  for (size_t i = 0; i < m->label_count; ++i) {
+    if (!m->label_names || !m->label_values || !m->label_names[i] || !m->label_values[i])
+      return BB_ERR_INVALID;
+    u.labels.emplace_back(m->label_names[i], m->label_values[i]);
+  }
+  std::string why = services_.metrics->applyPluginMetric(name(), u);
+  if (why.empty()) return BB_OK;
+  logDebug("plugin:" + name(), "metric refused: " + why);
+  return why.find("series cap") != std::string::npos ? BB_ERR_LIMIT : BB_ERR_INVALID;
+}
+
+int PluginRuntime::hostFeature(const char* feature, double value) {
+  std::string f = text(feature);
+  if (!validSectionName(f)) return BB_ERR_INVALID;
+  services_.features->set(name() + "." + f, value);
+  return BB_OK;
+}
+
+int PluginRuntime::hostServe(const char* path, bb_route_fn fn, void* ctx) {
+  if (!fn || !path) return BB_ERR_INVALID;
+  std::string why = services_.routes->add(path, name(), fn, ctx);
+  if (why.empty()) return BB_OK;
+  logWarn("plugin:" + name(), "serve refused: " + why);
+  return BB_ERR_INVALID;
+}
+
+const char* PluginRuntime::hostStateDir() { return state_dir_.empty() ? nullptr : state_dir_.c_str(); }
+
+}  // namespace bb

@@ -1,0 +1,84 @@
+// HTTP routing independent of the server library: a request in, a response out. The same
+// Router serves the main port; tests and fuzzers drive it without sockets.
+//
+// It answers, for every route: HEAD (GET without the body), OPTIONS (CORS preflight), 405 with
+// `Allow` for other methods, 404 for unknown paths, and 400 for a malformed query string; every
+// error body is {"error":{"code","message"}}. CORS follows the config: "*" by default; with an
+// allow-list, the matching Origin is echoed with `Vary: Origin`. Credentials are never allowed.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace bb {
+
+using QueryParams = std::vector<std::pair<std::string, std::string>>;
+
+struct HttpRequest {
+  std::string method;  ///< "GET", "HEAD", ...
+  std::string path;    ///< decoded path, without the query
+  std::string raw_query;
+  std::string origin;  ///< the Origin header, "" if none
+  std::string if_none_match;  ///< the If-None-Match header, "" if none
+  QueryParams query;   ///< filled by Router::handle
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;
+  bool head = false;  ///< answer to HEAD: send headers (with the body's length) but no body
+
+  static HttpResponse json(std::string body, int status = 200);
+  /// {"error":{"code":code,"message":message}}
+  static HttpResponse error(int status, const std::string& code, const std::string& message);
+};
+
+/// Parses "a=1&b=x%20y". Returns "" on success, else a message naming the bad part.
+std::string parseQuery(const std::string& raw, QueryParams& out);
+/// Percent-decodes (and '+' as space when `plus_is_space`); false on a bad escape.
+bool percentDecode(const std::string& in, std::string& out, bool plus_is_space);
+
+/// Reads an integer query parameter. Returns "" and sets `value` (to `fallback` when absent), or
+/// an error message naming the parameter and the allowed range.
+std::string intParam(const QueryParams& q, const std::string& name, long long fallback,
+                     long long min, long long max, long long& value);
+
+class Router {
+ public:
+  using Handler = std::function<HttpResponse(const HttpRequest&)>;
+  /// Handles paths no exact route matched (e.g. plugin routes); nullopt = 404.
+  using Fallback = std::function<std::optional<HttpResponse>(const HttpRequest&)>;
+
+  explicit Router(std::vector<std::string> cors_origins = {"*"});
+
+  /// Registers a GET (and HEAD) route. `params` lists the query parameters it accepts; any other
+  /// is a 400 naming the allowed ones.
+  void get(const std::string& path, Handler handler, std::vector<std::string> params = {});
+  void setFallback(Fallback fallback);
+
+  HttpResponse handle(HttpRequest request) const;
+
+  /// The route label for metrics: the registered path, "fallback", or "unmatched".
+  std::string routeLabel(const std::string& path) const;
+  std::vector<std::string> paths() const;
+
+ private:
+  struct Route {
+    Handler handler;
+    std::vector<std::string> params;
+  };
+  void addCors(const HttpRequest& req, HttpResponse& resp) const;
+
+  std::map<std::string, Route> routes_;
+  Fallback fallback_;
+  std::vector<std::string> cors_origins_;
+  bool cors_any_ = false;
+};
+
+}  // namespace bb

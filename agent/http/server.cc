@@ -1,0 +1,135 @@
+#include "http/server.h"
+
+#include <Poco/Net/HTTPRequestHandler.h>
+#include <Poco/Net/HTTPRequestHandlerFactory.h>
+#include <Poco/Net/HTTPServer.h>
+#include <Poco/Net/HTTPServerParams.h>
+#include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/NetException.h>
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/ThreadPool.h>
+
+#include <chrono>
+#include <stdexcept>
+
+#include "util/log.h"
+
+namespace bb {
+namespace {
+
+class Handler : public Poco::Net::HTTPRequestHandler {
+ public:
+  Handler(const HttpServer::Handler& handler, const HttpServer::Observer& observer)
+      : handler_(handler), observer_(observer) {}
+
+  void handleRequest(Poco::Net::HTTPServerRequest& request,
+                     Poco::Net::HTTPServerResponse& response) override {
+    auto started = std::chrono::steady_clock::now();
+    HttpRequest req;
+    req.method = request.getMethod();
+    const std::string& uri = request.getURI();
+    size_t q = uri.find('?');
+    std::string raw_path = uri.substr(0, q);
+    if (q != std::string::npos) req.raw_query = uri.substr(q + 1);
+    // A path that does not decode is answered 400 by the router as an unknown route.
+    if (!percentDecode(raw_path, req.path, false)) req.path = raw_path;
+    req.origin = request.get("Origin", "");
+    req.if_none_match = request.get("If-None-Match", "");
+    HttpResponse resp;
+    try {
+      resp = handler_(std::move(req));
+    } catch (const std::exception& e) {
+      // A handler bug must not take the connection down with a half-written answer.
+      logError("http", std::string("handler failed: ") + e.what());
+      resp = HttpResponse::error(500, "internal_error", "the agent failed to build this answer");
+    }
+    response.setStatusAndReason(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(resp.status));
+    if (!resp.content_type.empty()) response.setContentType(resp.content_type);
+    for (const auto& h : resp.headers) response.add(h.first, h.second);
+    response.setContentLength(static_cast<std::streamsize>(resp.body.size()));
+    try {
+      if (resp.head || resp.status == 204 || resp.status == 304) response.send();
+      else response.sendBuffer(resp.body.data(), resp.body.size());
+    } catch (const Poco::Exception&) {
+      // The client went away mid-answer: nothing to do.
+    }
+    if (observer_) {
+      HttpRequest seen;
+      seen.method = request.getMethod();
+      seen.path = raw_path;
+      observer_(seen, resp,
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    }
+  }
+
+ private:
+  const HttpServer::Handler& handler_;
+  const HttpServer::Observer& observer_;
+};
+
+class Factory : public Poco::Net::HTTPRequestHandlerFactory {
+ public:
+  Factory(HttpServer::Handler handler, HttpServer::Observer observer)
+      : handler_(std::move(handler)), observer_(std::move(observer)) {}
+  Poco::Net::HTTPRequestHandler* createRequestHandler(
+      const Poco::Net::HTTPServerRequest&) override {
+    return new Handler(handler_, observer_);
+  }
+
+ private:
+  HttpServer::Handler handler_;
+  HttpServer::Observer observer_;
+};
+
+}  // namespace
+
+struct HttpServer::Impl {
+  Poco::Net::ServerSocket socket;
+  std::unique_ptr<Poco::ThreadPool> pool;
+  std::unique_ptr<Poco::Net::HTTPServer> server;
+  int port = 0;
+};
+
+HttpServer::HttpServer(ServerOptions options, Handler handler, Observer observer)
+    : options_(std::move(options)), impl_(std::make_unique<Impl>()) {
+  try {
+    Poco::Net::SocketAddress address(options_.host, static_cast<Poco::UInt16>(options_.port));
+    // SO_REUSEADDR for quick restarts, but not SO_REUSEPORT: a second agent on the same port
+    // must fail here, not silently share the port.
+    impl_->socket.bind(address, /*reuseAddress=*/true, /*reusePort=*/false);
+    impl_->socket.listen(1024);
+  } catch (const Poco::Exception& e) {
+    throw std::runtime_error("cannot listen on " + options_.host + ":" +
+                             std::to_string(options_.port) + " for " + options_.name + " (" +
+                             e.displayText() +
+                             "); is another process using the port? Choose another port");
+  }
+  impl_->port = impl_->socket.address().port();
+  auto* params = new Poco::Net::HTTPServerParams;
+  params->setMaxThreads(options_.max_threads);
+  params->setMaxQueued(options_.max_queued);
+  params->setKeepAlive(true);
+  params->setMaxKeepAliveRequests(0);
+  params->setKeepAliveTimeout(Poco::Timespan(options_.keep_alive_timeout_seconds, 0));
+  params->setTimeout(Poco::Timespan(10, 0));
+  params->setServerName("blockbuster-agent");
+  impl_->pool = std::make_unique<Poco::ThreadPool>(2, options_.max_threads, 60, 256 * 1024);
+  impl_->server = std::make_unique<Poco::Net::HTTPServer>(
+      new Factory(std::move(handler), std::move(observer)), *impl_->pool, impl_->socket, params);
+}
+
+HttpServer::~HttpServer() { stop(); }
+
+void HttpServer::start() { impl_->server->start(); }
+
+void HttpServer::stop() {
+  if (!impl_->server) return;
+  impl_->server->stopAll(true);
+  impl_->pool->joinAll();
+  impl_->server.reset();
+}
+
+int HttpServer::port() const { return impl_->port; }
+
+}  // namespace bb

@@ -1,0 +1,311 @@
+// blockbuster-agent: loads the plugins, polls the node through them, serves the dashboard API,
+// the Prometheus metrics and the web page.
+#include <limits.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "api/dashboard_api.h"
+#include "api/node_monitor.h"
+#include "config/config.h"
+#include "host/plugin_manager.h"
+#include "host/plugin_options.h"
+#include "host/plugin_routes.h"
+#include "http/router.h"
+#include "http/server.h"
+#include "http/static_files.h"
+#include "metrics/metrics.h"
+#include "rpc/rpc_client.h"
+#include "snapshot/feature_store.h"
+#include "snapshot/snapshot_store.h"
+#include "util/log.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(Usage: blockbuster-agent [options]
+
+Observability agent for a node of The Block: polls the node's JSON-RPC API through its plugins
+and serves the dashboard REST API, Prometheus metrics and the web dashboard.
+
+Options:
+  --config FILE        read this config file (default: ~/.block-buster/config.yaml, then
+                       /etc/block-buster/config.yaml, then built-in defaults)
+  --plugin-dir DIR     load plugins from DIR (overrides plugin_dir of the config)
+  --check-config       validate the config (and the plugins' options), print the effective
+                       config with secrets redacted, and exit (non-zero on error)
+  --list-plugins       list the plugins found, with their versions, ABI and config keys
+  --log-level LEVEL    debug, info, warn or error (overrides log_level)
+  --version            print the version and exit
+  --help               print this help and exit
+
+Environment (overrides the config file):
+  THEBLOCK_RPC_URL, THEBLOCK_WS_URL, THEBLOCK_AUTH_TOKEN,
+  BLOCK_BUSTER_HTTP_HOST, BLOCK_BUSTER_HTTP_PORT (default 5000),
+  BLOCK_BUSTER_WS_HOST, BLOCK_BUSTER_WS_PORT (default 5001), BLOCK_BUSTER_FEATURE_WS_PORT (5002),
+  BLOCK_BUSTER_WEB_HOST, BLOCK_BUSTER_WEB_PORT (default 4173), BLOCK_BUSTER_LOG_LEVEL
+
+Endpoints (main port): /health /metrics /theblock/network/metrics /theblock/markets/health
+  /theblock/receipts /theblock/operations /theblock/peers/list /theblock/dashboard /plugins
+When ready it prints one line to stdout: "blockbuster-agent ready http=HOST:PORT web=HOST:PORT".
+Docs: docs/ in the source tree; the config keys: docs/configuration.md.
+)";
+
+struct Args {
+  std::optional<std::string> config;
+  std::optional<std::string> plugin_dir;
+  std::optional<std::string> log_level;
+  bool check = false;
+  bool list = false;
+};
+
+[[noreturn]] void usageError(const std::string& message) {
+  std::fprintf(stderr, "blockbuster-agent: %s\nTry 'blockbuster-agent --help'.\n",
+               message.c_str());
+  std::exit(2);
+}
+
+Args parseArgs(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&](const char* name) -> std::string {
+      std::string prefix = std::string(name) + "=";
+      if (arg.rfind(prefix, 0) == 0) return arg.substr(prefix.size());
+      if (i + 1 >= argc) usageError(std::string(name) + " needs a value");
+      return argv[++i];
+    };
+    auto is = [&](const char* name) {
+      return arg == name || arg.rfind(std::string(name) + "=", 0) == 0;
+    };
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    } else if (arg == "--version") {
+      std::printf("blockbuster-agent %s (plugin ABI %u.%u)\n", BB_VERSION, BB_ABI_VERSION_MAJOR,
+                  BB_ABI_VERSION_MINOR);
+      std::exit(0);
+    } else if (is("--config")) {
+      a.config = value("--config");
+    } else if (is("--plugin-dir")) {
+      a.plugin_dir = value("--plugin-dir");
+    } else if (is("--log-level")) {
+      a.log_level = value("--log-level");
+    } else if (arg == "--check-config") {
+      a.check = true;
+    } else if (arg == "--list-plugins") {
+      a.list = true;
+    } else {
+      usageError("unknown option '" + arg + "'");
+    }
+  }
+  return a;
+}
+
+std::string exeDir() {
+  char buf[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return ".";
+  buf[n] = '\0';
+  return std::filesystem::path(buf).parent_path().string();
+}
+
+bool isLoopback(const std::string& host) {
+  return host == "127.0.0.1" || host == "localhost" || host == "::1" ||
+         host.rfind("127.", 0) == 0;
+}
+
+int listPlugins(const std::string& dir) {
+  std::vector<std::string> errors;
+  auto libs = bb::loadPluginDir(dir, errors);
+  std::printf("Plugins in %s:\n", dir.c_str());
+  for (const auto& lib : libs) {
+    const auto& i = lib->info();
+    std::printf("\n%s %s (ABI %u.%u)\n  %s\n  %s\n", i.name.c_str(), i.version.c_str(),
+                i.abi_major, i.abi_minor, i.description.c_str(), i.path.c_str());
+    for (const auto& k : i.config_keys)
+      std::printf("  options.%s: %s, default %s. %s\n", k.name.c_str(),
+                  bb::configTypeName(k.type), k.default_json.empty() ? "none" : k.default_json.c_str(),
+                  k.help.c_str());
+  }
+  for (const auto& e : errors) std::printf("\nrefused: %s\n", e.c_str());
+  return errors.empty() ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Signals are taken synchronously by main (sigwait); block them before any thread starts so
+  // that every thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  Args args = parseArgs(argc, argv);
+  bb::Config config;
+  try {
+    bb::LoadOptions lo;
+    lo.explicit_path = args.config;
+    lo.env = bb::processEnvironment();
+    if (const char* home = std::getenv("HOME")) lo.home = home;
+    config = bb::loadConfig(lo);
+  } catch (const bb::ConfigError& e) {
+    std::fprintf(stderr, "blockbuster-agent: %s\n", e.what());
+    return 2;
+  }
+  if (args.log_level) {
+    bb::LogLevel level;
+    if (!bb::parseLogLevel(*args.log_level, level))
+      usageError("--log-level must be debug, info, warn or error, got '" + *args.log_level + "'");
+    config.log_level = *args.log_level;
+  }
+  bb::LogLevel level = bb::LogLevel::Info;
+  bb::parseLogLevel(config.log_level, level);
+  bb::setLogLevel(level);
+  bb::addSecret(config.rpc.auth_token);
+
+  const std::string base = exeDir();
+  std::string plugin_dir = args.plugin_dir ? *args.plugin_dir
+                           : !config.plugin_dir.empty() ? config.plugin_dir
+                                                        : base + "/../lib/blockbuster/plugins";
+  plugin_dir = std::filesystem::weakly_canonical(plugin_dir).string();
+  if (args.list) return listPlugins(plugin_dir);
+
+  if (args.check) {
+    // Validate the plugins' options too: that is where most mistakes in a config are.
+    std::vector<std::string> errors;
+    try {
+      auto libs = bb::loadPluginDir(plugin_dir, errors);
+      for (const auto& kv : config.plugins) {
+        bool found = false;
+        for (const auto& lib : libs) {
+          if (lib->info().name != kv.first) continue;
+          found = true;
+          bb::effectiveOptions(lib->info(), kv.second.options_json);
+        }
+        if (!found)
+          throw bb::ConfigError("plugins." + kv.first + ": no plugin named '" + kv.first +
+                                "' in " + plugin_dir);
+      }
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "blockbuster-agent: %s: %s\n", config.source.c_str(), e.what());
+      return 2;
+    }
+    std::fputs(bb::describeConfig(config).c_str(), stdout);
+    for (const auto& e : errors) std::fprintf(stderr, "warning: plugin refused: %s\n", e.c_str());
+    std::printf("# config OK (plugins from %s)\n", plugin_dir.c_str());
+    return 0;
+  }
+
+  std::string state_dir = config.state_dir;
+  if (state_dir.empty()) {
+    if (const char* sd = std::getenv("STATE_DIRECTORY")) state_dir = sd;  // systemd
+    else if (const char* home = std::getenv("HOME")) state_dir = std::string(home) + "/.block-buster/state";
+    else state_dir = "/var/lib/block-buster";
+  }
+
+  try {
+    bb::Metrics metrics(BB_VERSION);
+    bb::RpcClient rpc(config.rpc);
+    bb::NodeMonitor node(&rpc);
+    rpc.setObserver([&](const std::string& method, const bb::RpcOutcome& o) {
+      metrics.rpcCall(method, bb::toString(o.status), o.seconds);
+      node.record(method, o);
+      if (o.status != bb::RpcStatus::Shutdown) metrics.nodeUp(node.state().reachable);
+    });
+    bb::SnapshotStore store;
+    bb::FeatureStore features;
+    bb::PluginRoutes routes;
+    bb::HostServices services{&rpc, &store, &metrics, &features, &routes, state_dir};
+    bb::PluginManager plugins(services);
+    plugins.load(config, plugin_dir);
+
+    bb::Router router(config.cors_origins);
+    bb::DashboardApi api(bb::ApiContext{BB_VERSION, config.rpc.url, &store, &features, &metrics,
+                                        &plugins, &routes, &node});
+    api.install(router);
+
+    bb::ServerOptions http_options{"http", config.http.host, config.http.port};
+    bb::HttpServer http(
+        http_options, [&](bb::HttpRequest&& r) { return router.handle(std::move(r)); },
+        [&](const bb::HttpRequest& r, const bb::HttpResponse& resp, double seconds) {
+          metrics.httpRequest(router.routeLabel(r.path), resp.status, seconds);
+        });
+
+    std::unique_ptr<bb::StaticFiles> web_files;
+    std::unique_ptr<bb::HttpServer> web;
+    if (config.web.port >= 0) {
+      std::string root =
+          config.web_root.empty() ? base + "/../share/blockbuster/web" : config.web_root;
+      std::string runtime_config = "{\"api_port\":" + std::to_string(http.port()) +
+                                   ",\"ws_port\":" + std::to_string(config.ws.port) +
+                                   ",\"feature_ws_port\":" +
+                                   std::to_string(config.feature_ws.port) +
+                                   ",\"refresh_ms\":2000,\"version\":\"" BB_VERSION "\"}";
+      try {
+        web_files = std::make_unique<bb::StaticFiles>(root, runtime_config);
+      } catch (const std::exception& e) {
+        if (!config.web_root.empty()) throw bb::ConfigError(config.source + ": web.root: " + e.what());
+        bb::logWarn("web", std::string(e.what()) + "; the web dashboard is not served");
+      }
+      if (web_files)
+        web = std::make_unique<bb::HttpServer>(
+            bb::ServerOptions{"web", config.web.host, config.web.port},
+            [&](bb::HttpRequest&& r) { return web_files->serve(r); });
+    }
+    for (const auto& l : {config.http, config.web}) {
+      if (l.port >= 0 && !isLoopback(l.host))
+        bb::logWarn("security", "listening on " + l.host + ":" + std::to_string(l.port) +
+                                    " without authentication: anyone who can reach this "
+                                    "address can read the dashboard; bind 127.0.0.1 or put "
+                                    "an authenticating proxy in front");
+    }
+
+    plugins.startAll();
+    http.start();
+    if (web) web->start();
+    std::string ready = "blockbuster-agent ready http=" + config.http.host + ":" +
+                        std::to_string(http.port());
+    if (web) ready += " web=" + config.web.host + ":" + std::to_string(web->port());
+    std::printf("%s\n", ready.c_str());
+    std::fflush(stdout);
+    bb::logInfo("agent", "serving the API on " + config.http.host + ":" +
+                             std::to_string(http.port()) + ", polling " +
+                             bb::redact(config.rpc.url));
+
+    for (;;) {
+      int sig = 0;
+      sigwait(&signals, &sig);
+      if (sig == SIGHUP) {
+        bb::logWarn("agent", "SIGHUP: configuration reload is not implemented yet; restart "
+                             "the agent to apply a new config");
+        continue;
+      }
+      bb::logInfo("agent", std::string("stopping on ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT"));
+      break;
+    }
+    rpc.shutdown();  // calls in flight return at once, so plugins finish their collect quickly
+    plugins.stopAll();
+    if (web) web->stop();
+    http.stop();
+    bb::logInfo("agent", "stopped");
+    return 0;
+  } catch (const bb::ConfigError& e) {
+    std::fprintf(stderr, "blockbuster-agent: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "blockbuster-agent: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,64 @@
+// The agent's Prometheus registry: self-metrics (blockbuster_*, process_*) and the metrics
+// plugins set through the SDK (checked names, bounded series). Only metrics.cc includes
+// prometheus-cpp.
+//
+// Thread-safe. Serialization (a scrape) takes no lock that a plugin's collect holds for long:
+// prometheus-cpp locks each family only while copying its values.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace bb {
+
+struct MetricUpdate {
+  std::string name;
+  std::string help;
+  bool counter = false;  ///< else gauge
+  enum class Op { Set, Add, Remove } op = Op::Set;
+  std::vector<std::pair<std::string, std::string>> labels;
+  double value = 0;
+};
+
+class Metrics {
+ public:
+  /// `max_series_per_plugin`: a plugin's updates that would create more series are dropped
+  /// and counted in blockbuster_plugin_series_dropped_total.
+  explicit Metrics(const std::string& version, size_t max_series_per_plugin = 2000);
+  ~Metrics();
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  /// Text exposition format 0.0.4.
+  std::string serialize() const;
+
+  // --- self-metrics ---------------------------------------------------------------------------
+  void pluginLoaded(const std::string& plugin, const std::string& version);
+  void pluginCollect(const std::string& plugin, double seconds, bool ok);
+  void pluginUp(const std::string& plugin, bool up);
+  void pluginSkipped(const std::string& plugin);  ///< a run skipped: the previous still running
+  void pluginQuarantined(const std::string& plugin);
+  void rpcCall(const std::string& method, const std::string& outcome, double seconds);
+  void httpRequest(const std::string& route, int code, double seconds);
+  void nodeUp(bool up);
+
+  // --- plugin metrics -------------------------------------------------------------------------
+  /// Applies one update from `plugin`. Returns "" on success, else why it was refused (invalid
+  /// name or label, a name already used with another type or other label names, a reserved
+  /// prefix, or the plugin's series cap).
+  std::string applyPluginMetric(const std::string& plugin, const MetricUpdate& update);
+  /// Removes every series the plugin created (it was unloaded or restarted).
+  void removePluginSeries(const std::string& plugin);
+
+  /// Series a plugin currently owns.
+  size_t pluginSeries(const std::string& plugin) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace bb

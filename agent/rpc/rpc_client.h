@@ -1,0 +1,109 @@
+// The one JSON-RPC client every plugin shares (through bb_host_api::rpc_call).
+//
+// - HTTP/1.1 keep-alive over a bounded pool of Poco::Net::HTTPClientSession;
+// - connect and per-attempt timeouts, and an overall deadline per call;
+// - retries with capped exponential backoff and full jitter on transport errors only (refused,
+//   reset, empty reply, timeout, HTTP 5xx/502-504); never after the node answered with a
+//   JSON-RPC error or a 4xx;
+// - HTTP 429 (the real node's limiter): no retry; the client pauses *all* calls until the ban
+//   would be over (Retry-After if given, else 60 s) and fails them fast with BB_ERR_LIMIT;
+// - `Authorization: Bearer <token>` when a token is set; `Host: <host of rpc_url>` with the
+//   port stripped (what the real node checks);
+// - params always a JSON object (`{}` when none); one request object per POST (no batches);
+// - a token-bucket cap on requests per second toward the node (waits for a token, up to the
+//   call's deadline);
+// - replies over max_response_bytes are refused without being read whole.
+//
+// Outcome of an answer: a JSON-RPC error with code -32001/-32002 (the real node's limiter) is
+// Limit and starts the pause like HTTP 429; any other {"error":...} is RpcError, whatever the
+// HTTP status (a JSON-RPC server may send -32601 with 404 or -32603 with 500). A success
+// envelope whose result is {"error":...} (the real node does that) stays Ok: plugins judge
+// shapes. HTTP 403 (the real node's Host check) is Transport and not retried.
+//
+// Thread-safe: any number of threads may call() at once.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+
+namespace bb {
+
+enum class RpcStatus {
+  Ok = 0,           // == BB_OK
+  RpcError = 1,     // == BB_ERR_RPC: node answered {"error":...}
+  Transport = 2,    // == BB_ERR_TRANSPORT
+  Timeout = 3,      // == BB_ERR_TIMEOUT
+  BadResponse = 4,  // == BB_ERR_BAD_RESPONSE: not JSON / not JSON-RPC
+  Invalid = 5,      // == BB_ERR_INVALID: the caller's method or params_json is unusable
+  Limit = 6,        // == BB_ERR_LIMIT: rate-limited by the node (429/banned) or reply too big
+  Shutdown = 8,     // == BB_ERR_SHUTDOWN
+};
+
+const char* toString(RpcStatus status);
+
+struct RpcOutcome {
+  RpcStatus status = RpcStatus::Transport;
+  /// Ok: the `result` member as compact JSON text. RpcError: the node's `error` object as JSON
+  /// text. Otherwise: {"code":<int>,"message":"..."} with code 0 and a human message that never
+  /// contains the auth token.
+  std::string json;
+  int attempts = 0;      ///< HTTP requests made (1 + retries)
+  int http_status = 0;   ///< last HTTP status seen, 0 if none
+  double seconds = 0;    ///< wall time of the whole call, waits included
+  bool ok() const { return status == RpcStatus::Ok; }
+};
+
+/// Observer for self-metrics; called once per call() (callMany included), on the thread that ran
+/// the call (a callMany worker or the caller), possibly from several threads at once: it must be
+/// thread-safe and must not call back into the client.
+using RpcObserver = std::function<void(const std::string& method, const RpcOutcome&)>;
+
+class RpcClient {
+ public:
+  /// Throws ConfigError for an unusable rpc_url (scheme must be http; https when built with TLS).
+  explicit RpcClient(RpcConfig config);
+  ~RpcClient();
+  RpcClient(const RpcClient&) = delete;
+  RpcClient& operator=(const RpcClient&) = delete;
+
+  /// Calls `method` with `params_json` (must be a JSON object text; "" means {}; anything else
+  /// is refused unsent with Invalid). Blocks until an outcome or `deadline`, whichever comes
+  /// first (a call past its deadline is Timeout).
+  RpcOutcome call(const std::string& method, const std::string& params_json,
+                  std::chrono::steady_clock::time_point deadline);
+
+  /// Convenience: deadline = now + config timeout_ms * (retries + 1) + backoff.
+  RpcOutcome call(const std::string& method, const std::string& params_json = "{}");
+
+  /// Runs the calls concurrently (bounded by max_connections) and returns outcomes in order.
+  std::vector<RpcOutcome> callMany(const std::vector<std::pair<std::string, std::string>>& calls,
+                                   std::chrono::steady_clock::time_point deadline);
+
+  void setObserver(RpcObserver observer);
+
+  /// Fails all waiting (rate cap, free connection, backoff) and future calls with Shutdown, at
+  /// once. An HTTP exchange already on the wire is not cut: it ends within its per-attempt
+  /// timeout and is not retried. Idempotent; the destructor calls it.
+  void shutdown();
+
+  /// Requests sent to the node since start (every HTTP attempt).
+  uint64_t requestsSent() const;
+  /// True while a 429 ban is being waited out.
+  bool banned() const;
+
+  const RpcConfig& config() const { return config_; }
+
+ private:
+  struct Impl;
+  RpcConfig config_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace bb

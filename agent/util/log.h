@@ -1,0 +1,44 @@
+// Logging: one line per event to stderr, "<time> <level> [<component>] <message>".
+// Thread-safe. Registered secrets are replaced by "<redacted>" in every line, whoever logs it.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+#include <cstdint>
+
+namespace bb {
+
+enum class LogLevel { Debug = 0, Info = 1, Warn = 2, Error = 3 };
+
+/// Parses "debug" | "info" | "warn" | "error"; returns false for anything else.
+bool parseLogLevel(std::string_view text, LogLevel& out);
+const char* toString(LogLevel level);
+
+void setLogLevel(LogLevel level);
+LogLevel logLevel();
+bool logEnabled(LogLevel level);
+
+/// A string that must never be printed (e.g. the node's auth token). Empty strings are ignored.
+void addSecret(const std::string& secret);
+/// `text` with every registered secret replaced by "<redacted>".
+std::string redact(std::string text);
+
+void log(LogLevel level, std::string_view component, std::string_view message);
+
+/// A warn or error line, as remembered for /health's recent_errors.
+struct LoggedError {
+  int64_t unix_seconds = 0;
+  LogLevel level = LogLevel::Warn;
+  std::string component;
+  std::string message;  ///< already redacted
+};
+/// The last `max` warn/error lines (oldest first) and how many there were since start. Lines
+/// are remembered whatever the log level is set to.
+std::vector<LoggedError> recentErrors(size_t max, uint64_t* total);
+inline void logDebug(std::string_view c, std::string_view m) { log(LogLevel::Debug, c, m); }
+inline void logInfo(std::string_view c, std::string_view m) { log(LogLevel::Info, c, m); }
+inline void logWarn(std::string_view c, std::string_view m) { log(LogLevel::Warn, c, m); }
+inline void logError(std::string_view c, std::string_view m) { log(LogLevel::Error, c, m); }
+
+}  // namespace bb

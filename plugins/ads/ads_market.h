@@ -1,0 +1,49 @@
+// Ad market logic: from recorded answers of ad_market.* (and governor.status) to the guide's ads
+// object of GET /theblock/markets/health. No SDK wrapper include: unit-tested on recorded
+// answers alone.
+#ifndef BLOCKBUSTER_PLUGINS_ADS_ADS_MARKET_H_
+#define BLOCKBUSTER_PLUGINS_ADS_ADS_MARKET_H_
+
+#include <optional>
+#include <vector>
+
+#include "market_common.h"
+
+namespace blockbuster::markets {
+
+inline constexpr const char* kAdsStats = "ad_market.stats";
+inline constexpr const char* kAdsInventory = "ad_market.inventory";
+inline constexpr const char* kAdsBudget = "ad_market.budget";
+
+/// Options of the ads plugin.
+struct AdsOptions {
+  bool governor = true;  ///< also read governor.status on the theblock profile
+};
+
+/// Remembers the detected profile and the previous sample (to see impressions and revenue
+/// move). Not thread-safe: one instance per plugin instance, called from its collect() only.
+class AdsMarket {
+ public:
+  explicit AdsMarket(AdsOptions options = {}) : options_(options) {}
+
+  /// The calls to make this cycle, for the profile detected so far.
+  std::vector<Call> plan() const;
+  /// Builds this cycle's report from the answers to plan() and updates what it remembers.
+  Outcome update(const Answers& answers);
+  Profile profile() const noexcept { return profile_; }
+
+ private:
+  void spec(const Json& stats, MarketReport& r);
+  void theblock(const Answers& answers, MarketReport& r);
+  void decide(MarketReport& r, bool impressionsAreCurrent);
+  void forget();
+
+  AdsOptions options_;
+  Profile profile_ = Profile::kUnknown;
+  std::optional<double> prev_impressions_;
+  std::optional<double> prev_revenue_;
+};
+
+}  // namespace blockbuster::markets
+
+#endif  // BLOCKBUSTER_PLUGINS_ADS_ADS_MARKET_H_

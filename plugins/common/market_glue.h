@@ -1,0 +1,69 @@
+// Glue shared by the four market plugins: runs a market's calls through the host, feeds the
+// answers to its logic and emits the report (section, metrics, features). Included only by the
+// plugins' *_plugin.cc files, never by logic (it needs the SDK wrapper, plugin.h).
+#ifndef BLOCKBUSTER_PLUGINS_COMMON_MARKET_GLUE_H_
+#define BLOCKBUSTER_PLUGINS_COMMON_MARKET_GLUE_H_
+
+#include <blockbuster/plugin.h>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "market_common.h"
+
+namespace blockbuster::markets {
+
+/// Name of the one section each market plugin publishes ("<plugin>.market" on the dashboard).
+inline constexpr const char* kMarketSection = "market";
+
+/// Makes `calls` concurrently through the host (one cycle costs the slowest call).
+inline Answers callAll(const Host& host, const std::vector<Call>& calls) {
+  std::vector<RpcCall> rpc;
+  rpc.reserve(calls.size());
+  for (const Call& c : calls) rpc.push_back(RpcCall{c.method, c.params});
+  std::vector<RpcResult> results = host.rpcMany(rpc);
+  Answers answers;
+  for (size_t i = 0; i < calls.size() && i < results.size(); ++i) {
+    const RpcResult& r = results[i];
+    Answer a;
+    a.ok = r.ok;
+    a.value = r.value;
+    a.status = r.status;
+    a.code = r.code;
+    a.message = r.message;
+    answers[calls[i].method] = std::move(a);
+  }
+  return answers;
+}
+
+/// Publishes a report, sets its metrics (NaN removes a series) and features.
+inline void emit(const Host& host, const MarketReport& report) {
+  host.publish(kMarketSection, report.body());
+  for (const MetricPoint& m : report.metrics) host.gauge(m.name, m.help, m.value, m.labels);
+  for (const FeaturePoint& f : report.features) host.feature(f.name, f.value);
+}
+
+/// One collect cycle of a market (a class with plan() and update(const Answers&)). A failed
+/// call is published as status "unavailable" and returns normally; an answer of a shape the
+/// market cannot recognise is published the same way, then thrown so the agent counts it.
+/// Not thread-safe: the agent calls collect() of one instance from one thread at a time.
+template <typename Market>
+void collectMarket(const Host& host, Market& market) {
+  Outcome outcome;
+  // The second pass runs only when the remembered profile stopped matching (re-detection).
+  for (int pass = 0; pass < 2; ++pass) {
+    outcome = market.update(callAll(host, market.plan()));
+    if (!outcome.redetect) break;
+    host.info("the node's answers no longer match the " +
+              std::string(profileName(market.profile())) + " profile; detecting it again");
+  }
+  if (outcome.redetect)
+    throw std::runtime_error("the node's profile kept changing within one cycle");
+  emit(host, outcome.report);
+  if (outcome.report.unrecognised) throw std::runtime_error(outcome.report.error);
+}
+
+}  // namespace blockbuster::markets
+
+#endif  // BLOCKBUSTER_PLUGINS_COMMON_MARKET_GLUE_H_

@@ -1,0 +1,47 @@
+// Compute market logic: from recorded answers of compute_market.* (and governor.status) to the
+// guide's compute object of GET /theblock/markets/health. No SDK wrapper include: unit-tested on
+// recorded answers alone.
+#ifndef BLOCKBUSTER_PLUGINS_COMPUTE_COMPUTE_MARKET_H_
+#define BLOCKBUSTER_PLUGINS_COMPUTE_COMPUTE_MARKET_H_
+
+#include <optional>
+#include <vector>
+
+#include "market_common.h"
+
+namespace blockbuster::markets {
+
+inline constexpr const char* kComputeStats = "compute_market.stats";
+inline constexpr const char* kComputeScheduler = "compute_market.scheduler_stats";
+inline constexpr const char* kComputeBalances = "compute_market.provider_balances";
+
+/// Options of the compute plugin.
+struct ComputeOptions {
+  bool governor = true;  ///< also read governor.status on the theblock profile
+};
+
+/// Remembers the detected profile and the previous sample (to see activity moving).
+/// Not thread-safe: one instance per plugin instance, called from its collect() only.
+class ComputeMarket {
+ public:
+  explicit ComputeMarket(ComputeOptions options = {}) : options_(options) {}
+
+  /// The calls to make this cycle, for the profile detected so far.
+  std::vector<Call> plan() const;
+  /// Builds this cycle's report from the answers to plan() and updates what it remembers.
+  Outcome update(const Answers& answers);
+  Profile profile() const noexcept { return profile_; }
+
+ private:
+  void spec(const Json& stats, MarketReport& r);
+  void theblock(const Json& stats, const Answers& answers, MarketReport& r);
+
+  ComputeOptions options_;
+  Profile profile_ = Profile::kUnknown;
+  std::optional<double> prev_revenue_;
+  std::optional<double> prev_units_;
+};
+
+}  // namespace blockbuster::markets
+
+#endif  // BLOCKBUSTER_PLUGINS_COMPUTE_COMPUTE_MARKET_H_

@@ -1,0 +1,231 @@
+#include "storage_market.h"
+
+#include <set>
+#include <stdexcept>
+#include <string>
+
+namespace blockbuster::markets {
+namespace {
+
+bool isSpecStats(const Json& v) {
+  if (!v.isObject()) return false;
+  for (const char* k : {"total_stored", "providers", "avg_price", "capacity_used"})
+    if (v.contains(k)) return true;
+  return false;
+}
+
+// The method exists on the node: it answered, or failed for a reason other than -32601.
+bool served(const Answers& a, const char* method) {
+  auto it = a.find(method);
+  return it != a.end() && !it->second.methodNotFound();
+}
+
+MarketReport newReport() {
+  return makeReport("storage", {"total_stored", "total_providers", "avg_price", "capacity_used"},
+                    {"advertised_capacity_bytes", "manifests"});
+}
+
+void addFigures(MarketReport& r) {
+  auto f = [&](const char* name) { return valueOrNaN(r, name); };
+  r.metrics.push_back({"theblock_storage_stored_bytes",
+                       "Bytes stored in the storage market as the node reports them.",
+                       f("total_stored"),
+                       {}});
+  r.metrics.push_back(
+      {kProvidersMetric, kProvidersHelp, f("total_providers"), {{"market", "storage"}}});
+  r.metrics.push_back({kAvgPriceMetric, kAvgPriceHelp, f("avg_price"), {{"market", "storage"}}});
+  r.metrics.push_back(
+      {kUtilizationMetric, kUtilizationHelp, f("capacity_used"), {{"market", "storage"}}});
+  r.metrics.push_back({"theblock_storage_advertised_capacity_bytes",
+                       "Capacity the real node's discovered storage providers advertise.",
+                       f("advertised_capacity_bytes"),
+                       {}});
+  r.features.push_back({"stored_bytes", f("total_stored")});
+  r.features.push_back({"providers", f("total_providers")});
+  r.features.push_back({"capacity_used", f("capacity_used")});
+}
+
+}  // namespace
+
+StorageMarket::StorageMarket(StorageOptions options) : options_(options) {
+  if (options_.provider_limit < 1 || options_.provider_limit > 100000)
+    throw std::invalid_argument("storage option provider_limit must be 1..100000, got " +
+                                std::to_string(options_.provider_limit));
+  if (options_.manifest_limit < 1 || options_.manifest_limit > 1000)
+    throw std::invalid_argument(
+        "storage option manifest_limit must be 1..1000 (the node's cap), got " +
+        std::to_string(options_.manifest_limit));
+}
+
+std::vector<Call> StorageMarket::plan() const {
+  std::vector<Call> calls;
+  if (profile_ != Profile::kTheblock) calls.push_back({kStorageStats, Json::object()});
+  if (profile_ != Profile::kSpec) {
+    // object_size 1: every provider able to store anything at all.
+    calls.push_back({kStorageDiscover,
+                     Json{{"object_size", 1}, {"shares", 1}, {"limit", options_.provider_limit}}});
+    calls.push_back({kStorageManifests, Json{{"limit", options_.manifest_limit}}});
+    if (options_.governor) calls.push_back({kGovernorMethod, Json::object()});
+  }
+  return calls;
+}
+
+Outcome StorageMarket::update(const Answers& answers) {
+  Outcome out;
+  MarketReport& r = out.report;
+  r = newReport();
+  auto redetect = [&] {
+    profile_ = Profile::kUnknown;
+    prev_stored_.reset();
+    out.redetect = true;
+    return out;
+  };
+
+  auto it = answers.find(kStorageStats);
+  std::optional<Answer> stats;
+  if (it != answers.end()) stats = normalise(it->second);
+  bool theblockServed = served(answers, kStorageDiscover) || served(answers, kStorageManifests);
+
+  if (profile_ == Profile::kSpec && (!stats || stats->methodNotFound())) return redetect();
+  if (profile_ == Profile::kTheblock && !theblockServed) return redetect();
+
+  if (stats && stats->ok) {
+    if (saysUnavailable(stats->value)) {
+      profile_ = Profile::kSpec;
+      r.profile = profile_;
+      r.markUnavailable("the node reports its storage market unavailable (storage.stats answered " +
+                        excerpt(stats->value) + ")");
+    } else if (!isSpecStats(stats->value)) {
+      r.profile = profile_;
+      r.markUnavailable("storage.stats answered a shape the guide's profile does not have: " +
+                        excerpt(stats->value));
+      r.unrecognised = true;
+    } else {
+      if (profile_ != Profile::kSpec) prev_stored_.reset();
+      profile_ = Profile::kSpec;
+      r.profile = profile_;
+      spec(stats->value, r);
+    }
+  } else if (theblockServed) {
+    if (profile_ != Profile::kTheblock) prev_stored_.reset();
+    profile_ = Profile::kTheblock;
+    r.profile = profile_;
+    theblock(answers, r);
+  } else if (stats && !stats->methodNotFound()) {
+    r.profile = profile_;
+    r.markUnavailable(stats->describe(kStorageStats));
+  } else {
+    r.profile = profile_;
+    r.markUnavailable(
+        "the node serves no storage market: neither storage.stats nor storage.discover_providers "
+        "and storage.manifests (all answered method not found)");
+  }
+  addStatusMetrics(r);
+  addFigures(r);
+  return out;
+}
+
+void StorageMarket::spec(const Json& stats, MarketReport& r) {
+  r.set("total_stored", readCount(stats, "total_stored", kStorageStats));
+  r.set("total_providers", readCount(stats, "providers", kStorageStats));
+  r.set("avg_price", readCount(stats, "avg_price", kStorageStats));
+  r.set("capacity_used", readRatio(stats, "capacity_used", kStorageStats));
+  r.extras.clear();  // the real node's extra figures do not exist on this profile
+  decide(r);
+}
+
+void StorageMarket::theblock(const Answers& answers, MarketReport& r) {
+  std::string why;
+  if (auto disc = objectAnswer(answers, kStorageDiscover, &why)) {
+    const Json& list = (*disc)["providers"];
+    const char* src = "storage.discover_providers.providers";
+    if (!list.isArray()) {
+      for (const char* f : {"total_providers", "avg_price", "advertised_capacity_bytes"})
+        r.set(f, Figure::none(std::string(src) + " is not a list"));
+    } else {
+      // The node can list one provider twice: count, price and capacity go by provider id.
+      std::set<std::string> seen;
+      double priceSum = 0, capacity = 0;
+      Figure price = Figure::of(0), cap = Figure::of(0), count = Figure::of(0);
+      size_t i = 0;
+      for (const Json& p : list.asArray()) {
+        std::string at = std::string(src) + "[" + std::to_string(i++) + "]";
+        const Json& id = p["provider"];
+        if (!id.isString() || id.asString().empty()) {
+          count = price = cap = Figure::none(at + ".provider is not a non-empty string");
+          break;
+        }
+        if (!seen.insert(id.asString()).second) continue;
+        Figure pp = readCount(p, "price_per_block", at);
+        Figure cb = readCount(p, "capacity_bytes", at);
+        if (!pp.known() && price.known()) price = pp;
+        if (!cb.known() && cap.known()) cap = cb;
+        if (pp.known()) priceSum += *pp.value;
+        if (cb.known()) capacity += *cb.value;
+      }
+      if (count.known()) count = Figure::of(static_cast<double>(seen.size()));
+      if (price.known())
+        price = seen.empty() ? Figure::none("no storage provider advertises a price")
+                             : Figure::of(priceSum / static_cast<double>(seen.size()));
+      if (cap.known()) cap = Figure::of(capacity);
+      // A full page may hide more providers: its totals would understate the market.
+      if (list.size() >= static_cast<size_t>(options_.provider_limit)) {
+        std::string cut = "storage.discover_providers returned its limit of " +
+                          std::to_string(options_.provider_limit) +
+                          " providers, so the total is unknown (raise provider_limit)";
+        count = Figure::none(cut);
+        cap = Figure::none(cut);
+      }
+      r.set("total_providers", count);
+      r.set("avg_price", price);
+      r.set("advertised_capacity_bytes", cap);
+    }
+  } else {
+    for (const char* f : {"total_providers", "avg_price", "advertised_capacity_bytes"})
+      r.set(f, Figure::none(why));
+  }
+
+  if (auto man = objectAnswer(answers, kStorageManifests, &why)) {
+    const Json& list = (*man)["manifests"];
+    if (list.isArray() && list.size() >= static_cast<size_t>(options_.manifest_limit)) {
+      std::string cut = "storage.manifests returned its limit of " +
+                        std::to_string(options_.manifest_limit) +
+                        " manifests, so the total is unknown";
+      r.set("total_stored", Figure::none(cut));
+      r.set("manifests", Figure::none(cut));
+    } else {
+      r.set("total_stored", sumOf(list, "total_len", "storage.manifests.manifests"));
+      r.set("manifests", list.isArray()
+                             ? Figure::of(static_cast<double>(list.size()))
+                             : Figure::none("storage.manifests.manifests is not a list"));
+    }
+  } else {
+    r.set("total_stored", Figure::none(why));
+    r.set("manifests", Figure::none(why));
+  }
+
+  r.set("capacity_used", governorUtilization(answers, "storage"));
+  r.info["capacity_used_source"] = "governor.status";
+  decide(r);
+}
+
+// Healthy: someone offers storage and it is in use (bytes stored or capacity used), or the
+// stored bytes changed since the previous sample. Unknown providers do not veto.
+void StorageMarket::decide(MarketReport& r) {
+  const Figure& stored = *r.figure("total_stored");
+  const Figure& providers = *r.figure("total_providers");
+  const Figure& used = *r.figure("capacity_used");
+  bool moved = changed(prev_stored_, stored);
+  if (stored.known()) prev_stored_ = stored.value;
+  std::string error;
+  Status any = decideStatus({&stored, &providers, &used}, false, &error);
+  if (any == Status::kUnavailable) {
+    r.markUnavailable(error);
+    return;
+  }
+  bool supply = !providers.known() || *providers.value > 0;
+  bool inUse = stored.positive() || used.positive();
+  r.status = (supply && inUse) || moved ? Status::kHealthy : Status::kIdle;
+}
+
+}  // namespace blockbuster::markets

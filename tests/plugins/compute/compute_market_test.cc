@@ -1,0 +1,311 @@
+// The compute market's logic on recorded answers of both node profiles.
+#include "compute_market.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace blockbuster::markets {
+namespace {
+
+Json loadJson(const std::string& name) {
+  std::ifstream in(std::string(BB_COMPUTE_FIXTURES) + "/" + name);
+  EXPECT_TRUE(in.good()) << "missing fixture " << name;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return Json::parse(ss.str());
+}
+
+Answers load(const std::string& name) { return answersFromRecording(loadJson(name)); }
+
+// Answers where compute_market.stats is entry `key` of garbage.json and the rest fail -32601.
+Answers garbage(const std::string& key) {
+  Json g = loadJson("garbage.json");
+  Json rec = Json::object();
+  rec[kComputeStats] = g[key];
+  Answers a = answersFromRecording(rec);
+  a[kComputeScheduler] = Answer::rpcError(-32601, "method not found");
+  a[kComputeBalances] = Answer::rpcError(-32601, "method not found");
+  return a;
+}
+
+const MetricPoint* metric(const MarketReport& r, const std::string& name,
+                          const std::string& status = "") {
+  for (const auto& m : r.metrics) {
+    if (m.name != name) continue;
+    if (!status.empty() && (m.labels.size() < 2 || m.labels[1].second != status)) continue;
+    return &m;
+  }
+  return nullptr;
+}
+
+double feature(const MarketReport& r, const std::string& name) {
+  for (const auto& f : r.features)
+    if (f.name == name) return f.value;
+  ADD_FAILURE() << "no feature " << name;
+  return 0;
+}
+
+// Every null in the body has a reason, every guide field is present, and every metric or
+// feature of an unknown figure is NaN (removed), never 0.
+void expectConsistent(const MarketReport& r) {
+  Json b = r.body();
+  for (const char* f : {"status", "active_jobs", "total_providers", "avg_utilization",
+                        "total_revenue", "profile", "unavailable"})
+    EXPECT_TRUE(b.contains(f)) << "body lacks " << f << ": " << b.dump();
+  for (const auto& m : b.asObject()) {
+    if (m.first == "profile" || m.first == "utilization_source" || m.first == "error") continue;
+    if (m.second.isNull())
+      EXPECT_TRUE(b["unavailable"][m.first].isString()) << m.first << " null without reason";
+    else
+      EXPECT_FALSE(b["unavailable"].contains(m.first)) << m.first << " known but listed";
+  }
+  EXPECT_EQ(b.contains("error"), r.status == Status::kUnavailable);
+  EXPECT_EQ(std::isnan(metric(r, "theblock_compute_active_jobs")->value),
+            b["active_jobs"].isNull());
+  EXPECT_EQ(std::isnan(metric(r, kProvidersMetric)->value), b["total_providers"].isNull());
+  EXPECT_EQ(std::isnan(metric(r, kUtilizationMetric)->value), b["avg_utilization"].isNull());
+  EXPECT_EQ(std::isnan(metric(r, kRevenueMetric)->value), b["total_revenue"].isNull());
+  EXPECT_EQ(std::isnan(feature(r, "active_jobs")), b["active_jobs"].isNull());
+  EXPECT_EQ(std::isnan(feature(r, "providers")), b["total_providers"].isNull());
+  EXPECT_EQ(std::isnan(feature(r, "utilization")), b["avg_utilization"].isNull());
+  EXPECT_EQ(metric(r, "theblock_market_up")->value, r.status == Status::kUnavailable ? 0 : 1);
+  for (Status s : {Status::kHealthy, Status::kIdle, Status::kUnavailable})
+    EXPECT_EQ(metric(r, "theblock_market_status", statusName(s))->value, r.status == s ? 1 : 0);
+  for (const auto& m : r.metrics) {
+    EXPECT_EQ(m.name.rfind("theblock_", 0), 0u) << m.name;
+    EXPECT_FALSE(m.help.empty()) << m.name;
+    if (!m.labels.empty()) {
+      EXPECT_EQ(m.labels[0].first, "market");
+      EXPECT_EQ(m.labels[0].second, "compute");
+    }
+  }
+}
+
+TEST(ComputeMarket, UnknownProfilePlansBothProfilesCalls) {
+  ComputeMarket m;
+  auto calls = m.plan();
+  ASSERT_EQ(calls.size(), 4u);
+  EXPECT_EQ(calls[0].method, kComputeStats);
+  EXPECT_EQ(calls[1].method, kComputeScheduler);
+  EXPECT_EQ(calls[2].method, kComputeBalances);
+  EXPECT_EQ(calls[3].method, kGovernorMethod);
+  ComputeMarket noGov(ComputeOptions{false});
+  EXPECT_EQ(noGov.plan().size(), 3u);
+}
+
+TEST(ComputeMarket, SpecActive) {
+  ComputeMarket m;
+  Outcome o = m.update(load("spec_active.json"));
+  ASSERT_FALSE(o.redetect);
+  const MarketReport& r = o.report;
+  EXPECT_EQ(m.profile(), Profile::kSpec);
+  Json b = r.body();
+  EXPECT_EQ(b["status"], Json("healthy"));
+  EXPECT_EQ(b["profile"], Json("spec"));
+  EXPECT_EQ(b["active_jobs"], Json(45));
+  EXPECT_EQ(b["total_providers"], Json(12));
+  EXPECT_EQ(b["avg_utilization"], Json(0.75));
+  EXPECT_EQ(b["total_revenue"], Json(150000));
+  EXPECT_EQ(b["unavailable"].size(), 0u);
+  EXPECT_FALSE(b.contains("industrial_backlog"));
+  EXPECT_EQ(metric(r, "theblock_compute_active_jobs")->value, 45);
+  EXPECT_EQ(metric(r, kUtilizationMetric)->value, 0.75);
+  EXPECT_EQ(feature(r, "providers"), 12);
+  expectConsistent(r);
+  // Detected: only the guide's call from now on.
+  ASSERT_EQ(m.plan().size(), 1u);
+  EXPECT_EQ(m.plan()[0].method, kComputeStats);
+}
+
+TEST(ComputeMarket, SpecQuietIsIdleUntilRevenueMoves) {
+  ComputeMarket m;
+  Answers quiet = load("spec_quiet.json");
+  MarketReport r1 = m.update(quiet).report;
+  EXPECT_EQ(r1.status, Status::kIdle);
+  EXPECT_EQ(r1.body()["active_jobs"], Json(0));
+  EXPECT_EQ(r1.body()["avg_utilization"], Json(0));
+  expectConsistent(r1);
+
+  Json moved = loadJson("spec_quiet.json");
+  moved[kComputeStats]["result"]["total_revenue"] = 150500;
+  EXPECT_EQ(m.update(answersFromRecording(moved)).report.status, Status::kHealthy);
+  // Same revenue again: nothing moved between these two samples.
+  EXPECT_EQ(m.update(answersFromRecording(moved)).report.status, Status::kIdle);
+}
+
+TEST(ComputeMarket, TheblockActive) {
+  ComputeMarket m;
+  Outcome o = m.update(load("theblock_active.json"));
+  const MarketReport& r = o.report;
+  EXPECT_EQ(m.profile(), Profile::kTheblock);
+  Json b = r.body();
+  EXPECT_EQ(b["status"], Json("healthy"));
+  EXPECT_EQ(b["profile"], Json("theblock"));
+  EXPECT_EQ(b["active_jobs"], Json(3));
+  EXPECT_EQ(b["total_providers"], Json(3)) << "prov-a is listed twice";
+  EXPECT_EQ(b["avg_utilization"], Json(0.4));
+  EXPECT_EQ(b["utilization_source"], Json("compute_market.stats.industrial_utilization"));
+  EXPECT_TRUE(b["total_revenue"].isNull());
+  EXPECT_NE(b["unavailable"]["total_revenue"].asString().find("no cumulative compute revenue"),
+            std::string::npos);
+  EXPECT_EQ(b["industrial_backlog"], Json(12));
+  EXPECT_EQ(b["industrial_units_total"], Json(9000));
+  EXPECT_EQ(b["pending_jobs"], Json(1));
+  EXPECT_EQ(b["recent_matches"], Json(2));
+  EXPECT_FALSE(b.contains("error"));
+  EXPECT_TRUE(std::isnan(metric(r, kRevenueMetric)->value));
+  EXPECT_EQ(metric(r, "theblock_compute_backlog")->value, 12);
+  expectConsistent(r);
+  EXPECT_EQ(m.plan().size(), 4u);
+}
+
+TEST(ComputeMarket, TheblockPrefersGovernorUtilization) {
+  ComputeMarket m;
+  MarketReport r = m.update(load("theblock_governor.json")).report;
+  Json b = r.body();
+  EXPECT_EQ(b["avg_utilization"], Json(0.62));
+  EXPECT_EQ(b["utilization_source"], Json("governor.status"));
+  EXPECT_EQ(b["active_jobs"], Json(0));
+  EXPECT_EQ(b["total_providers"], Json(0));
+  // Nothing runs, but the governor saw the capacity used in the last epoch.
+  EXPECT_EQ(r.status, Status::kHealthy);
+  expectConsistent(r);
+}
+
+TEST(ComputeMarket, TheblockFreshNodeIsIdleAndCapsBacklogPercent) {
+  ComputeMarket m;
+  MarketReport r = m.update(load("theblock_fresh.json")).report;
+  EXPECT_EQ(r.status, Status::kIdle);
+  Json b = r.body();
+  EXPECT_EQ(b["active_jobs"], Json(0));
+  EXPECT_EQ(b["avg_utilization"], Json(0));
+  EXPECT_EQ(b["recent_matches"], Json(0));
+  expectConsistent(r);
+
+  Json over = loadJson("theblock_fresh.json");
+  over[kComputeStats]["result"]["industrial_utilization"] = 250;
+  MarketReport r2 = m.update(answersFromRecording(over)).report;
+  EXPECT_EQ(r2.body()["avg_utilization"], Json(1)) << "a backlog over capacity reads as full";
+  EXPECT_EQ(r2.status, Status::kHealthy);
+
+  Json units = loadJson("theblock_fresh.json");
+  units[kComputeStats]["result"]["industrial_units_total"] = 5;
+  EXPECT_EQ(m.update(answersFromRecording(units)).report.status, Status::kHealthy)
+      << "units processed moved between samples";
+}
+
+TEST(ComputeMarket, TheblockDegradedAnswersBecomeNullsWithReasons) {
+  ComputeMarket m;
+  MarketReport r = m.update(load("theblock_degraded.json")).report;
+  Json b = r.body();
+  EXPECT_TRUE(b["active_jobs"].isNull());
+  EXPECT_NE(b["unavailable"]["active_jobs"].asString().find("connection reset"), std::string::npos);
+  EXPECT_TRUE(b["total_providers"].isNull());
+  EXPECT_NE(b["unavailable"]["total_providers"].asString().find("not a non-empty string"),
+            std::string::npos);
+  EXPECT_TRUE(b["industrial_backlog"].isNull());
+  EXPECT_NE(b["unavailable"]["industrial_backlog"].asString().find("is a string"),
+            std::string::npos);
+  EXPECT_TRUE(b["industrial_units_total"].isNull());
+  EXPECT_NE(b["unavailable"]["industrial_units_total"].asString().find("negative"),
+            std::string::npos);
+  EXPECT_TRUE(b["pending_jobs"].isNull());
+  EXPECT_TRUE(b["recent_matches"].isNull());
+  EXPECT_EQ(b["avg_utilization"], Json(0.4)) << "governor error falls back to the backlog figure";
+  EXPECT_EQ(r.status, Status::kHealthy);
+  expectConsistent(r);
+}
+
+TEST(ComputeMarket, UnrecognisedShapesAreUnavailableAndFlagged) {
+  for (const char* key : {"string_result", "array_result", "unknown_object"}) {
+    ComputeMarket m;
+    MarketReport r = m.update(garbage(key)).report;
+    EXPECT_TRUE(r.unrecognised) << key;
+    EXPECT_EQ(r.status, Status::kUnavailable) << key;
+    EXPECT_NE(r.error.find("shape"), std::string::npos) << key;
+    EXPECT_TRUE(r.body()["active_jobs"].isNull()) << key;
+    EXPECT_TRUE(r.body()["profile"].isNull()) << key;
+    expectConsistent(r);
+  }
+}
+
+TEST(ComputeMarket, WrongTypesNeverBecomeZero) {
+  ComputeMarket m;
+  MarketReport r = m.update(garbage("spec_wrong_types")).report;
+  EXPECT_FALSE(r.unrecognised);
+  EXPECT_EQ(r.profile, Profile::kSpec);
+  EXPECT_EQ(r.status, Status::kUnavailable);
+  EXPECT_NE(r.error.find("none of the figures"), std::string::npos);
+  Json b = r.body();
+  for (const char* f : {"active_jobs", "total_providers", "avg_utilization", "total_revenue"})
+    EXPECT_TRUE(b[f].isNull()) << f;
+  EXPECT_NE(b["unavailable"]["active_jobs"].asString().find("is a string"), std::string::npos);
+  expectConsistent(r);
+
+  // One bad field alone: the rest is published, the bad one is null with its reason.
+  Json rec = loadJson("spec_active.json");
+  rec[kComputeStats]["result"]["avg_utilization"] = 7;
+  MarketReport r2 = m.update(answersFromRecording(rec)).report;
+  EXPECT_TRUE(r2.body()["avg_utilization"].isNull());
+  EXPECT_NE(r2.body()["unavailable"]["avg_utilization"].asString().find("outside the ratio"),
+            std::string::npos);
+  EXPECT_EQ(r2.body()["active_jobs"], Json(45));
+  EXPECT_EQ(r2.status, Status::kHealthy);
+  expectConsistent(r2);
+}
+
+TEST(ComputeMarket, FailedCallsPublishUnavailableWithTheError) {
+  struct Case {
+    const char* key;
+    const char* text;
+  } cases[] = {{"error_in_success", "internal error"},
+               {"unavailable", "unavailable"},
+               {"not_found", "serves no compute market"},
+               {"timeout", "no answer within"}};
+  for (const auto& c : cases) {
+    ComputeMarket m;
+    MarketReport r = m.update(garbage(c.key)).report;
+    EXPECT_FALSE(r.unrecognised) << c.key;
+    EXPECT_EQ(r.status, Status::kUnavailable) << c.key;
+    EXPECT_NE(r.body()["error"].asString().find(c.text), std::string::npos)
+        << c.key << ": " << r.error;
+    EXPECT_TRUE(r.body()["total_providers"].isNull());
+    expectConsistent(r);
+  }
+}
+
+TEST(ComputeMarket, RedetectsWhenTheShapeChanges) {
+  ComputeMarket m;
+  m.update(load("spec_active.json"));
+  ASSERT_EQ(m.profile(), Profile::kSpec);
+  // The node behind the agent was replaced by a real node: stats has the other shape.
+  Answers onlyStats;
+  onlyStats[kComputeStats] = load("theblock_active.json")[kComputeStats];
+  Outcome o = m.update(onlyStats);
+  EXPECT_TRUE(o.redetect);
+  EXPECT_EQ(m.profile(), Profile::kUnknown);
+  EXPECT_EQ(m.plan().size(), 4u) << "the next pass asks the real node's methods too";
+  Outcome o2 = m.update(load("theblock_active.json"));
+  EXPECT_FALSE(o2.redetect);
+  EXPECT_EQ(m.profile(), Profile::kTheblock);
+  EXPECT_EQ(o2.report.body()["active_jobs"], Json(3));
+}
+
+TEST(ComputeMarket, TransportFailureKeepsTheDetectedProfile) {
+  ComputeMarket m;
+  m.update(load("theblock_active.json"));
+  Answers down = load("theblock_active.json");
+  down[kComputeStats] = Answer::failure(2, "connection refused");
+  Outcome o = m.update(down);
+  EXPECT_FALSE(o.redetect);
+  EXPECT_EQ(o.report.status, Status::kUnavailable);
+  EXPECT_EQ(o.report.body()["profile"], Json("theblock"));
+  EXPECT_EQ(m.profile(), Profile::kTheblock);
+}
+
+}  // namespace
+}  // namespace blockbuster::markets

@@ -1,0 +1,693 @@
+#include "network_logic.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+
+namespace blockbuster::network {
+namespace {
+
+Json fixture(const std::string& name) {
+  std::ifstream in(std::string(NETWORK_FIXTURES_DIR) + "/" + name);
+  if (!in) throw std::runtime_error("missing fixture " + name);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return Json::parse(ss.str());
+}
+
+RpcReply ok(Json v) {
+  RpcReply r;
+  r.ok = true;
+  r.value = std::move(v);
+  return r;
+}
+RpcReply notFound() {
+  RpcReply r;
+  r.method_not_found = true;
+  r.status = 1;
+  r.code = -32601;
+  r.message = "method not found";
+  return r;
+}
+RpcReply transportFailure() {
+  RpcReply r;
+  r.status = 2;
+  r.message = "connection refused";
+  return r;
+}
+
+// A scripted node: one handler per method, every call recorded; unknown methods get -32601.
+class FakeNode : public RpcPort {
+ public:
+  using Handler = std::function<RpcReply(const Json& params)>;
+  void on(const std::string& method, Handler h) { handlers_[method] = std::move(h); }
+  void answer(const std::string& method, const Json& v) {
+    on(method, [v](const Json&) { return ok(v); });
+  }
+  void fail(const std::string& method, RpcReply r) {
+    on(method, [r](const Json&) { return r; });
+  }
+  void remove(const std::string& method) { handlers_.erase(method); }
+
+  std::vector<RpcReply> callMany(const std::vector<RpcCall>& calls) override {
+    batches.push_back(calls);
+    std::vector<RpcReply> out;
+    for (const auto& c : calls) {
+      auto h = handlers_.find(c.method);
+      out.push_back(h == handlers_.end() ? notFound() : h->second(c.params));
+    }
+    return out;
+  }
+  int count(const std::string& method) const {
+    int n = 0;
+    for (const auto& b : batches)
+      for (const auto& c : b) n += c.method == method;
+    return n;
+  }
+  std::vector<std::string> methods(size_t batch) const {
+    std::vector<std::string> m;
+    for (const auto& c : batches.at(batch)) m.push_back(c.method);
+    return m;
+  }
+
+  std::vector<std::vector<RpcCall>> batches;
+
+ private:
+  std::map<std::string, Handler> handlers_;
+};
+
+void specNode(FakeNode& node) {
+  node.answer("net.peers", fixture("spec/net_peers.json"));
+  node.answer("net.stats", fixture("spec/net_stats.json"));
+  node.answer("light.latest_header", fixture("spec/light_latest_header.json"));
+}
+
+// Serves net.peer_stats_all from `peers` (shared so a test can change it between cycles).
+void peerStats(FakeNode& node, std::shared_ptr<Json::Array> peers) {
+  node.on("net.peer_stats_all", [peers](const Json& p) {
+    Json page = Json::array();
+    int64_t off = p["offset"].asInt(), lim = p["limit"].asInt();
+    for (int64_t i = off; i < off + lim && i < static_cast<int64_t>(peers->size()); ++i)
+      page.push_back((*peers)[static_cast<size_t>(i)]);
+    return ok(page);
+  });
+}
+
+std::shared_ptr<Json::Array> fixturePeers() {
+  return std::make_shared<Json::Array>(fixture("theblock/net_peer_stats_all.json").asArray());
+}
+
+Json statsPeer(const std::string& id, double bytes_sent) {
+  return Json{
+      {"peer_id", id},
+      {"metrics",
+       Json{{"bytes_sent", bytes_sent}, {"reputation", Json{{"score", 1.0}}}, {"requests", 1}}}};
+}
+
+std::shared_ptr<Json::Array> generatedPeers(int n) {
+  auto peers = std::make_shared<Json::Array>();
+  for (int i = 0; i < n; ++i) peers->push_back(statsPeer("p" + std::to_string(i), 100.0 * i));
+  return peers;
+}
+
+void theblockNode(FakeNode& node, bool chain_empty = false,
+                  std::shared_ptr<Json::Array> peers = fixturePeers()) {
+  node.answer("net.overlay_status", fixture("theblock/net_overlay_status.json"));
+  peerStats(node, std::move(peers));
+  node.answer("light.headers", fixture(chain_empty ? "theblock/light_headers_empty.json"
+                                                   : "theblock/light_headers.json"));
+  node.answer("light.latest_header", fixture("theblock/light_latest_header.json"));
+}
+
+bool mentions(const Json& unavailable, const char* field, const char* text) {
+  const Json& r = unavailable[field];
+  return r.isString() && r.asString().find(text) != std::string::npos;
+}
+
+// ------------------------------------------------------------------------------------------
+// Spec profile
+
+TEST(NetworkSpec, EveryGuideFieldFromTheRecordedAnswers) {
+  FakeNode node;
+  specNode(node);
+  NetworkCollector c({});
+  Snapshot s = c.collect(node, 100);
+  EXPECT_EQ(c.profile(), Profile::kSpec);
+
+  Json m = metricsBody(s);
+  EXPECT_EQ(m["block_height"], Json(123456));
+  EXPECT_EQ(m["finality_time"], Json(6));
+  EXPECT_EQ(m["peer_count"], Json(2));
+  EXPECT_EQ(m["tps"], Json(145.7));
+  EXPECT_EQ(m["bandwidth_in"], Json(1024000));
+  EXPECT_EQ(m["bandwidth_out"], Json(512000));
+  EXPECT_EQ(m["active_connections"], Json(23));
+  // peers 2/50*30 = 1.2, tps 5.828, finality 29.4: 36.428 -> 36.
+  EXPECT_EQ(m["network_strength"], Json(36));
+  EXPECT_NEAR(m["strength_terms"]["peers"].asDouble(), 1.2, 1e-9);
+  EXPECT_NEAR(m["strength_terms"]["tps"].asDouble(), 5.828, 1e-9);
+  EXPECT_NEAR(m["strength_terms"]["finality"].asDouble(), 29.4, 1e-9);
+  EXPECT_TRUE(m["block_rate"].isNull());
+  EXPECT_EQ(m["profile"], Json("spec"));
+  ASSERT_TRUE(m["unavailable"].isObject());
+  EXPECT_EQ(m["unavailable"].size(), 1u) << m.dump();
+  EXPECT_TRUE(mentions(m["unavailable"], "block_rate", "two samples"));
+  // The guide's order comes first.
+  const char* order[] = {
+      "network_strength", "block_height",  "finality_time",     "peer_count", "tps",
+      "bandwidth_in",     "bandwidth_out", "active_connections"};
+  for (size_t i = 0; i < 8; ++i) EXPECT_EQ(m.asObject()[i].first, order[i]);
+}
+
+TEST(NetworkSpec, PeersListCopiesEveryGuideField) {
+  FakeNode node;
+  specNode(node);
+  NetworkCollector c({});
+  const Json p = peersBody(c.collect(node, 1));
+  Json want = fixture("spec/net_peers.json")["peers"];
+  ASSERT_EQ(p["peers"].size(), 2u);
+  EXPECT_EQ(p["peers"], want);
+  EXPECT_EQ(p["total"], Json(2));
+  EXPECT_EQ(p["truncated"], Json(false));
+  EXPECT_EQ(p["unavailable"].size(), 0u);
+}
+
+TEST(NetworkSpec, DetectsOnceThenMakesTheThreeCallsInOneBatch) {
+  FakeNode node;
+  specNode(node);
+  NetworkCollector c({});
+  c.collect(node, 1);
+  ASSERT_EQ(node.batches.size(), 2u);
+  EXPECT_EQ(node.methods(0), (std::vector<std::string>{"net.peers", "net.overlay_status"}));
+  EXPECT_EQ(node.methods(1),
+            (std::vector<std::string>{"net.peers", "net.stats", "light.latest_header"}));
+  c.collect(node, 2);
+  ASSERT_EQ(node.batches.size(), 3u);
+  EXPECT_EQ(node.methods(2), node.methods(1));
+}
+
+TEST(NetworkSpec, BlockRateFromHeightDeltasOverTheInjectedClock) {
+  FakeNode node;
+  specNode(node);
+  int64_t height = 100;
+  node.on("light.latest_header", [&](const Json&) {
+    return ok(Json{{"number", height}, {"finality_time", 6}});
+  });
+  NetworkCollector c({});
+  EXPECT_FALSE(c.collect(node, 1000).block_rate.value);
+  height = 120;
+  Snapshot s = c.collect(node, 1010);
+  ASSERT_TRUE(s.block_rate.value);
+  EXPECT_DOUBLE_EQ(*s.block_rate.value, 2.0);
+  height = 50;  // a reset: no negative rate
+  s = c.collect(node, 1020);
+  EXPECT_FALSE(s.block_rate.value);
+  EXPECT_NE(s.block_rate.reason.find("backwards"), std::string::npos);
+  height = 53;
+  s = c.collect(node, 1023);
+  ASSERT_TRUE(s.block_rate.value);
+  EXPECT_DOUBLE_EQ(*s.block_rate.value, 1.0);
+}
+
+TEST(NetworkSpec, MissingNetStatsDegradesItsFieldsOnly) {
+  FakeNode node;
+  specNode(node);
+  node.remove("net.stats");  // -32601
+  NetworkCollector c({});
+  Json m = metricsBody(c.collect(node, 1));
+  for (const char* f : {"tps", "bandwidth_in", "bandwidth_out", "active_connections"}) {
+    EXPECT_TRUE(m[f].isNull()) << f;
+    EXPECT_TRUE(mentions(m["unavailable"], f, "net.stats")) << f;
+  }
+  EXPECT_EQ(m["block_height"], Json(123456));
+  EXPECT_EQ(m["peer_count"], Json(2));
+  EXPECT_TRUE(m["strength_terms"]["tps"].isNull());
+  EXPECT_TRUE(mentions(m["unavailable"], "strength_terms.tps", "net.stats"));
+  // 1.2 + 29.4 = 30.6 of 60 -> 51.
+  EXPECT_EQ(m["network_strength"], Json(51));
+}
+
+TEST(NetworkSpec, AFailedCallThrowsWithTheAgentsStatus) {
+  FakeNode node;
+  specNode(node);
+  NetworkCollector c({});
+  c.collect(node, 1);
+  node.fail("net.stats", transportFailure());
+  try {
+    c.collect(node, 2);
+    FAIL() << "expected CallFailed";
+  } catch (const CallFailed& e) {
+    EXPECT_EQ(e.status(), 2);
+    EXPECT_NE(std::string(e.what()).find("net.stats"), std::string::npos);
+  }
+  // After a failure the profile is detected again.
+  EXPECT_EQ(c.profile(), Profile::kUnknown);
+}
+
+TEST(NetworkSpec, WrongTypesBecomeNullWithAReason) {
+  FakeNode node;
+  specNode(node);
+  node.answer("net.stats", Json{{"tps", "fast"},
+                                {"bandwidth_in", -5},
+                                {"bandwidth_out", 1.5},
+                                {"active_connections", 2.5}});
+  node.answer("light.latest_header", Json{{"number", "0x1e240"}, {"finality_time", nullptr}});
+  Json peers = Json::array();
+  peers.push_back(Json{{"id", "a"},
+                       {"address", 7},
+                       {"connected_at", "yesterday"},
+                       {"latency_ms", 45},
+                       {"version", "v1"},
+                       {"is_validator", "yes"},
+                       {"reputation", 95}});
+  peers.push_back(Json("not a peer"));
+  node.answer("net.peers", Json{{"peers", peers}});
+  NetworkCollector c({});
+  Snapshot s = c.collect(node, 1);
+  Json m = metricsBody(s);
+  EXPECT_TRUE(mentions(m["unavailable"], "tps", "string"));
+  EXPECT_TRUE(mentions(m["unavailable"], "bandwidth_in", "negative"));
+  EXPECT_EQ(m["bandwidth_out"], Json(1.5));
+  EXPECT_TRUE(mentions(m["unavailable"], "active_connections", "fractional"));
+  EXPECT_TRUE(mentions(m["unavailable"], "block_height", "string"));
+  EXPECT_TRUE(mentions(m["unavailable"], "finality_time", "no finality_time"));
+  EXPECT_EQ(m["peer_count"], Json(2));
+
+  const Json p = peersBody(s);
+  ASSERT_EQ(p["peers"].size(), 2u);
+  const Json& first = p["peers"][0];
+  EXPECT_EQ(first["id"], Json("a"));
+  EXPECT_TRUE(first["address"].isNull());
+  EXPECT_TRUE(first["connected_at"].isNull());
+  EXPECT_TRUE(first["is_validator"].isNull());
+  EXPECT_EQ(first["latency_ms"], Json(45));
+  EXPECT_EQ(first["reputation"], Json(95));
+  for (const char* f :
+       {"id", "address", "connected_at", "latency_ms", "version", "is_validator", "reputation"})
+    EXPECT_TRUE(p["peers"][1].contains(f) && p["peers"][1][f].isNull()) << f;
+  EXPECT_TRUE(mentions(p["unavailable"], "address", "number"));
+  EXPECT_TRUE(mentions(p["unavailable"], "is_validator", "expected a boolean"));
+  EXPECT_TRUE(mentions(p["unavailable"], "version", "not an object"));
+}
+
+TEST(NetworkSpec, AnAnswerWithoutPeersIsAClearError) {
+  FakeNode node;
+  specNode(node);
+  node.answer("net.peers", Json{{"count", 23}});
+  NetworkCollector c({});
+  try {
+    c.collect(node, 1);
+    FAIL() << "expected ShapeError";
+  } catch (const ShapeError& e) {
+    std::string what = e.what();
+    EXPECT_NE(what.find("net.peers"), std::string::npos) << what;
+    EXPECT_NE(what.find("\"peers\""), std::string::npos) << what;
+    EXPECT_NE(what.find("count"), std::string::npos) << what;
+  }
+  EXPECT_EQ(node.count("light.latest_header"), 0);
+}
+
+TEST(NetworkSpec, NeitherProfileNamesTheAuthToken) {
+  FakeNode node;  // every method -32601
+  NetworkCollector c({});
+  try {
+    c.collect(node, 1);
+    FAIL() << "expected ShapeError";
+  } catch (const ShapeError& e) {
+    EXPECT_NE(std::string(e.what()).find("auth token"), std::string::npos) << e.what();
+  }
+}
+
+TEST(NetworkSpec, ShapeChangeMidRunIsRedetectedInTheSameCycle) {
+  FakeNode node;
+  specNode(node);
+  NetworkCollector c({});
+  c.collect(node, 1);
+  // net.peers now answers -32601: the node behind the URL is a real node (non-empty chain).
+  FakeNode real;
+  theblockNode(real);
+  Snapshot s = c.collect(real, 2);
+  EXPECT_EQ(s.profile, Profile::kTheBlock);
+  EXPECT_EQ(c.profile(), Profile::kTheBlock);
+  ASSERT_TRUE(s.block_height.value);
+  EXPECT_EQ(*s.block_height.value, 236);
+}
+
+TEST(NetworkSpec, AfterAnOutageANewNodeIsDetectedBeforeLatestHeader) {
+  FakeNode node;
+  specNode(node);
+  NetworkCollector c({});
+  c.collect(node, 1);
+  FakeNode down;
+  down.fail("net.peers", transportFailure());
+  down.fail("net.stats", transportFailure());
+  down.fail("light.latest_header", transportFailure());
+  EXPECT_THROW(c.collect(down, 2), CallFailed);
+  // A real node with an empty chain comes up on the same address.
+  FakeNode real;
+  theblockNode(real, /*chain_empty=*/true);
+  Snapshot s = c.collect(real, 3);
+  EXPECT_EQ(s.profile, Profile::kTheBlock);
+  EXPECT_EQ(real.count("light.latest_header"), 0);
+  EXPECT_FALSE(s.block_height.value);
+}
+
+// ------------------------------------------------------------------------------------------
+// Theblock profile
+
+TEST(NetworkTheBlock, RecordedAnswersGiveWhatCanBeDerivedAndNullsForTheRest) {
+  FakeNode node;
+  theblockNode(node);
+  NetworkCollector c({});
+  Snapshot s = c.collect(node, 50);
+  EXPECT_EQ(c.profile(), Profile::kTheBlock);
+  Json m = metricsBody(s);
+  EXPECT_EQ(m["profile"], Json("theblock"));
+  EXPECT_EQ(m["block_height"], Json(236));
+  EXPECT_EQ(m["peer_count"], Json(3));
+  EXPECT_EQ(m["active_connections"], Json(3));
+  for (const char* f : {"tps", "bandwidth_in", "finality_time", "bandwidth_out", "block_rate"})
+    EXPECT_TRUE(m[f].isNull()) << f;
+  EXPECT_TRUE(mentions(m["unavailable"], "tps", "no transaction rate"));
+  EXPECT_TRUE(mentions(m["unavailable"], "bandwidth_in", "bytes_sent only"));
+  EXPECT_TRUE(mentions(m["unavailable"], "finality_time", "no finality"));
+  EXPECT_TRUE(mentions(m["unavailable"], "bandwidth_out", "two samples"));
+  EXPECT_FALSE(m["unavailable"].contains("block_height"));
+  // Only the peers term is known: 3/50*30 = 1.8, rescaled: 1.8 * 100 / 30 = 6.
+  EXPECT_NEAR(m["strength_terms"]["peers"].asDouble(), 1.8, 1e-9);
+  EXPECT_TRUE(m["strength_terms"]["tps"].isNull());
+  EXPECT_TRUE(m["strength_terms"]["finality"].isNull());
+  EXPECT_EQ(m["network_strength"], Json(6));
+  ASSERT_TRUE(s.bytes_sent_total.value);
+  EXPECT_DOUBLE_EQ(*s.bytes_sent_total.value, 10000 + 2048 + 0);
+}
+
+TEST(NetworkTheBlock, PeersFromPeerStatsAll) {
+  FakeNode node;
+  theblockNode(node);
+  NetworkCollector c({});
+  const Json p = peersBody(c.collect(node, 1));
+  ASSERT_EQ(p["peers"].size(), 3u);
+  EXPECT_EQ(p["total"], Json(3));
+  EXPECT_EQ(p["peers"][0]["id"], Json("12D3KooWA1"));
+  EXPECT_EQ(p["peers"][0]["reputation"], Json(0.97));
+  EXPECT_EQ(p["peers"][1]["reputation"], Json(1));
+  EXPECT_EQ(p["peers"][2]["id"], Json("12D3KooWC3"));
+  for (const char* f : {"address", "connected_at", "latency_ms", "version", "is_validator"}) {
+    EXPECT_TRUE(p["peers"][0].contains(f) && p["peers"][0][f].isNull()) << f;
+    EXPECT_TRUE(mentions(p["unavailable"], f, "net.peer_stats_all")) << f;
+  }
+  EXPECT_FALSE(p["unavailable"].contains("id"));
+  EXPECT_FALSE(p["unavailable"].contains("reputation"));
+  EXPECT_EQ(p["peers"][0].asObject()[0].first, "id");
+}
+
+TEST(NetworkTheBlock, LatestHeaderOnlyAfterHeadersReturnedAHeader) {
+  FakeNode node;
+  theblockNode(node);
+  NetworkCollector c({});
+  EXPECT_FALSE(c.chainKnownNonEmpty());
+  c.collect(node, 1);
+  // detect, then [overlay, page, headers], then [latest_header].
+  ASSERT_EQ(node.batches.size(), 3u);
+  EXPECT_EQ(node.methods(1), (std::vector<std::string>{"net.overlay_status", "net.peer_stats_all",
+                                                       "light.headers"}));
+  EXPECT_EQ(node.batches[1][2].params, (Json{{"start", 0}, {"limit", 1}}));
+  EXPECT_EQ(node.methods(2), std::vector<std::string>{"light.latest_header"});
+  EXPECT_TRUE(c.chainKnownNonEmpty());
+  // Known non-empty: latest_header directly, in the first batch, no more light.headers.
+  c.collect(node, 2);
+  ASSERT_EQ(node.batches.size(), 4u);
+  EXPECT_EQ(node.methods(3), (std::vector<std::string>{"net.overlay_status", "net.peer_stats_all",
+                                                       "light.latest_header"}));
+  EXPECT_EQ(node.count("light.headers"), 1);
+}
+
+TEST(NetworkTheBlock, EmptyChainNeverCallsLatestHeader) {
+  FakeNode node;
+  theblockNode(node, /*chain_empty=*/true);
+  NetworkCollector c({});
+  for (int i = 0; i < 3; ++i) {
+    Snapshot s = c.collect(node, i);
+    EXPECT_FALSE(s.block_height.value);
+    EXPECT_NE(s.block_height.reason.find("empty"), std::string::npos);
+    EXPECT_FALSE(c.chainKnownNonEmpty());
+  }
+  EXPECT_EQ(node.count("light.latest_header"), 0);
+  EXPECT_EQ(node.count("light.headers"), 3);
+  // The first block arrives: now latest_header is safe.
+  node.answer("light.headers", fixture("theblock/light_headers.json"));
+  Snapshot s = c.collect(node, 4);
+  EXPECT_EQ(node.count("light.latest_header"), 1);
+  ASSERT_TRUE(s.block_height.value);
+  EXPECT_EQ(*s.block_height.value, 236);
+}
+
+TEST(NetworkTheBlock, GarbageFromLightHeadersDoesNotUnlockLatestHeader) {
+  FakeNode node;
+  theblockNode(node);
+  node.answer("light.headers", Json{{"error", "busy"}});
+  NetworkCollector c({});
+  Snapshot s = c.collect(node, 1);
+  EXPECT_FALSE(s.block_height.value);
+  EXPECT_NE(s.block_height.reason.find("not an array"), std::string::npos);
+  node.answer("light.headers", Json::parse("[42]"));
+  s = c.collect(node, 2);
+  EXPECT_FALSE(s.block_height.value);
+  EXPECT_EQ(node.count("light.latest_header"), 0);
+  EXPECT_FALSE(c.chainKnownNonEmpty());
+}
+
+TEST(NetworkTheBlock, AFailureForgetsThatTheChainWasNonEmpty) {
+  FakeNode node;
+  theblockNode(node);
+  NetworkCollector c({});
+  c.collect(node, 1);
+  ASSERT_TRUE(c.chainKnownNonEmpty());
+  node.fail("net.overlay_status", transportFailure());
+  EXPECT_THROW(c.collect(node, 2), CallFailed);
+  EXPECT_FALSE(c.chainKnownNonEmpty());
+  // Restarted with an empty chain: the next cycle asks light.headers first again.
+  theblockNode(node, /*chain_empty=*/true);
+  int latest_before = node.count("light.latest_header");
+  Snapshot s = c.collect(node, 3);
+  EXPECT_EQ(node.count("light.latest_header"), latest_before);
+  EXPECT_FALSE(s.block_height.value);
+}
+
+TEST(NetworkTheBlock, BandwidthOutFromPerPeerDeltasOverTheInjectedClock) {
+  FakeNode node;
+  auto peers = std::make_shared<Json::Array>(
+      Json::Array{statsPeer("a", 10000), statsPeer("b", 2048), statsPeer("c", 0)});
+  theblockNode(node, false, peers);
+  NetworkCollector c({});
+  Snapshot s = c.collect(node, 100);
+  EXPECT_FALSE(s.bandwidth_out.value);
+
+  *peers = {statsPeer("a", 11000), statsPeer("b", 2048), statsPeer("c", 500)};
+  s = c.collect(node, 110);
+  ASSERT_TRUE(s.bandwidth_out.value) << s.bandwidth_out.reason;
+  EXPECT_DOUBLE_EQ(*s.bandwidth_out.value, 150.0);  // 1500 bytes in 10 s
+  EXPECT_DOUBLE_EQ(*s.bytes_sent_total.value, 13548);
+
+  // A peer leaves and a new one arrives with an old total: neither disturbs the rate.
+  *peers = {statsPeer("a", 13000), statsPeer("c", 500), statsPeer("d", 1e6)};
+  s = c.collect(node, 120);
+  ASSERT_TRUE(s.bandwidth_out.value) << s.bandwidth_out.reason;
+  EXPECT_DOUBLE_EQ(*s.bandwidth_out.value, 200.0);
+
+  // A counter going backwards is a reset: null, then the rate resumes.
+  *peers = {statsPeer("a", 10), statsPeer("c", 500), statsPeer("d", 1e6)};
+  s = c.collect(node, 130);
+  EXPECT_FALSE(s.bandwidth_out.value);
+  EXPECT_NE(s.bandwidth_out.reason.find("backwards"), std::string::npos);
+  Json m = metricsBody(s);
+  EXPECT_TRUE(m["bandwidth_out"].isNull());
+  EXPECT_TRUE(mentions(m["unavailable"], "bandwidth_out", "reset"));
+
+  *peers = {statsPeer("a", 410), statsPeer("c", 600), statsPeer("d", 1e6)};
+  s = c.collect(node, 135);
+  ASSERT_TRUE(s.bandwidth_out.value) << s.bandwidth_out.reason;
+  EXPECT_DOUBLE_EQ(*s.bandwidth_out.value, 100.0);  // 500 bytes in 5 s
+}
+
+TEST(NetworkTheBlock, BlockRateFromLatestHeaderHeights) {
+  FakeNode node;
+  theblockNode(node);
+  int64_t h = 236;
+  node.on("light.latest_header", [&](const Json&) {
+    return ok(Json{{"difficulty", 1}, {"hash", "ab"}, {"height", h}});
+  });
+  NetworkCollector c({});
+  EXPECT_FALSE(c.collect(node, 0).block_rate.value);
+  h = 240;
+  Snapshot s = c.collect(node, 8);
+  ASSERT_TRUE(s.block_rate.value);
+  EXPECT_DOUBLE_EQ(*s.block_rate.value, 0.5);
+}
+
+TEST(NetworkTheBlock, PagesPeerStatsAllByHundreds) {
+  FakeNode node;
+  theblockNode(node, false, generatedPeers(250));
+  NetworkCollector c({});
+  Snapshot s = c.collect(node, 1);
+  ASSERT_TRUE(s.peers);
+  EXPECT_EQ(s.peers->size(), 250u);
+  EXPECT_FALSE(s.peers_truncated);
+  std::vector<std::pair<int64_t, int64_t>> pages;
+  for (const auto& b : node.batches)
+    for (const auto& call : b)
+      if (call.method == "net.peer_stats_all")
+        pages.emplace_back(call.params["offset"].asInt(), call.params["limit"].asInt());
+  EXPECT_EQ(pages, (std::vector<std::pair<int64_t, int64_t>>{{0, 100}, {100, 100}, {200, 100}}));
+  // The second page rides with latest_header in one batch.
+  EXPECT_EQ(node.methods(2),
+            (std::vector<std::string>{"net.peer_stats_all", "light.latest_header"}));
+  EXPECT_EQ(peersBody(s)["total"], Json(250));
+  // overlay_status still gives peer_count.
+  EXPECT_EQ(*s.peer_count.value, 3);
+}
+
+TEST(NetworkTheBlock, ExactMultipleOfThePageSizeEndsOnAnEmptyPage) {
+  FakeNode node;
+  theblockNode(node, false, generatedPeers(200));
+  NetworkCollector c({});
+  Snapshot s = c.collect(node, 1);
+  EXPECT_EQ(s.peers->size(), 200u);
+  EXPECT_FALSE(s.peers_truncated);
+  EXPECT_EQ(node.count("net.peer_stats_all"), 3);
+}
+
+TEST(NetworkTheBlock, MaxPeersCapsThePagesAndMarksTheListTruncated) {
+  FakeNode node;
+  theblockNode(node, false, generatedPeers(1000));
+  CollectorOptions o;
+  o.max_peers = 250;
+  NetworkCollector c(o);
+  Snapshot s = c.collect(node, 1);
+  EXPECT_EQ(s.peers->size(), 250u);
+  EXPECT_TRUE(s.peers_truncated);
+  std::vector<int64_t> limits;
+  for (const auto& b : node.batches)
+    for (const auto& call : b)
+      if (call.method == "net.peer_stats_all") limits.push_back(call.params["limit"].asInt());
+  EXPECT_EQ(limits, (std::vector<int64_t>{100, 100, 50}));
+  EXPECT_FALSE(s.bandwidth_out.value);
+  EXPECT_NE(s.bandwidth_out.reason.find("max_peers"), std::string::npos);
+  EXPECT_FALSE(s.bytes_sent_total.value);
+  EXPECT_EQ(peersBody(s)["truncated"], Json(true));
+}
+
+TEST(NetworkTheBlock, RefusedPeerStatsDegradesThePeerListOnly) {
+  FakeNode node;
+  theblockNode(node);
+  node.remove("net.peer_stats_all");  // -32601: not a loopback client
+  NetworkCollector c({});
+  Snapshot s = c.collect(node, 1);
+  const Json p = peersBody(s);
+  EXPECT_TRUE(p["peers"].isNull());
+  EXPECT_TRUE(p["total"].isNull());
+  EXPECT_TRUE(mentions(p["unavailable"], "peers", "loopback"));
+  EXPECT_EQ(*s.peer_count.value, 3);
+  EXPECT_EQ(*s.block_height.value, 236);
+  EXPECT_FALSE(s.bandwidth_out.value);
+  EXPECT_FALSE(s.bytes_sent_total.value);
+}
+
+TEST(NetworkTheBlock, WrongTypesInTheRealShapesBecomeNull) {
+  FakeNode node;
+  theblockNode(node);
+  node.answer("net.overlay_status", Json{{"active_peers", "three"}});
+  Json peers = Json::array();
+  peers.push_back(
+      Json{{"peer_id", "a"},
+           {"metrics", Json{{"bytes_sent", "lots"}, {"reputation", Json{{"score", "high"}}}}}});
+  peers.push_back(Json{{"peer_id", 5}, {"metrics", Json{{"bytes_sent", 1}}}});
+  peers.push_back(Json(true));
+  node.answer("net.peer_stats_all", peers);
+  node.answer("light.latest_header", Json{{"height", -1}});
+  NetworkCollector c({});
+  Snapshot s = c.collect(node, 1);
+  // active_peers unusable: the complete peer list's length stands in.
+  EXPECT_EQ(*s.peer_count.value, 3);
+  EXPECT_EQ(*s.active_connections.value, 3);
+  EXPECT_FALSE(s.block_height.value);
+  EXPECT_NE(s.block_height.reason.find("negative"), std::string::npos);
+  EXPECT_FALSE(s.bandwidth_out.value);
+  EXPECT_NE(s.bandwidth_out.reason.find("bytes_sent"), std::string::npos);
+  const Json p = peersBody(s);
+  ASSERT_EQ(p["peers"].size(), 3u);
+  EXPECT_TRUE(p["peers"][0]["reputation"].isNull());
+  EXPECT_TRUE(p["peers"][1]["id"].isNull());
+  EXPECT_TRUE(p["peers"][2]["id"].isNull());
+  EXPECT_TRUE(mentions(p["unavailable"], "reputation", "string"));
+  EXPECT_TRUE(mentions(p["unavailable"], "id", "peer_id"));
+
+  node.answer("net.peer_stats_all", Json{{"peers", Json::array()}});
+  s = c.collect(node, 2);
+  EXPECT_FALSE(s.peers);
+  EXPECT_NE(s.peers_reason.find("not an array"), std::string::npos);
+  EXPECT_FALSE(s.peer_count.value);
+  EXPECT_TRUE(mentions(metricsBody(s)["unavailable"], "peer_count", "active_peers"));
+}
+
+// ------------------------------------------------------------------------------------------
+// Metrics and features
+
+TEST(NetworkMetrics, UnknownValuesRemoveTheirSeries) {
+  FakeNode node;
+  theblockNode(node);
+  NetworkCollector c({});
+  Snapshot s = c.collect(node, 1);
+  std::map<std::string, double> by_key;
+  int counters = 0;
+  for (const auto& m : metricSamples(s)) {
+    std::string key = m.name;
+    for (const auto& [k, v] : m.labels) key += "{" + k + "=" + v + "}";
+    EXPECT_FALSE(m.help.empty()) << key;
+    EXPECT_EQ(m.name.rfind("theblock_", 0), 0u) << key;
+    EXPECT_EQ(m.counter, m.name == "theblock_peer_bytes_sent_total") << key;
+    counters += m.counter;
+    by_key[key] = m.value;
+  }
+  EXPECT_EQ(counters, 1);
+  EXPECT_EQ(by_key.size(), 13u);
+  EXPECT_EQ(by_key["theblock_block_height"], 236);
+  EXPECT_EQ(by_key["theblock_peers"], 3);
+  EXPECT_EQ(by_key["theblock_network_strength"], 6);
+  EXPECT_TRUE(std::isnan(by_key["theblock_tps"]));
+  EXPECT_TRUE(std::isnan(by_key["theblock_finality_seconds"]));
+  EXPECT_TRUE(std::isnan(by_key["theblock_network_bandwidth_bytes_per_second{direction=in}"]));
+  EXPECT_TRUE(std::isnan(by_key["theblock_network_strength_term{term=tps}"]));
+  EXPECT_NEAR(by_key["theblock_network_strength_term{term=peers}"], 1.8, 1e-9);
+  EXPECT_EQ(by_key["theblock_peer_bytes_sent_total"], 12048);
+}
+
+TEST(NetworkMetrics, FeaturesHaveStableNames) {
+  FakeNode node;
+  specNode(node);
+  NetworkCollector c({});
+  auto f = featureValues(c.collect(node, 1));
+  std::vector<std::string> names;
+  for (const auto& [n, v] : f) names.push_back(n);
+  EXPECT_EQ(names, (std::vector<std::string>{"block_height", "block_rate", "tps", "peers",
+                                             "finality_seconds", "bandwidth_in", "bandwidth_out",
+                                             "strength"}));
+  EXPECT_EQ(f[0].second, 123456);
+  EXPECT_TRUE(std::isnan(f[1].second));
+  EXPECT_EQ(f[7].second, 36);
+}
+
+TEST(NetworkOptions, ValidateNamesTheKey) {
+  CollectorOptions o;
+  EXPECT_EQ(o.validate(), "");
+  o.max_peers = 0;
+  EXPECT_NE(o.validate().find("max_peers"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace blockbuster::network

@@ -1,0 +1,271 @@
+// The storage market's logic on recorded answers of both node profiles.
+#include "storage_market.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace blockbuster::markets {
+namespace {
+
+Json loadJson(const std::string& name) {
+  std::ifstream in(std::string(BB_STORAGE_FIXTURES) + "/" + name);
+  EXPECT_TRUE(in.good()) << "missing fixture " << name;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return Json::parse(ss.str());
+}
+
+Answers load(const std::string& name) { return answersFromRecording(loadJson(name)); }
+Answers garbage(const std::string& key) {
+  return answersFromRecording(loadJson("garbage.json")[key]);
+}
+
+const MetricPoint* metric(const MarketReport& r, const std::string& name) {
+  for (const auto& m : r.metrics)
+    if (m.name == name) return &m;
+  return nullptr;
+}
+
+double feature(const MarketReport& r, const std::string& name) {
+  for (const auto& f : r.features)
+    if (f.name == name) return f.value;
+  ADD_FAILURE() << "no feature " << name;
+  return 0;
+}
+
+void expectConsistent(const MarketReport& r) {
+  Json b = r.body();
+  for (const char* f : {"status", "total_stored", "total_providers", "avg_price", "capacity_used",
+                        "profile", "unavailable"})
+    EXPECT_TRUE(b.contains(f)) << "body lacks " << f << ": " << b.dump();
+  for (const auto& m : b.asObject()) {
+    if (m.first == "profile" || m.first == "error" || m.first == "capacity_used_source") continue;
+    if (m.second.isNull())
+      EXPECT_TRUE(b["unavailable"][m.first].isString()) << m.first << " null without reason";
+    else
+      EXPECT_FALSE(b["unavailable"].contains(m.first)) << m.first;
+  }
+  EXPECT_EQ(b.contains("error"), r.status == Status::kUnavailable);
+  EXPECT_EQ(std::isnan(metric(r, "theblock_storage_stored_bytes")->value),
+            b["total_stored"].isNull());
+  EXPECT_EQ(std::isnan(metric(r, kProvidersMetric)->value), b["total_providers"].isNull());
+  EXPECT_EQ(std::isnan(metric(r, kAvgPriceMetric)->value), b["avg_price"].isNull());
+  EXPECT_EQ(std::isnan(metric(r, kUtilizationMetric)->value), b["capacity_used"].isNull());
+  EXPECT_EQ(std::isnan(feature(r, "stored_bytes")), b["total_stored"].isNull());
+  EXPECT_EQ(std::isnan(feature(r, "providers")), b["total_providers"].isNull());
+  EXPECT_EQ(std::isnan(feature(r, "capacity_used")), b["capacity_used"].isNull());
+  EXPECT_EQ(metric(r, "theblock_market_up")->value, r.status == Status::kUnavailable ? 0 : 1);
+  int statusSeries = 0;
+  for (const auto& m : r.metrics) {
+    EXPECT_FALSE(m.help.empty()) << m.name;
+    if (!m.labels.empty()) {
+      EXPECT_EQ(m.labels[0].second, "storage") << m.name;
+    }
+    if (m.name == "theblock_market_status") {
+      ++statusSeries;
+      EXPECT_EQ(m.value, m.labels[1].second == statusName(r.status) ? 1 : 0);
+    }
+  }
+  EXPECT_EQ(statusSeries, 3);
+}
+
+TEST(StorageMarket, RejectsOutOfRangeLimits) {
+  EXPECT_THROW(StorageMarket(StorageOptions{true, 0, 1000}), std::invalid_argument);
+  EXPECT_THROW(StorageMarket(StorageOptions{true, 10, 1001}), std::invalid_argument);
+}
+
+TEST(StorageMarket, PlansNeverIncludeAudit) {
+  StorageMarket m;
+  auto calls = m.plan();
+  ASSERT_EQ(calls.size(), 4u);
+  for (const auto& c : calls) EXPECT_NE(c.method, "storage.audit");
+  EXPECT_EQ(calls[1].params["object_size"], Json(1));
+  EXPECT_EQ(calls[1].params["limit"], Json(1000));
+  EXPECT_EQ(calls[2].params["limit"], Json(1000));
+}
+
+TEST(StorageMarket, SpecActive) {
+  StorageMarket m;
+  MarketReport r = m.update(load("spec_active.json")).report;
+  Json b = r.body();
+  EXPECT_EQ(m.profile(), Profile::kSpec);
+  EXPECT_EQ(b["status"], Json("healthy"));
+  EXPECT_EQ(b["profile"], Json("spec"));
+  EXPECT_EQ(b["total_stored"], Json(1024000000));
+  EXPECT_EQ(b["total_providers"], Json(8));
+  EXPECT_EQ(b["avg_price"], Json(0.001));
+  EXPECT_EQ(b["capacity_used"], Json(0.65));
+  EXPECT_EQ(b["unavailable"].size(), 0u);
+  EXPECT_FALSE(b.contains("manifests"));
+  EXPECT_EQ(metric(r, "theblock_storage_stored_bytes")->value, 1024000000);
+  expectConsistent(r);
+  ASSERT_EQ(m.plan().size(), 1u);
+  EXPECT_EQ(m.plan()[0].method, kStorageStats);
+}
+
+TEST(StorageMarket, SpecEmptyIsIdleAndStoredMovingIsHealthy) {
+  StorageMarket m;
+  MarketReport r = m.update(load("spec_empty.json")).report;
+  EXPECT_EQ(r.status, Status::kIdle);
+  EXPECT_EQ(r.body()["total_stored"], Json(0));
+  expectConsistent(r);
+  Json moved = loadJson("spec_empty.json");
+  moved[kStorageStats]["result"]["total_stored"] = 4096;
+  EXPECT_EQ(m.update(answersFromRecording(moved)).report.status, Status::kHealthy);
+  // Bytes stored but no provider and nothing moved: quiet.
+  EXPECT_EQ(m.update(answersFromRecording(moved)).report.status, Status::kIdle);
+}
+
+TEST(StorageMarket, TheblockDeduplicatesProviders) {
+  StorageMarket m;
+  MarketReport r = m.update(load("theblock_active.json")).report;
+  Json b = r.body();
+  EXPECT_EQ(m.profile(), Profile::kTheblock);
+  EXPECT_EQ(b["status"], Json("healthy"));
+  EXPECT_EQ(b["profile"], Json("theblock"));
+  EXPECT_EQ(b["total_providers"], Json(2)) << "prov-1 is listed twice";
+  EXPECT_EQ(b["avg_price"], Json(15)) << "mean of 10 and 20, the duplicate counted once";
+  EXPECT_EQ(b["advertised_capacity_bytes"], Json(4000000));
+  EXPECT_EQ(b["total_stored"], Json(1024));
+  EXPECT_EQ(b["manifests"], Json(2));
+  EXPECT_EQ(b["capacity_used"], Json(0.1));
+  EXPECT_EQ(b["capacity_used_source"], Json("governor.status"));
+  EXPECT_EQ(b["unavailable"].size(), 0u);
+  expectConsistent(r);
+  EXPECT_EQ(m.plan().size(), 3u) << "storage.stats is no longer asked";
+}
+
+TEST(StorageMarket, TheblockFreshNodeIsIdleWithReasonedNulls) {
+  StorageMarket m;
+  MarketReport r = m.update(load("theblock_fresh.json")).report;
+  Json b = r.body();
+  EXPECT_EQ(r.status, Status::kIdle);
+  EXPECT_EQ(b["total_providers"], Json(0));
+  EXPECT_EQ(b["total_stored"], Json(0));
+  EXPECT_TRUE(b["avg_price"].isNull());
+  EXPECT_NE(b["unavailable"]["avg_price"].asString().find("no storage provider"),
+            std::string::npos);
+  EXPECT_TRUE(b["capacity_used"].isNull());
+  EXPECT_NE(b["unavailable"]["capacity_used"].asString().find("TB_GOVERNOR_ENABLED"),
+            std::string::npos);
+  expectConsistent(r);
+}
+
+TEST(StorageMarket, TheblockDegraded) {
+  StorageMarket m;
+  MarketReport r = m.update(load("theblock_degraded.json")).report;
+  Json b = r.body();
+  EXPECT_EQ(b["total_providers"], Json(2));
+  EXPECT_EQ(b["advertised_capacity_bytes"], Json(3000));
+  EXPECT_TRUE(b["avg_price"].isNull()) << "one provider's price is a string: no average";
+  EXPECT_NE(b["unavailable"]["avg_price"].asString().find("price_per_block is a string"),
+            std::string::npos);
+  EXPECT_TRUE(b["total_stored"].isNull());
+  EXPECT_NE(b["unavailable"]["total_stored"].asString().find("total_len is a string"),
+            std::string::npos);
+  EXPECT_TRUE(b["capacity_used"].isNull());
+  EXPECT_NE(b["unavailable"]["capacity_used"].asString().find("connection reset"),
+            std::string::npos);
+  EXPECT_EQ(r.status, Status::kIdle) << "providers known, nothing known to be in use";
+  expectConsistent(r);
+}
+
+TEST(StorageMarket, FullPagesMakeTotalsUnknown) {
+  StorageMarket m(StorageOptions{true, 3, 2});
+  MarketReport r = m.update(load("theblock_active.json")).report;
+  Json b = r.body();
+  EXPECT_TRUE(b["total_providers"].isNull());
+  EXPECT_NE(b["unavailable"]["total_providers"].asString().find("provider_limit"),
+            std::string::npos);
+  EXPECT_EQ(b["avg_price"], Json(15));
+  EXPECT_TRUE(b["total_stored"].isNull());
+  EXPECT_NE(b["unavailable"]["total_stored"].asString().find("limit of 2"), std::string::npos);
+  expectConsistent(r);
+}
+
+TEST(StorageMarket, GarbageAndFailures) {
+  {
+    StorageMarket m;
+    MarketReport r = m.update(garbage("stats_string")).report;
+    EXPECT_TRUE(r.unrecognised);
+    EXPECT_EQ(r.status, Status::kUnavailable);
+    expectConsistent(r);
+  }
+  {
+    StorageMarket m;
+    MarketReport r = m.update(garbage("stats_unknown_object")).report;
+    EXPECT_TRUE(r.unrecognised);
+    expectConsistent(r);
+  }
+  {
+    StorageMarket m;
+    MarketReport r = m.update(garbage("stats_wrong_types")).report;
+    EXPECT_FALSE(r.unrecognised);
+    EXPECT_EQ(r.status, Status::kUnavailable);
+    for (const char* f : {"total_stored", "total_providers", "avg_price", "capacity_used"})
+      EXPECT_TRUE(r.body()[f].isNull()) << f;
+    EXPECT_NE(r.error.find("is a string"), std::string::npos) << r.error;
+    EXPECT_NE(r.body()["unavailable"]["avg_price"].asString().find("negative"), std::string::npos);
+    expectConsistent(r);
+  }
+  {
+    StorageMarket m;
+    MarketReport r = m.update(garbage("stats_unavailable")).report;
+    EXPECT_EQ(r.status, Status::kUnavailable);
+    EXPECT_NE(r.error.find("unavailable"), std::string::npos);
+    expectConsistent(r);
+  }
+  {
+    StorageMarket m;
+    MarketReport r = m.update(garbage("nothing_served")).report;
+    EXPECT_EQ(r.status, Status::kUnavailable);
+    EXPECT_NE(r.error.find("serves no storage market"), std::string::npos);
+    EXPECT_TRUE(r.body()["profile"].isNull());
+    expectConsistent(r);
+  }
+  {
+    StorageMarket m;
+    MarketReport r = m.update(garbage("all_down")).report;
+    EXPECT_EQ(r.status, Status::kUnavailable);
+    EXPECT_NE(r.error.find("connection refused"), std::string::npos) << r.error;
+    expectConsistent(r);
+  }
+  {
+    StorageMarket m;
+    MarketReport r = m.update(garbage("theblock_wrong_lists")).report;
+    EXPECT_EQ(r.profile, Profile::kTheblock);
+    EXPECT_EQ(r.status, Status::kUnavailable);
+    EXPECT_NE(r.body()["unavailable"]["total_stored"].asString().find("manifest store offline"),
+              std::string::npos);
+    expectConsistent(r);
+  }
+  {
+    StorageMarket m;
+    MarketReport r = m.update(garbage("theblock_unavailable")).report;
+    EXPECT_EQ(r.status, Status::kUnavailable);
+    EXPECT_NE(r.error.find("says the market is unavailable"), std::string::npos) << r.error;
+    expectConsistent(r);
+  }
+}
+
+TEST(StorageMarket, RedetectsWhenTheSpecMethodDisappears) {
+  StorageMarket m;
+  m.update(load("spec_active.json"));
+  ASSERT_EQ(m.profile(), Profile::kSpec);
+  Answers gone;
+  gone[kStorageStats] = Answer::rpcError(-32601, "method not found");
+  Outcome o = m.update(gone);
+  EXPECT_TRUE(o.redetect);
+  EXPECT_EQ(m.plan().size(), 4u);
+  Outcome o2 = m.update(load("theblock_active.json"));
+  EXPECT_FALSE(o2.redetect);
+  EXPECT_EQ(m.profile(), Profile::kTheblock);
+  EXPECT_EQ(o2.report.body()["total_providers"], Json(2));
+}
+
+}  // namespace
+}  // namespace blockbuster::markets

@@ -1,0 +1,754 @@
+// Tests of the shared JSON-RPC client against an in-test HTTP server on 127.0.0.1:0 whose
+// behaviour each test scripts, and of the token bucket with a fake clock.
+#include <Poco/Dynamic/Var.h>
+#include <Poco/JSON/Object.h>
+#include <Poco/JSON/Parser.h>
+#include <Poco/Net/HTTPRequestHandler.h>
+#include <Poco/Net/HTTPRequestHandlerFactory.h>
+#include <Poco/Net/HTTPServer.h>
+#include <Poco/Net/HTTPServerParams.h>
+#include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerRequestImpl.h>
+#include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/Net/SocketAddress.h>
+#include <Poco/StreamCopier.h>
+#include <Poco/ThreadPool.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "rpc/rate_limiter.h"
+#include "rpc/rpc_client.h"
+#include "util/log.h"
+
+namespace {
+
+using bb::RpcClient;
+using bb::RpcConfig;
+using bb::RpcOutcome;
+using bb::RpcStatus;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+using Poco::Net::HTTPServerRequest;
+using Poco::Net::HTTPServerResponse;
+
+// What the server saw of one request.
+struct Seen {
+  std::string uri;
+  std::string host;
+  bool has_authorization = false;
+  std::string authorization;
+  std::string content_type;
+  std::string client;  // peer address: one per TCP connection
+  std::string body;
+  std::string id;      // the request id as JSON text
+  std::string method;  // the JSON-RPC method
+  std::string params;  // the params as JSON text
+};
+
+class TestNode;
+using Script = std::function<void(TestNode&, const Seen&, int index, HTTPServerRequest&,
+                                  HTTPServerResponse&)>;
+
+// An HTTP server on 127.0.0.1:0 that records every request and answers as `script` says.
+class TestNode {
+ public:
+  explicit TestNode(Script script)
+      : script_(std::move(script)),
+        threads_(2, 16),
+        socket_(Poco::Net::SocketAddress("127.0.0.1", 0)) {
+    auto* params = new Poco::Net::HTTPServerParams;
+    params->setKeepAlive(true);
+    params->setMaxThreads(16);
+    server_ = std::make_unique<Poco::Net::HTTPServer>(new Factory(*this), threads_, socket_,
+                                                      params);
+    server_->start();
+  }
+  ~TestNode() {
+    release();
+    server_->stopAll(true);
+    threads_.joinAll();
+  }
+
+  int port() const { return socket_.address().port(); }
+  std::string url(const std::string& path = "") const {
+    return "http://127.0.0.1:" + std::to_string(port()) + path;
+  }
+  std::vector<Seen> seen() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return seen_;
+  }
+  int requests() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return static_cast<int>(seen_.size());
+  }
+  int connections() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::set<std::string> clients;
+    for (const auto& s : seen_) clients.insert(s.client);
+    return static_cast<int>(clients.size());
+  }
+  int maxInFlight() const { return max_in_flight_.load(); }
+
+  // Lets every handler blocked in waitForRelease() go.
+  void release() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    released_ = true;
+    cv_.notify_all();
+  }
+  void waitForRelease(std::chrono::milliseconds limit) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    cv_.wait_for(lock, limit, [&] { return released_; });
+  }
+  // Blocks until at least `n` requests are (or once were) handled at once, or `limit` passes.
+  void waitForInFlight(int n, std::chrono::milliseconds limit) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    cv_.wait_for(lock, limit, [&] { return in_flight_ >= n || max_in_flight_.load() >= n; });
+  }
+  bool waitForRequests(int n, std::chrono::milliseconds limit) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    return cv_.wait_for(lock, limit, [&] { return static_cast<int>(seen_.size()) >= n; });
+  }
+
+ private:
+  class Handler : public Poco::Net::HTTPRequestHandler {
+   public:
+    explicit Handler(TestNode& node) : node_(node) {}
+    void handleRequest(HTTPServerRequest& request, HTTPServerResponse& response) override {
+      node_.handle(request, response);
+    }
+
+   private:
+    TestNode& node_;
+  };
+  class Factory : public Poco::Net::HTTPRequestHandlerFactory {
+   public:
+    explicit Factory(TestNode& node) : node_(node) {}
+    Poco::Net::HTTPRequestHandler* createRequestHandler(const HTTPServerRequest&) override {
+      return new Handler(node_);
+    }
+
+   private:
+    TestNode& node_;
+  };
+
+  void handle(HTTPServerRequest& request, HTTPServerResponse& response) {
+    Seen s;
+    s.uri = request.getURI();
+    s.host = request.getHost();
+    s.has_authorization = request.has("Authorization");
+    s.authorization = request.get("Authorization", "");
+    s.content_type = request.getContentType();
+    s.client = request.clientAddress().toString();
+    Poco::StreamCopier::copyToString(request.stream(), s.body);
+    try {
+      Poco::JSON::Parser parser;
+      auto object = parser.parse(s.body).extract<Poco::JSON::Object::Ptr>();
+      s.id = object->get("id").toString();
+      s.method = object->getValue<std::string>("method");
+      std::ostringstream params;
+      object->getObject("params")->stringify(params);
+      s.params = params.str();
+    } catch (const Poco::Exception&) {
+    }
+    int index;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      index = static_cast<int>(seen_.size());
+      seen_.push_back(s);
+      ++in_flight_;
+      max_in_flight_ = std::max(max_in_flight_.load(), in_flight_);
+      cv_.notify_all();
+    }
+    script_(*this, s, index, request, response);
+    std::lock_guard<std::mutex> lock(mutex_);
+    --in_flight_;
+  }
+
+  Script script_;
+  Poco::ThreadPool threads_;
+  Poco::Net::ServerSocket socket_;
+  std::unique_ptr<Poco::Net::HTTPServer> server_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::vector<Seen> seen_;
+  int in_flight_ = 0;
+  std::atomic<int> max_in_flight_{0};
+  bool released_ = false;
+};
+
+void reply(HTTPServerResponse& response, int status, const std::string& body) {
+  response.setStatus(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(status));
+  response.setContentType("application/json");
+  response.setContentLength64(static_cast<Poco::Int64>(body.size()));
+  response.send() << body;
+}
+
+void replyResult(HTTPServerResponse& response, const Seen& seen, const std::string& result) {
+  reply(response, 200, "{\"jsonrpc\":\"2.0\",\"id\":" + seen.id + ",\"result\":" + result + "}");
+}
+
+void replyError(HTTPServerResponse& response, const Seen& seen, const std::string& error,
+                int status = 200) {
+  reply(response, status, "{\"jsonrpc\":\"2.0\",\"error\":" + error + ",\"id\":" + seen.id + "}");
+}
+
+// Closes the connection without answering, as the real node does when a handler panics.
+void hangUp(HTTPServerRequest& request) {
+  static_cast<Poco::Net::HTTPServerRequestImpl&>(request).socket().shutdown();
+}
+
+// A node that answers every call with {"method": <the method called>}.
+void echoMethod(TestNode&, const Seen& seen, int, HTTPServerRequest&,
+                HTTPServerResponse& response) {
+  replyResult(response, seen, "{\"method\":\"" + seen.method + "\"}");
+}
+
+RpcConfig configFor(const TestNode& node) {
+  RpcConfig config;
+  config.url = node.url();
+  config.connect_timeout_ms = 2000;
+  config.timeout_ms = 5000;
+  config.retries = 2;
+  config.backoff_initial_ms = 1;
+  config.backoff_max_ms = 10;
+  config.max_requests_per_second = 1000;
+  config.burst = 1000;
+  config.max_connections = 4;
+  return config;
+}
+
+// The message of a failed outcome.
+std::string messageOf(const RpcOutcome& outcome) {
+  Poco::JSON::Parser parser;
+  auto object = parser.parse(outcome.json).extract<Poco::JSON::Object::Ptr>();
+  EXPECT_EQ(object->getValue<int>("code"), 0) << outcome.json;
+  return object->getValue<std::string>("message");
+}
+
+// --- Envelopes ------------------------------------------------------------------------------
+
+TEST(RpcClient, ResultIsHandedOverAsTheNodeWroteIt) {
+  TestNode node([](TestNode&, const Seen& seen, int, HTTPServerRequest&,
+                   HTTPServerResponse& response) {
+    replyResult(response, seen, "{\"big\":18446744073709551615,\"f\":0.10,\"s\":\"a\\\"b\"}");
+  });
+  RpcClient client(configFor(node));
+  const RpcOutcome outcome = client.call("light.latest_header");
+  ASSERT_EQ(outcome.status, RpcStatus::Ok) << outcome.json;
+  EXPECT_EQ(outcome.json, "{\"big\":18446744073709551615,\"f\":0.10,\"s\":\"a\\\"b\"}");
+  EXPECT_EQ(outcome.attempts, 1);
+  EXPECT_EQ(outcome.http_status, 200);
+  ASSERT_EQ(node.requests(), 1);
+  EXPECT_EQ(node.seen()[0].method, "light.latest_header");
+  EXPECT_EQ(node.seen()[0].content_type, "application/json");
+  EXPECT_EQ(node.seen()[0].uri, "/");
+}
+
+TEST(RpcClient, ErrorEnvelopeIsRpcErrorWithTheNodesErrorObject) {
+  TestNode node([](TestNode&, const Seen& seen, int, HTTPServerRequest&,
+                   HTTPServerResponse& response) {
+    replyError(response, seen, "{\"code\":-32601,\"message\":\"method not found\"}");
+  });
+  RpcClient client(configFor(node));
+  const RpcOutcome outcome = client.call("net.peers");
+  EXPECT_EQ(outcome.status, RpcStatus::RpcError);
+  EXPECT_EQ(outcome.json, "{\"code\":-32601,\"message\":\"method not found\"}");
+  // An answer is never retried.
+  EXPECT_EQ(outcome.attempts, 1);
+  EXPECT_EQ(node.requests(), 1);
+}
+
+TEST(RpcClient, SuccessEnvelopeWhoseResultIsAnErrorStaysOk) {
+  TestNode node([](TestNode&, const Seen& seen, int, HTTPServerRequest&,
+                   HTTPServerResponse& response) {
+    replyResult(response, seen, "{\"error\":\"unavailable\"}");
+  });
+  RpcClient client(configFor(node));
+  const RpcOutcome outcome = client.call("ad_market.inventory");
+  EXPECT_EQ(outcome.status, RpcStatus::Ok);
+  EXPECT_EQ(outcome.json, "{\"error\":\"unavailable\"}");
+}
+
+TEST(RpcClient, GarbageIsBadResponseAndNotRetried) {
+  TestNode node([](TestNode&, const Seen&, int, HTTPServerRequest&,
+                   HTTPServerResponse& response) { reply(response, 200, "<html>hello</html>"); });
+  RpcClient client(configFor(node));
+  const RpcOutcome outcome = client.call("net.stats");
+  EXPECT_EQ(outcome.status, RpcStatus::BadResponse);
+  EXPECT_NE(messageOf(outcome).find("net.stats"), std::string::npos) << outcome.json;
+  EXPECT_EQ(outcome.attempts, 1);
+  EXPECT_EQ(node.requests(), 1);
+}
+
+TEST(RpcClient, JsonThatIsNotAnEnvelopeIsBadResponse) {
+  TestNode node([](TestNode&, const Seen&, int, HTTPServerRequest&,
+                   HTTPServerResponse& response) { reply(response, 200, "{\"height\":3}"); });
+  RpcClient client(configFor(node));
+  EXPECT_EQ(client.call("x").status, RpcStatus::BadResponse);
+}
+
+// --- Request shape --------------------------------------------------------------------------
+
+TEST(RpcClient, ParamsDefaultToAnEmptyObjectAndObjectsPassThrough) {
+  TestNode node(echoMethod);
+  RpcClient client(configFor(node));
+  ASSERT_TRUE(client.call("a", "").ok());
+  ASSERT_TRUE(client.call("b", "  {\"start\":0,\"limit\":1}  ").ok());
+  const auto seen = node.seen();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].params, "{}");
+  EXPECT_EQ(seen[1].params, "{\"limit\":1,\"start\":0}");
+  EXPECT_NE(seen[1].body.find("\"params\":{\"start\":0,\"limit\":1}"), std::string::npos)
+      << seen[1].body;
+  EXPECT_NE(seen[0].body.find("\"jsonrpc\":\"2.0\""), std::string::npos) << seen[0].body;
+}
+
+TEST(RpcClient, ParamsThatAreNotAnObjectAreRefusedUnsent) {
+  TestNode node(echoMethod);
+  RpcClient client(configFor(node));
+  const RpcOutcome array = client.call("a", "[1,2]");
+  EXPECT_EQ(array.status, RpcStatus::Invalid);
+  EXPECT_NE(messageOf(array).find("object"), std::string::npos);
+  EXPECT_EQ(client.call("a", "{broken").status, RpcStatus::Invalid);
+  EXPECT_EQ(client.call("", "{}").status, RpcStatus::Invalid);
+  EXPECT_EQ(node.requests(), 0);
+  EXPECT_EQ(client.requestsSent(), 0u);
+}
+
+TEST(RpcClient, BearerHeaderExactlyWhenATokenIsSet) {
+  TestNode node(echoMethod);
+  RpcConfig with_token = configFor(node);
+  with_token.auth_token = "tok-123";
+  RpcClient authed(with_token);
+  RpcClient anonymous(configFor(node));
+  ASSERT_TRUE(authed.call("a").ok());
+  ASSERT_TRUE(anonymous.call("b").ok());
+  const auto seen = node.seen();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_TRUE(seen[0].has_authorization);
+  EXPECT_EQ(seen[0].authorization, "Bearer tok-123");
+  EXPECT_FALSE(seen[1].has_authorization);
+}
+
+TEST(RpcClient, HostHeaderIsTheUrlHostWithoutPortAndThePathIsKept) {
+  TestNode node(echoMethod);
+  RpcConfig config = configFor(node);
+  config.url = node.url("/rpc/v1");
+  RpcClient client(config);
+  ASSERT_TRUE(client.call("a").ok());
+  ASSERT_EQ(node.requests(), 1);
+  EXPECT_EQ(node.seen()[0].host, "127.0.0.1");
+  EXPECT_EQ(node.seen()[0].uri, "/rpc/v1");
+}
+
+TEST(RpcClient, LocalhostIsSentAsLocalhost) {
+  TestNode node(echoMethod);
+  RpcConfig config = configFor(node);
+  config.url = "http://localhost:" + std::to_string(node.port());
+  RpcClient client(config);
+  const RpcOutcome outcome = client.call("a");
+  ASSERT_TRUE(outcome.ok()) << outcome.json;
+  EXPECT_EQ(node.seen()[0].host, "localhost");
+}
+
+TEST(RpcClient, UnusableUrlsAreConfigErrors) {
+  RpcConfig config;
+  config.url = "https://127.0.0.1:3030";
+  EXPECT_THROW(RpcClient{config}, bb::ConfigError);
+  config.url = "ftp://127.0.0.1:3030";
+  EXPECT_THROW(RpcClient{config}, bb::ConfigError);
+  config.url = "http://user:pw@127.0.0.1:3030";
+  EXPECT_THROW(RpcClient{config}, bb::ConfigError);
+  config.url = "http://127.0.0.1:3030";
+  config.max_connections = 0;
+  EXPECT_THROW(RpcClient{config}, bb::ConfigError);
+}
+
+TEST(RpcClient, KeepAliveReusesOneConnection) {
+  TestNode node(echoMethod);
+  RpcClient client(configFor(node));
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(client.call("a").ok());
+  EXPECT_EQ(node.requests(), 5);
+  EXPECT_EQ(node.connections(), 1);
+  EXPECT_EQ(client.requestsSent(), 5u);
+}
+
+// --- Retries --------------------------------------------------------------------------------
+
+TEST(RpcClient, Http500IsRetriedThenSucceeds) {
+  TestNode node([](TestNode&, const Seen& seen, int index, HTTPServerRequest&,
+                   HTTPServerResponse& response) {
+    if (index < 2) {
+      reply(response, 500, "oops");
+    } else {
+      replyResult(response, seen, "1");
+    }
+  });
+  RpcClient client(configFor(node));
+  const RpcOutcome outcome = client.call("a");
+  ASSERT_EQ(outcome.status, RpcStatus::Ok) << outcome.json;
+  EXPECT_EQ(outcome.json, "1");
+  EXPECT_EQ(outcome.attempts, 3);
+  EXPECT_EQ(node.requests(), 3);
+  EXPECT_EQ(client.requestsSent(), 3u);
+}
+
+TEST(RpcClient, Http500GivesUpAfterTheRetries) {
+  TestNode node([](TestNode&, const Seen&, int, HTTPServerRequest&,
+                   HTTPServerResponse& response) { reply(response, 503, ""); });
+  RpcClient client(configFor(node));
+  const RpcOutcome outcome = client.call("compute_market.stats");
+  EXPECT_EQ(outcome.status, RpcStatus::Transport);
+  EXPECT_EQ(outcome.attempts, 3);
+  EXPECT_EQ(outcome.http_status, 503);
+  const std::string message = messageOf(outcome);
+  EXPECT_NE(message.find("compute_market.stats"), std::string::npos) << message;
+  EXPECT_NE(message.find("503"), std::string::npos) << message;
+}
+
+TEST(RpcClient, ClosedConnectionIsRetriedThenSucceeds) {
+  TestNode node([](TestNode&, const Seen& seen, int index, HTTPServerRequest& request,
+                   HTTPServerResponse& response) {
+    if (index == 0) {
+      hangUp(request);
+    } else {
+      replyResult(response, seen, "true");
+    }
+  });
+  RpcClient client(configFor(node));
+  const RpcOutcome outcome = client.call("light.latest_header");
+  ASSERT_EQ(outcome.status, RpcStatus::Ok) << outcome.json;
+  EXPECT_EQ(outcome.attempts, 2);
+  EXPECT_EQ(node.requests(), 2);
+}
+
+TEST(RpcClient, Http400IsNotRetried) {
+  TestNode node([](TestNode&, const Seen&, int, HTTPServerRequest&,
+                   HTTPServerResponse& response) { reply(response, 400, "bad request"); });
+  RpcClient client(configFor(node));
+  const RpcOutcome outcome = client.call("a");
+  EXPECT_EQ(outcome.status, RpcStatus::Transport);
+  EXPECT_EQ(outcome.http_status, 400);
+  EXPECT_EQ(outcome.attempts, 1);
+  EXPECT_EQ(node.requests(), 1);
+}
+
+TEST(RpcClient, Http403NamesTheHostCheck) {
+  TestNode node([](TestNode&, const Seen&, int, HTTPServerRequest&,
+                   HTTPServerResponse& response) { reply(response, 403, ""); });
+  RpcClient client(configFor(node));
+  const RpcOutcome outcome = client.call("a");
+  EXPECT_EQ(outcome.status, RpcStatus::Transport);
+  EXPECT_EQ(outcome.attempts, 1);
+  EXPECT_NE(messageOf(outcome).find("HTTP 403 from node (Host header refused or forbidden)"),
+            std::string::npos)
+      << outcome.json;
+}
+
+TEST(RpcClient, JsonRpcErrorWithHttp500IsAnAnswerNotRetried) {
+  TestNode node([](TestNode&, const Seen& seen, int, HTTPServerRequest&,
+                   HTTPServerResponse& response) {
+    replyError(response, seen, "{\"code\":-32603,\"message\":\"internal\"}", 500);
+  });
+  RpcClient client(configFor(node));
+  const RpcOutcome outcome = client.call("a");
+  EXPECT_EQ(outcome.status, RpcStatus::RpcError);
+  EXPECT_EQ(outcome.attempts, 1);
+}
+
+TEST(RpcClient, ConnectionRefusedIsTransportAfterRetries) {
+  int port;
+  {
+    Poco::Net::ServerSocket probe(Poco::Net::SocketAddress("127.0.0.1", 0));
+    port = probe.address().port();
+  }
+  RpcConfig config;
+  config.url = "http://127.0.0.1:" + std::to_string(port);
+  config.retries = 1;
+  config.backoff_initial_ms = 1;
+  config.backoff_max_ms = 2;
+  RpcClient client(config);
+  const RpcOutcome outcome = client.call("a");
+  EXPECT_EQ(outcome.status, RpcStatus::Transport);
+  EXPECT_EQ(outcome.attempts, 2);
+  EXPECT_NE(messageOf(outcome).find("refused"), std::string::npos) << outcome.json;
+}
+
+TEST(RpcClient, ServerThatNeverAnswersTimesOutWithinTheDeadline) {
+  TestNode node([](TestNode& self, const Seen&, int, HTTPServerRequest&,
+                   HTTPServerResponse& response) {
+    self.waitForRelease(20s);
+    reply(response, 200, "{}");
+  });
+  RpcConfig config = configFor(node);
+  config.timeout_ms = 200;
+  config.retries = 1;
+  RpcClient client(config);
+  const RpcOutcome outcome = client.call("a", "{}", Clock::now() + 1500ms);
+  EXPECT_EQ(outcome.status, RpcStatus::Timeout) << outcome.json;
+  EXPECT_GE(outcome.attempts, 1);
+  node.release();
+}
+
+// --- Limits ---------------------------------------------------------------------------------
+
+TEST(RpcClient, Http429PausesEveryCallWithoutReachingTheNode) {
+  TestNode node([](TestNode&, const Seen& seen, int, HTTPServerRequest&,
+                   HTTPServerResponse& response) {
+    response.set("Retry-After", "30");
+    replyError(response, seen, "{\"code\":-32001,\"message\":\"rate limited\"}", 429);
+  });
+  RpcClient client(configFor(node));
+  EXPECT_FALSE(client.banned());
+  const RpcOutcome first = client.call("a");
+  EXPECT_EQ(first.status, RpcStatus::Limit);
+  EXPECT_EQ(first.attempts, 1);
+  EXPECT_EQ(first.http_status, 429);
+  EXPECT_TRUE(client.banned());
+  const RpcOutcome second = client.call("b");
+  EXPECT_EQ(second.status, RpcStatus::Limit);
+  EXPECT_EQ(second.attempts, 0);
+  const auto many = client.callMany({{"c", ""}, {"d", ""}}, Clock::now() + 5s);
+  for (const auto& outcome : many) EXPECT_EQ(outcome.status, RpcStatus::Limit);
+  EXPECT_EQ(node.requests(), 1);
+  EXPECT_EQ(client.requestsSent(), 1u);
+}
+
+TEST(RpcClient, BannedErrorCodeInA200AlsoPauses) {
+  TestNode node([](TestNode&, const Seen& seen, int, HTTPServerRequest&,
+                   HTTPServerResponse& response) {
+    replyError(response, seen, "{\"code\":-32002,\"message\":\"banned\"}");
+  });
+  RpcClient client(configFor(node));
+  EXPECT_EQ(client.call("a").status, RpcStatus::Limit);
+  EXPECT_TRUE(client.banned());
+  EXPECT_EQ(client.call("b").status, RpcStatus::Limit);
+  EXPECT_EQ(node.requests(), 1);
+}
+
+TEST(RpcClient, OversizedContentLengthIsRefusedUnread) {
+  TestNode node([](TestNode&, const Seen&, int, HTTPServerRequest&,
+                   HTTPServerResponse& response) {
+    response.setContentLength64(int64_t{1} << 30);  // announces 1 GiB, sends a few bytes
+    response.send() << "{\"jsonrpc\":\"2.0\"" << std::flush;
+  });
+  RpcConfig config = configFor(node);
+  config.max_response_bytes = 1024;
+  RpcClient client(config);
+  const RpcOutcome outcome = client.call("storage.manifests");
+  EXPECT_EQ(outcome.status, RpcStatus::Limit);
+  EXPECT_EQ(outcome.attempts, 1);
+  EXPECT_NE(messageOf(outcome).find("max_response_bytes"), std::string::npos) << outcome.json;
+}
+
+TEST(RpcClient, OversizedChunkedReplyIsRefused) {
+  TestNode node([](TestNode&, const Seen& seen, int, HTTPServerRequest&,
+                   HTTPServerResponse& response) {
+    response.setChunkedTransferEncoding(true);
+    std::ostream& out = response.send();
+    out << "{\"jsonrpc\":\"2.0\",\"id\":" << seen.id << ",\"result\":\"" << std::string(8192, 'x')
+        << "\"}";
+  });
+  RpcConfig config = configFor(node);
+  config.max_response_bytes = 1024;
+  RpcClient client(config);
+  EXPECT_EQ(client.call("a").status, RpcStatus::Limit);
+  // The same chunked reply under the cap is read whole.
+  config.max_response_bytes = 1 << 20;
+  RpcClient roomy(config);
+  const RpcOutcome outcome = roomy.call("a");
+  ASSERT_EQ(outcome.status, RpcStatus::Ok) << outcome.json;
+  EXPECT_EQ(outcome.json.size(), 8192u + 2);
+}
+
+TEST(RpcClient, RateCapFailsACallThatCannotGetATokenInTime) {
+  TestNode node(echoMethod);
+  RpcConfig config = configFor(node);
+  config.max_requests_per_second = 0.01;  // one token per 100 s after the burst
+  config.burst = 2;
+  RpcClient client(config);
+  const auto deadline = Clock::now() + 2s;
+  EXPECT_TRUE(client.call("a", "{}", deadline).ok());
+  EXPECT_TRUE(client.call("b", "{}", deadline).ok());
+  const RpcOutcome third = client.call("c", "{}", deadline);
+  EXPECT_EQ(third.status, RpcStatus::Timeout);
+  EXPECT_NE(messageOf(third).find("rate cap"), std::string::npos) << third.json;
+  EXPECT_EQ(node.requests(), 2);
+}
+
+// --- Concurrency ----------------------------------------------------------------------------
+
+TEST(RpcClient, CallManyRunsConcurrentlyAndKeepsOrder) {
+  TestNode node([](TestNode& self, const Seen& seen, int index, HTTPServerRequest& request,
+                   HTTPServerResponse& response) {
+    // Hold each request until a second one is in flight (bounded), so concurrency shows.
+    self.waitForInFlight(2, 5s);
+    echoMethod(self, seen, index, request, response);
+  });
+  RpcClient client(configFor(node));
+  std::atomic<int> observed{0};
+  client.setObserver([&](const std::string&, const RpcOutcome&) { ++observed; });
+  std::vector<std::pair<std::string, std::string>> calls;
+  for (int i = 0; i < 6; ++i) calls.emplace_back("m" + std::to_string(i), "");
+  const auto outcomes = client.callMany(calls, Clock::now() + 20s);
+  ASSERT_EQ(outcomes.size(), calls.size());
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    ASSERT_EQ(outcomes[i].status, RpcStatus::Ok) << outcomes[i].json;
+    EXPECT_EQ(outcomes[i].json, "{\"method\":\"" + calls[i].first + "\"}");
+  }
+  EXPECT_GT(node.maxInFlight(), 1);
+  EXPECT_LE(node.maxInFlight(), 4);  // max_connections
+  EXPECT_EQ(observed.load(), 6);
+}
+
+TEST(RpcClient, ShutdownWakesACallWaitingForAConnection) {
+  TestNode node([](TestNode& self, const Seen&, int, HTTPServerRequest&,
+                   HTTPServerResponse& response) {
+    self.waitForRelease(20s);
+    reply(response, 200, "{}");
+  });
+  RpcConfig config = configFor(node);
+  config.max_connections = 1;
+  config.timeout_ms = 30000;
+  RpcClient client(config);
+  auto busy = std::async(std::launch::async,
+                         [&] { return client.call("busy", "{}", Clock::now() + 30s); });
+  ASSERT_TRUE(node.waitForRequests(1, 10s));
+  // This call can only wait for the one connection, which the first holds for up to 20 s.
+  auto waiter = std::async(std::launch::async,
+                           [&] { return client.call("waiter", "{}", Clock::now() + 30s); });
+  std::this_thread::sleep_for(100ms);  // let it start waiting; correctness does not depend on it
+  client.shutdown();
+  const RpcOutcome woken = waiter.get();
+  EXPECT_EQ(woken.status, RpcStatus::Shutdown) << woken.json;
+  EXPECT_EQ(woken.attempts, 0);
+  node.release();
+  busy.get();
+  EXPECT_EQ(client.call("after").status, RpcStatus::Shutdown);
+  EXPECT_EQ(node.requests(), 1);
+}
+
+TEST(RpcClient, ShutdownWakesACallWaitingForARateToken) {
+  TestNode node(echoMethod);
+  RpcConfig config = configFor(node);
+  config.max_requests_per_second = 0.05;  // next token in 20 s, inside the 60 s deadline
+  config.burst = 1;
+  RpcClient client(config);
+  ASSERT_TRUE(client.call("a").ok());
+  auto waiter = std::async(std::launch::async,
+                           [&] { return client.call("b", "{}", Clock::now() + 60s); });
+  std::this_thread::sleep_for(100ms);
+  client.shutdown();
+  EXPECT_EQ(waiter.get().status, RpcStatus::Shutdown);
+  EXPECT_EQ(node.requests(), 1);
+}
+
+// --- Secrets --------------------------------------------------------------------------------
+
+TEST(RpcClient, TheTokenNeverAppearsInOutcomesOrLogs) {
+  const std::string token = "s3cr3t-token-value";
+  TestNode node([&](TestNode&, const Seen& seen, int index, HTTPServerRequest&,
+                    HTTPServerResponse& response) {
+    switch (index % 4) {
+      case 0:
+        reply(response, 500, seen.authorization);
+        break;
+      case 1:
+        reply(response, 200, "not json " + seen.authorization);
+        break;
+      case 2:
+        replyError(response, seen, "{\"code\":-32601,\"message\":\"nope\"}");
+        break;
+      default:
+        reply(response, 429, "");
+    }
+  });
+  RpcConfig config = configFor(node);
+  config.auth_token = token;
+  config.retries = 0;
+  bb::setLogLevel(bb::LogLevel::Debug);
+  testing::internal::CaptureStderr();
+  std::vector<RpcOutcome> outcomes;
+  {
+    RpcClient client(config);
+    for (int i = 0; i < 4; ++i) outcomes.push_back(client.call("m" + std::to_string(i)));
+    outcomes.push_back(client.call("after-ban"));
+  }
+  const std::string logs = testing::internal::GetCapturedStderr();
+  bb::setLogLevel(bb::LogLevel::Info);
+  ASSERT_EQ(node.requests(), 4);
+  EXPECT_EQ(node.seen()[0].authorization, "Bearer " + token);  // it was really sent
+  EXPECT_EQ(outcomes[0].status, RpcStatus::Transport);
+  EXPECT_EQ(outcomes[1].status, RpcStatus::BadResponse);
+  EXPECT_EQ(outcomes[2].status, RpcStatus::RpcError);
+  EXPECT_EQ(outcomes[3].status, RpcStatus::Limit);
+  EXPECT_EQ(outcomes[4].status, RpcStatus::Limit);
+  for (const auto& outcome : outcomes) {
+    EXPECT_EQ(outcome.json.find(token), std::string::npos) << outcome.json;
+  }
+  EXPECT_NE(logs.find("rate-limited"), std::string::npos) << logs;  // something was logged
+  EXPECT_EQ(logs.find(token), std::string::npos) << logs;
+}
+
+// --- Token bucket ---------------------------------------------------------------------------
+
+struct FakeClock {
+  Clock::time_point now = Clock::time_point() + std::chrono::hours(1);
+  bb::TokenBucket::NowFn fn() {
+    return [this] { return now; };
+  }
+};
+
+TEST(TokenBucket, BurstThenRate) {
+  FakeClock clock;
+  bb::TokenBucket bucket(2.0, 3, clock.fn());
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(bucket.tryTake().count(), 0) << "burst token " << i;
+  const auto wait = bucket.tryTake();
+  EXPECT_EQ(wait, std::chrono::milliseconds(500));
+  clock.now += std::chrono::milliseconds(499);
+  EXPECT_GT(bucket.tryTake().count(), 0);
+  clock.now += std::chrono::milliseconds(1);
+  EXPECT_EQ(bucket.tryTake().count(), 0);
+  EXPECT_GT(bucket.tryTake().count(), 0);
+  clock.now += std::chrono::milliseconds(1000);  // two more tokens at 2/s
+  EXPECT_EQ(bucket.tryTake().count(), 0);
+  EXPECT_EQ(bucket.tryTake().count(), 0);
+  EXPECT_GT(bucket.tryTake().count(), 0);
+}
+
+TEST(TokenBucket, RefillIsCappedAtCapacity) {
+  FakeClock clock;
+  bb::TokenBucket bucket(10.0, 4, clock.fn());
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(bucket.tryTake().count(), 0);
+  clock.now += std::chrono::hours(1);
+  EXPECT_DOUBLE_EQ(bucket.available(), 4.0);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(bucket.tryTake().count(), 0);
+  EXPECT_GT(bucket.tryTake().count(), 0);
+}
+
+TEST(TokenBucket, ZeroRateMeansNoCap) {
+  FakeClock clock;
+  bb::TokenBucket bucket(0.0, 1, clock.fn());
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(bucket.tryTake().count(), 0);
+}
+
+TEST(TokenBucket, ClockGoingBackwardsDoesNotDrain) {
+  FakeClock clock;
+  bb::TokenBucket bucket(1.0, 2, clock.fn());
+  clock.now -= std::chrono::seconds(10);
+  EXPECT_DOUBLE_EQ(bucket.available(), 2.0);
+}
+
+}  // namespace
