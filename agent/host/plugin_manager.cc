@@ -28,19 +28,26 @@ void PluginManager::load(const Config& config, const std::string& plugin_dir) {
                       (names.empty() ? "(none)" : names));
   }
 
-  std::vector<std::unique_ptr<PluginRuntime>> runtimes;
-  std::vector<std::string> disabled;
+  // Check every plugin's options before creating any, so that a mistake stops start-up before
+  // any plugin has started.
+  std::vector<std::pair<PluginConfig, std::string>> settings;
   for (const auto& lib : libs) {
-    const auto& info = lib->info();
     PluginConfig pc;
-    auto it = config.plugins.find(info.name);
+    auto it = config.plugins.find(lib->info().name);
     if (it != config.plugins.end()) pc = it->second;
-    std::string options;
     try {
-      options = effectiveOptions(info, pc.options_json);
+      settings.emplace_back(pc, effectiveOptions(lib->info(), pc.options_json));
     } catch (const std::exception& e) {
       throw ConfigError(config.source + ": " + e.what());
     }
+  }
+
+  std::vector<std::unique_ptr<PluginRuntime>> runtimes;
+  std::vector<std::string> disabled;
+  for (size_t i = 0; i < libs.size(); ++i) {
+    const auto& lib = libs[i];
+    const auto& info = lib->info();
+    const PluginConfig& pc = settings[i].first;
     if (!pc.enabled) {
       disabled.push_back(info.name);
       logInfo("loader", "plugin '" + info.name + "' is disabled by the config");
@@ -48,7 +55,7 @@ void PluginManager::load(const Config& config, const std::string& plugin_dir) {
     }
     auto rt = std::make_unique<PluginRuntime>(lib, pc, services_);
     try {
-      rt->create(options);
+      rt->create(settings[i].second);
     } catch (const std::exception& e) {
       throw ConfigError(e.what());
     }

@@ -1,0 +1,66 @@
+// Integration test support: bb-devnode and blockbuster-agent started as real processes on free
+// loopback ports, and a small HTTP client to read the agent.
+#pragma once
+
+#include <blockbuster/json.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "support/process.h"
+
+namespace bbtest {
+
+struct HttpResult {
+  int status = 0;
+  std::string body;
+  std::map<std::string, std::string> headers;  ///< lower-case names
+  blockbuster::Json json() const { return blockbuster::Json::parse(body); }
+};
+
+/// One HTTP/1.1 request to 127.0.0.1:port. status 0 = no answer.
+HttpResult httpRequest(int port, const std::string& method, const std::string& target,
+                       const std::map<std::string, std::string>& headers = {},
+                       const std::string& body = "");
+inline HttpResult httpGet(int port, const std::string& target) {
+  return httpRequest(port, "GET", target);
+}
+
+/// Polls `check` every 50 ms until it returns true or `timeout` passes.
+bool eventually(const std::function<bool()>& check,
+                std::chrono::milliseconds timeout = std::chrono::seconds(15));
+
+class DevNode {
+ public:
+  /// Starts bb-devnode on a free port (or `port` when non-zero) with extra flags.
+  explicit DevNode(const std::string& profile, std::vector<std::string> flags = {}, int port = 0);
+  int port() const { return port_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  ChildProcess& process() { return *process_; }
+
+ private:
+  std::unique_ptr<ChildProcess> process_;
+  int port_ = 0;
+};
+
+class Agent {
+ public:
+  /// Starts blockbuster-agent against `rpc_url` with its state in `home`; `config_yaml` is
+  /// written to a file passed with --config when not empty. Waits for its ready line.
+  Agent(const TempDir& home, const std::string& rpc_url, const std::string& config_yaml = "",
+        std::map<std::string, std::string> env = {});
+  int port() const { return port_; }
+  int webPort() const { return web_port_; }
+  ChildProcess& process() { return *process_; }
+
+ private:
+  std::unique_ptr<ChildProcess> process_;
+  int port_ = 0;
+  int web_port_ = 0;
+};
+
+}  // namespace bbtest
