@@ -80,7 +80,8 @@ Control API (same port, exempt from the Host check, rate limit and faults):
   POST   /_devnode/advance    {"blocks":N}: produce N blocks now
   GET    /_devnode/receipts   every retained receipt, oldest first, canonical form
                               {id,market,block_height,timestamp,provider,consumer,amount,status}
-                              with the method and fields each comes from; ?market=&start_height=
+                              with the method and fields each comes from;
+                              ?market=M &start_height=H &sources=0 (leave out "source")
   GET    /_devnode/stats      requests served per method; DELETE resets the counts
 
 See tools/devnode/README.md for shapes and details.

@@ -151,6 +151,7 @@ class RequestHandler : public Poco::Net::HTTPRequestHandler {
 
   Node& node_;
   int status_sent_ = 0;
+  std::string method_label_;  // JSON-RPC method(s) of this request, for --verbose
 };
 
 class HandlerFactory : public Poco::Net::HTTPRequestHandlerFactory {
@@ -269,12 +270,17 @@ void RequestHandler::handleRequest(Poco::Net::HTTPServerRequest& req,
   } catch (const Poco::Exception& e) {
     // The client went away mid-reply: nothing to answer.
     if (node_.opts_.verbose) logLine("connection error: " + e.displayText());
+  } catch (const std::exception& e) {
+    // A bug in a handler: report it as the real node's internal error, keep serving.
+    logLine(std::string("internal error: ") + e.what());
+    if (!resp.sent()) send(resp, 200, errorEnvelope("null", -32603, "internal error"));
   }
   if (node_.opts_.verbose) {
     const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.2fms", ms);
-    logLine(req.clientAddress().toString() + " " + req.getMethod() + " " + path + " -> " +
+    logLine(req.clientAddress().toString() + " " + req.getMethod() + " " + path +
+            (method_label_.empty() ? "" : " " + method_label_) + " -> " +
             (status_sent_ ? std::to_string(status_sent_) : std::string("closed")) + " " + buf);
   }
 }
@@ -406,6 +412,7 @@ RequestHandler::Reply RequestHandler::call(const Json& request, Poco::Net::HTTPS
   }
   const std::string& method = method_member->asString();
   *method_out = method;
+  method_label_ += method_label_.empty() ? method : "," + method;
   node_.countMethod(method);
   const Json* params_member = request.find("params");
   const Json params = params_member ? *params_member : Json();
@@ -613,10 +620,11 @@ void RequestHandler::handleControl(const std::string& path, const std::string& q
         return bad("start_height must be a non-negative integer");
       }
     }
-    Json truth = node_.chain_.read(
-        [&](const ChainState& s) { return renderGroundTruth(s, o.profile, market, start); });
-    truth["profile"] = profileName(o.profile);
-    return send(resp, 200, dumpSorted(truth));
+    const bool sources = !params.count("sources") || params["sources"] != "0";
+    std::string truth = node_.chain_.read([&](const ChainState& s) {
+      return renderGroundTruth(s, o.profile, market, start, sources);
+    });
+    return send(resp, 200, truth);
   }
   if (path == "/_devnode/stats") {
     if (verb == "DELETE") {
@@ -768,10 +776,12 @@ void Node::start() {
   listen();
   producer_ = std::thread([this] { produceBlocks(); });
   if (opts_.down_seconds > 0) {
-    std::thread([this] {
-      sleepInterruptible(opts_.down_after_ms, generation_);
+    down_timer_ = std::thread([this] {
+      const auto at = Clock::now() + std::chrono::milliseconds(opts_.down_after_ms);
+      while (!stopping_ && Clock::now() < at)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
       if (!stopping_) requestDown(opts_.down_seconds);
-    }).detach();
+    });
   }
 }
 
@@ -783,6 +793,7 @@ void Node::stop() {
   }
   down_cv_.notify_all();
   if (producer_.joinable()) producer_.join();
+  if (down_timer_.joinable()) down_timer_.join();
   closeListener();
   pool_.joinAll();
 }

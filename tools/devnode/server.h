@@ -143,6 +143,7 @@ class Node {
   std::mutex blocks_mu_;
   std::condition_variable blocks_cv_;
   std::thread producer_;
+  std::thread down_timer_;
 };
 
 }  // namespace devnode

@@ -151,7 +151,7 @@ void ChainState::produceBlock() {
     // receipt per block, with a random market for the rest.
     Market m = i == 0 ? static_cast<Market>(height % kMarketCount)
                       : static_cast<Market>(rng.below(kMarketCount));
-    issueReceipt(m, i, now);
+    issueReceipt(m, now);
   }
   trimHistory();
 }
@@ -261,7 +261,7 @@ void ChainState::openCampaign() {
   campaigns.push_back(std::move(c));
 }
 
-void ChainState::issueReceipt(Market m, int index, int64_t now) {
+void ChainState::issueReceipt(Market m, int64_t now) {
   Receipt r;
   r.seq = issued;
   r.market = m;
@@ -351,7 +351,6 @@ void ChainState::issueReceipt(Market m, int index, int64_t now) {
       break;
     }
   }
-  (void)index;
   by_market[static_cast<int>(m)].push_back(r.seq);
   issued++;
   issued_by_market[static_cast<int>(m)]++;

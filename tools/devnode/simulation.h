@@ -209,7 +209,7 @@ struct ChainState {
  private:
   void stepPeers(int64_t now);
   void stepMarkets(int64_t now);
-  void issueReceipt(Market m, int index, int64_t now);
+  void issueReceipt(Market m, int64_t now);
   void openCampaign();
   void trimHistory();
 };

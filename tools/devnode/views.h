@@ -31,8 +31,10 @@ CallStatus renderTheBlock(const ChainState& s, const std::string& method, const 
 bool isLightMethod(const std::string& method);
 
 /// Every retained receipt, oldest first, in canonical form plus where each comes from.
-Json renderGroundTruth(const ChainState& s, Profile profile, std::optional<Market> market,
-                       uint64_t start_height);
+/// `with_sources` false leaves out the per-receipt "source" member (smaller for big histories).
+/// Returned as JSON text with sorted keys.
+std::string renderGroundTruth(const ChainState& s, Profile profile, std::optional<Market> market,
+                              uint64_t start_height, bool with_sources = true);
 
 /// Height, counts and sizes, for GET /_devnode/state.
 Json renderSummary(const ChainState& s);
