@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# usage: run.sh BUILD_DIR BIN_DIR
+set -euo pipefail
+build="$1" bin="$2"
+work="$(mktemp -d)"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+fail() { echo "deb_package: FAIL: $*" >&2; exit 1; }
+
+echo "== cpack -G DEB"
+(cd "$build" && cpack -G DEB -B "$work/pkg" >/dev/null) || fail "cpack failed"
+agent_deb="$(ls "$work"/pkg/blockbuster-agent_*.deb)"
+sdk_deb="$(ls "$work"/pkg/blockbuster-sdk-dev_*.deb)"
+
+echo "== lintian (no errors allowed)"
+if command -v lintian >/dev/null; then
+  lint="$(lintian --tag-display-limit 0 "$agent_deb" "$sdk_deb" 2>&1 | grep -v 'root privileges' || true)"
+  echo "$lint"
+  if echo "$lint" | grep -q '^E:'; then fail "lintian found errors"; fi
+else
+  fail "lintian is not installed (tools/setup.sh --test installs it)"
+fi
+
+echo "== contents"
+# Listings go to variables: grep -q closing a pipe early would kill dpkg under pipefail.
+agent_files="$(dpkg -c "$agent_deb")"
+sdk_files="$(dpkg -c "$sdk_deb")"
+grep -q ' ./etc/block-buster/config.yaml$' <<<"$agent_files" || fail "no default config"
+dpkg -e "$agent_deb" "$work/control"
+grep -qx /etc/block-buster/config.yaml "$work/control/conffiles" || fail "config is not a conffile"
+grep -q ' ./usr/lib/systemd/system/blockbuster-agent.service$' <<<"$agent_files" \
+  || fail "no systemd unit"
+grep -q ' ./usr/lib/blockbuster/plugins/bb_network.so$' <<<"$agent_files" || fail "no plugins"
+grep -q ' ./usr/share/blockbuster/web/index.html$' <<<"$agent_files" || fail "no web files"
+if grep -q 'bb-devnode' <<<"$agent_files"; then fail "bb-devnode must not be shipped"; fi
+grep -q ' ./usr/include/blockbuster/plugin_abi.h$' <<<"$sdk_files" || fail "no SDK header"
+
+if command -v systemd-analyze >/dev/null; then
+  echo "== systemd-analyze verify"
+  out="$(systemd-analyze verify "$(dirname "$0")/../../packaging/systemd/blockbuster-agent.service" 2>&1 || true)"
+  # Outside a booted systemd the binary path is missing; anything else is a real finding.
+  echo "$out" | grep -v -e 'blockbuster-agent: No such file' -e 'Command /usr/bin/blockbuster-agent is not executable' \
+    -e '^$' && fail "systemd-analyze verify: $out" || true
+fi
+
+echo "== run the installed agent from a scratch root"
+root="$work/root"
+dpkg -x "$agent_deb" "$root"
+"$bin/bb-devnode" --listen 127.0.0.1:0 --profile spec --block-ms 200 > "$work/node.out" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do grep -q ready "$work/node.out" && break; sleep 0.1; done
+node_port="$(grep -o 'rpc=[^ ]*' "$work/node.out" | cut -d: -f2)"
+[ -n "$node_port" ] || fail "bb-devnode did not start"
+HOME="$work" THEBLOCK_RPC_URL="http://127.0.0.1:$node_port" BLOCK_BUSTER_HTTP_HOST=127.0.0.1 \
+  BLOCK_BUSTER_HTTP_PORT=0 BLOCK_BUSTER_WEB_HOST=127.0.0.1 BLOCK_BUSTER_WEB_PORT=0 \
+  BLOCK_BUSTER_WS_HOST=127.0.0.1 BLOCK_BUSTER_WS_PORT=0 BLOCK_BUSTER_FEATURE_WS_PORT=0 \
+  "$root/usr/bin/blockbuster-agent" --config "$root/etc/block-buster/config.yaml" \
+  > "$work/agent.out" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do grep -q "ready http=" "$work/agent.out" && break; sleep 0.1; done
+port="$(grep -o ' http=[^ ]*' "$work/agent.out" | cut -d: -f2)"
+web="$(grep -o ' web=[^ ]*' "$work/agent.out" | cut -d: -f2)"
+[ -n "$port" ] && [ -n "$web" ] || fail "installed agent did not start: $(cat "$work/agent.out")"
+plugins="$(curl -sf "http://127.0.0.1:$port/plugins")" || fail "GET /plugins failed"
+for p in network compute storage energy ads receipts; do
+  echo "$plugins" | grep -q "\"name\":\"$p\"" || fail "plugin $p not loaded from the package: $plugins"
+done
+grep -q "$root/usr/lib/blockbuster/plugins" "$work/agent.out" || fail "plugins not from the scratch root"
+curl -sf "http://127.0.0.1:$web/" | grep -qi '<!doctype html>' || fail "web page not served"
+curl -sf "http://127.0.0.1:$web/bb-config.json" | grep -q "\"api_port\":$port" \
+  || fail "runtime config does not point at the API"
+for _ in $(seq 100); do
+  curl -sf "http://127.0.0.1:$port/theblock/network/metrics" | grep -q '"block_height":[0-9]' && break
+  sleep 0.1
+done
+curl -sf "http://127.0.0.1:$port/theblock/network/metrics" | grep -q '"block_height":[0-9]' \
+  || fail "no network metrics from the installed agent"
+echo "deb_package: OK"

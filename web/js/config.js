@@ -1,0 +1,98 @@
+// Where the API is. The agent serves /bb-config.json beside the page:
+//   {"api_port", "ws_port", "feature_ws_port", "refresh_ms", "version"[, "ws_enabled"]}
+// Without it (the page served by `python3 -m http.server`) the guide's ports apply, on the host
+// the page came from. `?api=http://host:port` overrides the API base and `?ws=ws://host:port`
+// the stream (`?ws=off` disables it).
+
+export const DEFAULT_API_PORT = 5000;
+export const DEFAULT_WS_PORT = 5001;
+export const DEFAULT_REFRESH_MS = 2000;
+export const WS_PATH = '/theblock/ws';
+
+function portOf(v, fallback) {
+  return Number.isInteger(v) && v > 0 && v < 65536 ? v : fallback;
+}
+
+function httpBase(text) {
+  try {
+    const u = new URL(text);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') return null;
+    return `${u.protocol}//${u.host}`;
+  } catch {
+    return null;
+  }
+}
+
+function wsBase(text) {
+  try {
+    const u = new URL(text);
+    if (u.protocol !== 'ws:' && u.protocol !== 'wss:') return null;
+    return `${u.protocol}//${u.host}`;
+  } catch {
+    return null;
+  }
+}
+
+async function fetchRuntimeConfig(timeoutMs) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  try {
+    const r = await fetch('bb-config.json', { cache: 'no-store', signal: controller.signal });
+    if (!r.ok) return null;
+    const body = await r.json();
+    return body && typeof body === 'object' ? body : null;
+  } catch {
+    return null;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Resolves the runtime config: {apiBase, wsUrl (null: no stream), refreshMs, version, source,
+ * warnings[]}. Never throws.
+ */
+export async function loadConfig(loc = window.location) {
+  const params = new URLSearchParams(loc.search);
+  const file = await fetchRuntimeConfig(3000);
+  const warnings = [];
+
+  const refresh = file && Number.isInteger(file.refresh_ms) ? file.refresh_ms : DEFAULT_REFRESH_MS;
+  const refreshMs = Math.min(Math.max(refresh, 500), 60000);
+  const apiPort = portOf(file && file.api_port, DEFAULT_API_PORT);
+  const wsPort = portOf(file && file.ws_port, DEFAULT_WS_PORT);
+  const secure = loc.protocol === 'https:';
+
+  let apiBase = `${loc.protocol}//${loc.hostname}:${apiPort}`;
+  const apiParam = params.get('api');
+  if (apiParam) {
+    const base = httpBase(apiParam);
+    if (base) apiBase = base;
+    else warnings.push(`ignored ?api=${apiParam}: expected http://host:port`);
+  }
+
+  // The stream is tried only where it is known to be served: a failed WebSocket connection
+  // prints an error in the browser console that no script can silence.
+  const apiHost = new URL(apiBase).hostname;
+  const wsHost = apiHost.includes(':') && !apiHost.startsWith('[') ? `[${apiHost}]` : apiHost;
+  let wsUrl = file && file.ws_enabled === true
+    ? `${secure ? 'wss:' : 'ws:'}//${wsHost}:${wsPort}${WS_PATH}`
+    : null;
+  const wsParam = params.get('ws');
+  if (wsParam === 'off' || wsParam === '0') {
+    wsUrl = null;
+  } else if (wsParam) {
+    const base = wsBase(wsParam);
+    if (base) wsUrl = `${base}${WS_PATH}`;
+    else warnings.push(`ignored ?ws=${wsParam}: expected ws://host:port or off`);
+  }
+
+  return {
+    apiBase,
+    wsUrl,
+    refreshMs,
+    version: file && typeof file.version === 'string' ? file.version : null,
+    source: file ? 'bb-config.json' : 'defaults',
+    warnings,
+  };
+}
