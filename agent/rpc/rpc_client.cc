@@ -154,8 +154,8 @@ std::size_t skipValue(std::string_view t, std::size_t i) {
     }
     return std::string_view::npos;
   }
-  while (i < t.size() && t[i] != ',' && t[i] != '}' && t[i] != ']' && t[i] != ' ' &&
-         t[i] != '\t' && t[i] != '\n' && t[i] != '\r') {
+  while (i < t.size() && t[i] != ',' && t[i] != '}' && t[i] != ']' && t[i] != ' ' && t[i] != '\t' &&
+         t[i] != '\n' && t[i] != '\r') {
     ++i;
   }
   return i;
@@ -252,8 +252,8 @@ struct RpcClient::Impl {
 
   // Waits; these return a failure cause, or nullopt on success.
   std::optional<std::pair<RpcStatus, std::string>> takeToken(Clock::time_point deadline);
-  std::optional<std::pair<RpcStatus, std::string>> takeSession(
-      Clock::time_point deadline, std::unique_ptr<PooledSession>& out);
+  std::optional<std::pair<RpcStatus, std::string>> takeSession(Clock::time_point deadline,
+                                                               std::unique_ptr<PooledSession>& out);
   void giveBack(std::unique_ptr<PooledSession> pooled, bool reusable);
   bool sleepUntil(Clock::time_point until);  // false when woken by shutdown
 
@@ -278,7 +278,7 @@ struct RpcClient::Impl {
   std::atomic<uint64_t> requests_sent{0};
   std::atomic<int64_t> next_id{1};
 
-  std::mutex mutex;  // guards everything below up to the workers
+  std::mutex mutex;            // guards everything below up to the workers
   std::condition_variable cv;  // token, connection and backoff waiters; shutdown wakes them
   bool shutting_down = false;
   Clock::time_point ban_until{};
@@ -296,9 +296,7 @@ struct RpcClient::Impl {
 };
 
 RpcClient::Impl::Impl(RpcClient& owner_, const RpcConfig& config_)
-    : owner(owner_),
-      config(config_),
-      bucket(config_.max_requests_per_second, config_.burst) {
+    : owner(owner_), config(config_), bucket(config_.max_requests_per_second, config_.burst) {
   Poco::URI uri;
   try {
     uri = Poco::URI(config.url);
@@ -307,8 +305,9 @@ RpcClient::Impl::Impl(RpcClient& owner_, const RpcConfig& config_)
                       "); use http://HOST:PORT[/PATH]");
   }
   if (uri.getScheme() == "https") {
-    throw ConfigError("rpc_url: https is not supported in this build; use http:// (the node "
-                      "serves plain HTTP, normally on loopback)");
+    throw ConfigError(
+        "rpc_url: https is not supported in this build; use http:// (the node "
+        "serves plain HTTP, normally on loopback)");
   }
   if (uri.getScheme() != "http") {
     throw ConfigError("rpc_url: '" + config.url + "' must start with http://");
@@ -452,8 +451,8 @@ void RpcClient::Impl::startBan(int seconds, const std::string& method) {
     ban_until = std::max(ban_until, now + std::chrono::seconds(seconds));
   }
   if (!was_banned) {
-    logWarn(kComponent, "node rate-limited the agent on " + method + "; pausing every RPC call for " +
-                            std::to_string(seconds) +
+    logWarn(kComponent, "node rate-limited the agent on " + method +
+                            "; pausing every RPC call for " + std::to_string(seconds) +
                             " s (lower rpc.max_requests_per_second or poll less often)");
   }
 }
@@ -466,8 +465,8 @@ int RpcClient::Impl::banSecondsLeft() {
 }
 
 Clock::duration RpcClient::Impl::backoff(int retry) {
-  const double cap = std::min<double>(config.backoff_max_ms,
-                                      config.backoff_initial_ms * std::pow(2.0, retry));
+  const double cap =
+      std::min<double>(config.backoff_max_ms, config.backoff_initial_ms * std::pow(2.0, retry));
   std::lock_guard<std::mutex> lock(mutex);
   std::uniform_real_distribution<double> jitter(0.0, std::max(cap, 0.0));
   return std::chrono::duration_cast<Clock::duration>(
@@ -672,8 +671,8 @@ void RpcClient::Impl::classify(const Poco::Net::HTTPResponse& response, const st
       }
       if (!same) {
         out.status = RpcStatus::BadResponse;
-        out.cause = "reply id " + condensed(reply_id) + " does not match request id " +
-                    std::to_string(id);
+        out.cause =
+            "reply id " + condensed(reply_id) + " does not match request id " + std::to_string(id);
         out.reusable = false;  // the connection is out of step with us
         return;
       }
@@ -796,8 +795,8 @@ RpcOutcome RpcClient::call(const std::string& method, const std::string& params_
     if (status == RpcStatus::Ok || status == RpcStatus::RpcError) {
       outcome.json = std::move(json_or_cause);
     } else {
-      outcome.json = "{\"code\":0,\"message\":" +
-                     jsonString(impl.scrub(method + ": " + json_or_cause)) + "}";
+      outcome.json =
+          "{\"code\":0,\"message\":" + jsonString(impl.scrub(method + ": " + json_or_cause)) + "}";
     }
     outcome.seconds = std::chrono::duration<double>(Clock::now() - start).count();
     std::shared_ptr<const RpcObserver> observer;

@@ -18,7 +18,12 @@
 // Limit and starts the pause like HTTP 429; any other {"error":...} is RpcError, whatever the
 // HTTP status (a JSON-RPC server may send -32601 with 404 or -32603 with 500). A success
 // envelope whose result is {"error":...} (the real node does that) stays Ok: plugins judge
-// shapes. HTTP 403 (the real node's Host check) is Transport and not retried.
+// shapes. HTTP 403 (the real node's Host check) is Transport and not retried. The Ok text is
+// the `result` member exactly as the node wrote it (64-bit integers and decimals intact).
+// Only http:// URLs are accepted (https throws ConfigError); a host name is resolved with IPv4
+// first, since the real node binds 127.0.0.1 and "localhost" may list ::1 first. A kept-alive
+// connection that the node closed while idle is resent once on a new connection without
+// counting as a retry.
 //
 // Thread-safe: any number of threads may call() at once.
 #pragma once
@@ -54,9 +59,9 @@ struct RpcOutcome {
   /// text. Otherwise: {"code":<int>,"message":"..."} with code 0 and a human message that never
   /// contains the auth token.
   std::string json;
-  int attempts = 0;      ///< HTTP requests made (1 + retries)
-  int http_status = 0;   ///< last HTTP status seen, 0 if none
-  double seconds = 0;    ///< wall time of the whole call, waits included
+  int attempts = 0;     ///< HTTP requests made (1 + retries)
+  int http_status = 0;  ///< last HTTP status seen, 0 if none
+  double seconds = 0;   ///< wall time of the whole call, waits included
   bool ok() const { return status == RpcStatus::Ok; }
 };
 

@@ -1,5 +1,7 @@
 // Tests of the shared JSON-RPC client against an in-test HTTP server on 127.0.0.1:0 whose
 // behaviour each test scripts, and of the token bucket with a fake clock.
+#include "rpc/rpc_client.h"
+
 #include <Poco/Dynamic/Var.h>
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
@@ -29,7 +31,6 @@
 #include <vector>
 
 #include "rpc/rate_limiter.h"
-#include "rpc/rpc_client.h"
 #include "util/log.h"
 
 namespace {
@@ -58,8 +59,8 @@ struct Seen {
 };
 
 class TestNode;
-using Script = std::function<void(TestNode&, const Seen&, int index, HTTPServerRequest&,
-                                  HTTPServerResponse&)>;
+using Script =
+    std::function<void(TestNode&, const Seen&, int index, HTTPServerRequest&, HTTPServerResponse&)>;
 
 // An HTTP server on 127.0.0.1:0 that records every request and answers as `script` says.
 class TestNode {
@@ -71,8 +72,8 @@ class TestNode {
     auto* params = new Poco::Net::HTTPServerParams;
     params->setKeepAlive(true);
     params->setMaxThreads(16);
-    server_ = std::make_unique<Poco::Net::HTTPServer>(new Factory(*this), threads_, socket_,
-                                                      params);
+    server_ =
+        std::make_unique<Poco::Net::HTTPServer>(new Factory(*this), threads_, socket_, params);
     server_->start();
   }
   ~TestNode() {
@@ -240,10 +241,10 @@ std::string messageOf(const RpcOutcome& outcome) {
 // --- Envelopes ------------------------------------------------------------------------------
 
 TEST(RpcClient, ResultIsHandedOverAsTheNodeWroteIt) {
-  TestNode node([](TestNode&, const Seen& seen, int, HTTPServerRequest&,
-                   HTTPServerResponse& response) {
-    replyResult(response, seen, "{\"big\":18446744073709551615,\"f\":0.10,\"s\":\"a\\\"b\"}");
-  });
+  TestNode node(
+      [](TestNode&, const Seen& seen, int, HTTPServerRequest&, HTTPServerResponse& response) {
+        replyResult(response, seen, "{\"big\":18446744073709551615,\"f\":0.10,\"s\":\"a\\\"b\"}");
+      });
   RpcClient client(configFor(node));
   const RpcOutcome outcome = client.call("light.latest_header");
   ASSERT_EQ(outcome.status, RpcStatus::Ok) << outcome.json;
@@ -257,10 +258,10 @@ TEST(RpcClient, ResultIsHandedOverAsTheNodeWroteIt) {
 }
 
 TEST(RpcClient, ErrorEnvelopeIsRpcErrorWithTheNodesErrorObject) {
-  TestNode node([](TestNode&, const Seen& seen, int, HTTPServerRequest&,
-                   HTTPServerResponse& response) {
-    replyError(response, seen, "{\"code\":-32601,\"message\":\"method not found\"}");
-  });
+  TestNode node(
+      [](TestNode&, const Seen& seen, int, HTTPServerRequest&, HTTPServerResponse& response) {
+        replyError(response, seen, "{\"code\":-32601,\"message\":\"method not found\"}");
+      });
   RpcClient client(configFor(node));
   const RpcOutcome outcome = client.call("net.peers");
   EXPECT_EQ(outcome.status, RpcStatus::RpcError);
@@ -271,10 +272,10 @@ TEST(RpcClient, ErrorEnvelopeIsRpcErrorWithTheNodesErrorObject) {
 }
 
 TEST(RpcClient, SuccessEnvelopeWhoseResultIsAnErrorStaysOk) {
-  TestNode node([](TestNode&, const Seen& seen, int, HTTPServerRequest&,
-                   HTTPServerResponse& response) {
-    replyResult(response, seen, "{\"error\":\"unavailable\"}");
-  });
+  TestNode node(
+      [](TestNode&, const Seen& seen, int, HTTPServerRequest&, HTTPServerResponse& response) {
+        replyResult(response, seen, "{\"error\":\"unavailable\"}");
+      });
   RpcClient client(configFor(node));
   const RpcOutcome outcome = client.call("ad_market.inventory");
   EXPECT_EQ(outcome.status, RpcStatus::Ok);
@@ -282,8 +283,9 @@ TEST(RpcClient, SuccessEnvelopeWhoseResultIsAnErrorStaysOk) {
 }
 
 TEST(RpcClient, GarbageIsBadResponseAndNotRetried) {
-  TestNode node([](TestNode&, const Seen&, int, HTTPServerRequest&,
-                   HTTPServerResponse& response) { reply(response, 200, "<html>hello</html>"); });
+  TestNode node([](TestNode&, const Seen&, int, HTTPServerRequest&, HTTPServerResponse& response) {
+    reply(response, 200, "<html>hello</html>");
+  });
   RpcClient client(configFor(node));
   const RpcOutcome outcome = client.call("net.stats");
   EXPECT_EQ(outcome.status, RpcStatus::BadResponse);
@@ -293,8 +295,9 @@ TEST(RpcClient, GarbageIsBadResponseAndNotRetried) {
 }
 
 TEST(RpcClient, JsonThatIsNotAnEnvelopeIsBadResponse) {
-  TestNode node([](TestNode&, const Seen&, int, HTTPServerRequest&,
-                   HTTPServerResponse& response) { reply(response, 200, "{\"height\":3}"); });
+  TestNode node([](TestNode&, const Seen&, int, HTTPServerRequest&, HTTPServerResponse& response) {
+    reply(response, 200, "{\"height\":3}");
+  });
   RpcClient client(configFor(node));
   EXPECT_EQ(client.call("x").status, RpcStatus::BadResponse);
 }
@@ -388,14 +391,14 @@ TEST(RpcClient, KeepAliveReusesOneConnection) {
 // --- Retries --------------------------------------------------------------------------------
 
 TEST(RpcClient, Http500IsRetriedThenSucceeds) {
-  TestNode node([](TestNode&, const Seen& seen, int index, HTTPServerRequest&,
-                   HTTPServerResponse& response) {
-    if (index < 2) {
-      reply(response, 500, "oops");
-    } else {
-      replyResult(response, seen, "1");
-    }
-  });
+  TestNode node(
+      [](TestNode&, const Seen& seen, int index, HTTPServerRequest&, HTTPServerResponse& response) {
+        if (index < 2) {
+          reply(response, 500, "oops");
+        } else {
+          replyResult(response, seen, "1");
+        }
+      });
   RpcClient client(configFor(node));
   const RpcOutcome outcome = client.call("a");
   ASSERT_EQ(outcome.status, RpcStatus::Ok) << outcome.json;
@@ -406,8 +409,9 @@ TEST(RpcClient, Http500IsRetriedThenSucceeds) {
 }
 
 TEST(RpcClient, Http500GivesUpAfterTheRetries) {
-  TestNode node([](TestNode&, const Seen&, int, HTTPServerRequest&,
-                   HTTPServerResponse& response) { reply(response, 503, ""); });
+  TestNode node([](TestNode&, const Seen&, int, HTTPServerRequest&, HTTPServerResponse& response) {
+    reply(response, 503, "");
+  });
   RpcClient client(configFor(node));
   const RpcOutcome outcome = client.call("compute_market.stats");
   EXPECT_EQ(outcome.status, RpcStatus::Transport);
@@ -434,9 +438,31 @@ TEST(RpcClient, ClosedConnectionIsRetriedThenSucceeds) {
   EXPECT_EQ(node.requests(), 2);
 }
 
+TEST(RpcClient, KeptAliveConnectionClosedByTheNodeIsResentOnANewOne) {
+  TestNode node([](TestNode&, const Seen& seen, int index, HTTPServerRequest& request,
+                   HTTPServerResponse& response) {
+    const std::string body =
+        "{\"jsonrpc\":\"2.0\",\"id\":" + seen.id + ",\"result\":" + std::to_string(index) + "}";
+    response.setContentType("application/json");
+    response.setContentLength64(static_cast<Poco::Int64>(body.size()));
+    response.send() << body << std::flush;
+    // Answers keep-alive, then drops the connection, as a node with a short idle timeout does.
+    if (index == 0) hangUp(request);
+  });
+  RpcConfig config = configFor(node);
+  config.retries = 0;  // the resend must not depend on a retry being allowed
+  RpcClient client(config);
+  ASSERT_TRUE(client.call("a").ok());
+  const RpcOutcome second = client.call("b");
+  ASSERT_EQ(second.status, RpcStatus::Ok) << second.json;
+  EXPECT_EQ(second.json, "1");
+  EXPECT_EQ(node.connections(), 2);
+}
+
 TEST(RpcClient, Http400IsNotRetried) {
-  TestNode node([](TestNode&, const Seen&, int, HTTPServerRequest&,
-                   HTTPServerResponse& response) { reply(response, 400, "bad request"); });
+  TestNode node([](TestNode&, const Seen&, int, HTTPServerRequest&, HTTPServerResponse& response) {
+    reply(response, 400, "bad request");
+  });
   RpcClient client(configFor(node));
   const RpcOutcome outcome = client.call("a");
   EXPECT_EQ(outcome.status, RpcStatus::Transport);
@@ -446,8 +472,9 @@ TEST(RpcClient, Http400IsNotRetried) {
 }
 
 TEST(RpcClient, Http403NamesTheHostCheck) {
-  TestNode node([](TestNode&, const Seen&, int, HTTPServerRequest&,
-                   HTTPServerResponse& response) { reply(response, 403, ""); });
+  TestNode node([](TestNode&, const Seen&, int, HTTPServerRequest&, HTTPServerResponse& response) {
+    reply(response, 403, "");
+  });
   RpcClient client(configFor(node));
   const RpcOutcome outcome = client.call("a");
   EXPECT_EQ(outcome.status, RpcStatus::Transport);
@@ -458,10 +485,10 @@ TEST(RpcClient, Http403NamesTheHostCheck) {
 }
 
 TEST(RpcClient, JsonRpcErrorWithHttp500IsAnAnswerNotRetried) {
-  TestNode node([](TestNode&, const Seen& seen, int, HTTPServerRequest&,
-                   HTTPServerResponse& response) {
-    replyError(response, seen, "{\"code\":-32603,\"message\":\"internal\"}", 500);
-  });
+  TestNode node(
+      [](TestNode&, const Seen& seen, int, HTTPServerRequest&, HTTPServerResponse& response) {
+        replyError(response, seen, "{\"code\":-32603,\"message\":\"internal\"}", 500);
+      });
   RpcClient client(configFor(node));
   const RpcOutcome outcome = client.call("a");
   EXPECT_EQ(outcome.status, RpcStatus::RpcError);
@@ -487,11 +514,11 @@ TEST(RpcClient, ConnectionRefusedIsTransportAfterRetries) {
 }
 
 TEST(RpcClient, ServerThatNeverAnswersTimesOutWithinTheDeadline) {
-  TestNode node([](TestNode& self, const Seen&, int, HTTPServerRequest&,
-                   HTTPServerResponse& response) {
-    self.waitForRelease(20s);
-    reply(response, 200, "{}");
-  });
+  TestNode node(
+      [](TestNode& self, const Seen&, int, HTTPServerRequest&, HTTPServerResponse& response) {
+        self.waitForRelease(20s);
+        reply(response, 200, "{}");
+      });
   RpcConfig config = configFor(node);
   config.timeout_ms = 200;
   config.retries = 1;
@@ -505,11 +532,11 @@ TEST(RpcClient, ServerThatNeverAnswersTimesOutWithinTheDeadline) {
 // --- Limits ---------------------------------------------------------------------------------
 
 TEST(RpcClient, Http429PausesEveryCallWithoutReachingTheNode) {
-  TestNode node([](TestNode&, const Seen& seen, int, HTTPServerRequest&,
-                   HTTPServerResponse& response) {
-    response.set("Retry-After", "30");
-    replyError(response, seen, "{\"code\":-32001,\"message\":\"rate limited\"}", 429);
-  });
+  TestNode node(
+      [](TestNode&, const Seen& seen, int, HTTPServerRequest&, HTTPServerResponse& response) {
+        response.set("Retry-After", "30");
+        replyError(response, seen, "{\"code\":-32001,\"message\":\"rate limited\"}", 429);
+      });
   RpcClient client(configFor(node));
   EXPECT_FALSE(client.banned());
   const RpcOutcome first = client.call("a");
@@ -527,10 +554,10 @@ TEST(RpcClient, Http429PausesEveryCallWithoutReachingTheNode) {
 }
 
 TEST(RpcClient, BannedErrorCodeInA200AlsoPauses) {
-  TestNode node([](TestNode&, const Seen& seen, int, HTTPServerRequest&,
-                   HTTPServerResponse& response) {
-    replyError(response, seen, "{\"code\":-32002,\"message\":\"banned\"}");
-  });
+  TestNode node(
+      [](TestNode&, const Seen& seen, int, HTTPServerRequest&, HTTPServerResponse& response) {
+        replyError(response, seen, "{\"code\":-32002,\"message\":\"banned\"}");
+      });
   RpcClient client(configFor(node));
   EXPECT_EQ(client.call("a").status, RpcStatus::Limit);
   EXPECT_TRUE(client.banned());
@@ -539,8 +566,7 @@ TEST(RpcClient, BannedErrorCodeInA200AlsoPauses) {
 }
 
 TEST(RpcClient, OversizedContentLengthIsRefusedUnread) {
-  TestNode node([](TestNode&, const Seen&, int, HTTPServerRequest&,
-                   HTTPServerResponse& response) {
+  TestNode node([](TestNode&, const Seen&, int, HTTPServerRequest&, HTTPServerResponse& response) {
     response.setContentLength64(int64_t{1} << 30);  // announces 1 GiB, sends a few bytes
     response.send() << "{\"jsonrpc\":\"2.0\"" << std::flush;
   });
@@ -554,13 +580,13 @@ TEST(RpcClient, OversizedContentLengthIsRefusedUnread) {
 }
 
 TEST(RpcClient, OversizedChunkedReplyIsRefused) {
-  TestNode node([](TestNode&, const Seen& seen, int, HTTPServerRequest&,
-                   HTTPServerResponse& response) {
-    response.setChunkedTransferEncoding(true);
-    std::ostream& out = response.send();
-    out << "{\"jsonrpc\":\"2.0\",\"id\":" << seen.id << ",\"result\":\"" << std::string(8192, 'x')
-        << "\"}";
-  });
+  TestNode node(
+      [](TestNode&, const Seen& seen, int, HTTPServerRequest&, HTTPServerResponse& response) {
+        response.setChunkedTransferEncoding(true);
+        std::ostream& out = response.send();
+        out << "{\"jsonrpc\":\"2.0\",\"id\":" << seen.id << ",\"result\":\""
+            << std::string(8192, 'x') << "\"}";
+      });
   RpcConfig config = configFor(node);
   config.max_response_bytes = 1024;
   RpcClient client(config);
@@ -614,17 +640,17 @@ TEST(RpcClient, CallManyRunsConcurrentlyAndKeepsOrder) {
 }
 
 TEST(RpcClient, ShutdownWakesACallWaitingForAConnection) {
-  TestNode node([](TestNode& self, const Seen&, int, HTTPServerRequest&,
-                   HTTPServerResponse& response) {
-    self.waitForRelease(20s);
-    reply(response, 200, "{}");
-  });
+  TestNode node(
+      [](TestNode& self, const Seen&, int, HTTPServerRequest&, HTTPServerResponse& response) {
+        self.waitForRelease(20s);
+        reply(response, 200, "{}");
+      });
   RpcConfig config = configFor(node);
   config.max_connections = 1;
   config.timeout_ms = 30000;
   RpcClient client(config);
-  auto busy = std::async(std::launch::async,
-                         [&] { return client.call("busy", "{}", Clock::now() + 30s); });
+  auto busy =
+      std::async(std::launch::async, [&] { return client.call("busy", "{}", Clock::now() + 30s); });
   ASSERT_TRUE(node.waitForRequests(1, 10s));
   // This call can only wait for the one connection, which the first holds for up to 20 s.
   auto waiter = std::async(std::launch::async,
@@ -647,8 +673,8 @@ TEST(RpcClient, ShutdownWakesACallWaitingForARateToken) {
   config.burst = 1;
   RpcClient client(config);
   ASSERT_TRUE(client.call("a").ok());
-  auto waiter = std::async(std::launch::async,
-                           [&] { return client.call("b", "{}", Clock::now() + 60s); });
+  auto waiter =
+      std::async(std::launch::async, [&] { return client.call("b", "{}", Clock::now() + 60s); });
   std::this_thread::sleep_for(100ms);
   client.shutdown();
   EXPECT_EQ(waiter.get().status, RpcStatus::Shutdown);

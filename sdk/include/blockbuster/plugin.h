@@ -226,6 +226,11 @@ class Host {
           "serve " + path);
   }
 
+  /// The C handles behind this wrapper, for a host function it does not cover yet (a member
+  /// appended in a later minor version: check api()->struct_size before using it).
+  bb_host* handle() const noexcept { return host_; }
+  const bb_host_api* api() const noexcept { return api_; }
+
   /// A directory for state kept across restarts.
   std::string stateDir() const {
     const char* d = api_->state_dir(host_);

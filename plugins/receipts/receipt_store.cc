@@ -1,0 +1,449 @@
+#include "receipt_store.h"
+
+#include <Poco/Data/RecordSet.h>
+#include <Poco/Data/SQLite/Connector.h>
+#include <Poco/Data/Session.h>
+#include <Poco/Data/Statement.h>
+#include <Poco/Exception.h>
+#include <Poco/Nullable.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <stdexcept>
+#include <utility>
+
+namespace blockbuster {
+namespace receipts {
+
+using Poco::Data::Session;
+using Poco::Data::Statement;
+using Poco::Data::Keywords::into;
+using Poco::Data::Keywords::now;
+using Poco::Data::Keywords::use;
+
+namespace {
+
+// Seconds a connection waits on a lock before failing. Only the single writer and SQLite's own
+// checkpoints take write locks, so this is a bound on a stall, not an expected wait.
+constexpr size_t kBusyTimeoutSeconds = 10;
+
+// Each migration brings the schema from version (index) to version (index + 1).
+const std::vector<std::vector<std::string>>& migrations() {
+  static const std::vector<std::vector<std::string>> kMigrations{
+      {
+          // v1. `seq` gives a stable newest-first order (AUTOINCREMENT never reuses a number,
+          // even after pruning); `id` is the dedupe key (SQLite allows one INTEGER PRIMARY KEY
+          // AUTOINCREMENT per table, so the id is UNIQUE rather than the primary key).
+          "CREATE TABLE receipts ("
+          " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+          " id TEXT NOT NULL UNIQUE,"
+          " market TEXT NOT NULL,"
+          " block_height INTEGER,"
+          " timestamp INTEGER,"
+          " provider TEXT,"
+          " consumer TEXT,"
+          " amount NUMERIC,"
+          " status TEXT,"
+          " details TEXT NOT NULL,"
+          " ingested_at INTEGER NOT NULL)",
+          "CREATE INDEX receipts_market_height ON receipts(market, block_height)",
+          "CREATE INDEX receipts_height ON receipts(block_height)",
+          // Newest first within one market without sorting the market's rows.
+          "CREATE INDEX receipts_market_seq ON receipts(market, seq)",
+          "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+      },
+  };
+  return kMigrations;
+}
+
+void registerSqlite() {
+  static std::once_flag once;
+  std::call_once(once, [] { Poco::Data::SQLite::Connector::registerConnector(); });
+}
+
+std::unique_ptr<Session> openSession(const std::string& path) {
+  auto s = std::make_unique<Session>("SQLite", path);
+  s->setConnectionTimeout(kBusyTimeoutSeconds);
+  return s;
+}
+
+std::string describe(const Poco::Exception& e) { return e.displayText(); }
+
+// A write transaction on the writer connection: IMMEDIATE takes the write lock up front, so a
+// transaction never fails half-way on a lock upgrade; the destructor rolls back unless committed.
+class WriteTransaction {
+ public:
+  explicit WriteTransaction(Session& s) : s_(s) { s_ << "BEGIN IMMEDIATE", now; }
+  ~WriteTransaction() {
+    if (!done_) {
+      try {
+        s_ << "ROLLBACK", now;
+      } catch (...) {
+        // The connection is broken; SQLite rolls the transaction back when it is closed.
+      }
+    }
+  }
+  void commit() {
+    s_ << "COMMIT", now;
+    done_ = true;
+  }
+
+ private:
+  Session& s_;
+  bool done_ = false;
+};
+
+// Text of a number read back from the NUMERIC column, as JSON writes it.
+std::string numberText(const Poco::Dynamic::Var& v) {
+  if (v.isInteger()) return std::to_string(v.convert<Poco::Int64>());
+  if (v.isNumeric()) {
+    const double d = v.convert<double>();
+    if (!std::isfinite(d)) return "null";
+    char buf[32];
+    for (int prec = 6; prec <= 17; ++prec) {
+      std::snprintf(buf, sizeof buf, "%.*g", prec, d);
+      if (std::strtod(buf, nullptr) == d) break;
+    }
+    return buf;
+  }
+  return v.convert<std::string>();
+}
+
+template <typename T>
+std::optional<T> optionalAt(const Poco::Data::RecordSet& rs, size_t col, size_t row) {
+  if (rs.isNull(col, row)) return std::nullopt;
+  return rs.value(col, row).convert<T>();
+}
+
+}  // namespace
+
+/// A reader connection borrowed from the pool, returned on destruction.
+class ReceiptStore::ReaderLease {
+ public:
+  ReaderLease(const ReceiptStore& store, std::unique_ptr<Session> s)
+      : store_(&store), s_(std::move(s)) {}
+  ReaderLease(ReaderLease&& o) noexcept : store_(o.store_), s_(std::move(o.s_)) {}
+  ~ReaderLease() {
+    if (!s_) return;
+    std::lock_guard<std::mutex> lock(store_->pool_mutex_);
+    store_->idle_readers_.push_back(std::move(s_));
+    store_->pool_cv_.notify_one();
+  }
+  Session& operator*() const { return *s_; }
+
+ private:
+  const ReceiptStore* store_;
+  std::unique_ptr<Session> s_;
+};
+
+ReceiptStore::ReceiptStore(const std::string& path, RetentionPolicy retention, size_t readers)
+    : path_(path), retention_(retention) {
+  registerSqlite();
+  try {
+    const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent);
+  } catch (const std::filesystem::filesystem_error& e) {
+    throw std::runtime_error("receipts store: cannot create the directory of db_path '" + path +
+                             "': " + e.what() + "; set db_path to a writable location");
+  }
+  try {
+    writer_ = openSession(path);
+    std::string mode;
+    *writer_ << "PRAGMA journal_mode=WAL", into(mode), now;
+    if (mode != "wal")
+      throw std::runtime_error("receipts store: SQLite refused WAL mode on '" + path + "' (got '" +
+                               mode + "'); put db_path on a local filesystem");
+    // NORMAL is durable against a killed process in WAL mode (only power loss can drop the
+    // last commits, and a commit holds rows and cursor together, so it drops both).
+    *writer_ << "PRAGMA synchronous=NORMAL", now;
+    migrate();
+    for (size_t i = 0; i < std::max<size_t>(1, readers); ++i)
+      idle_readers_.push_back(openSession(path));
+  } catch (const Poco::Exception& e) {
+    throw std::runtime_error("receipts store: cannot open SQLite file '" + path +
+                             "': " + describe(e) +
+                             "; check that db_path is writable and is not another file");
+  }
+}
+
+ReceiptStore::~ReceiptStore() = default;
+
+void ReceiptStore::migrate() {
+  Session& s = *writer_;
+  s << "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)", now;
+  int current = 0;
+  s << "SELECT COALESCE(MAX(version), 0) FROM schema_version", into(current), now;
+  if (current > kSchemaVersion)
+    throw std::runtime_error("receipts store: '" + path_ + "' has schema version " +
+                             std::to_string(current) + ", newer than this agent's " +
+                             std::to_string(kSchemaVersion) +
+                             "; upgrade the agent or point db_path at another file");
+  const auto& steps = migrations();
+  for (int v = current; v < kSchemaVersion; ++v) {
+    WriteTransaction tx(s);
+    for (const auto& sql : steps[static_cast<size_t>(v)]) s << sql, now;
+    int next = v + 1;
+    s << "DELETE FROM schema_version", now;
+    s << "INSERT INTO schema_version (version) VALUES (?)", use(next), now;
+    tx.commit();
+  }
+  schema_version_ = kSchemaVersion;
+}
+
+ReceiptStore::ReaderLease ReceiptStore::lease() const {
+  std::unique_lock<std::mutex> lock(pool_mutex_);
+  pool_cv_.wait(lock, [this] { return !idle_readers_.empty(); });
+  std::unique_ptr<Session> s = std::move(idle_readers_.back());
+  idle_readers_.pop_back();
+  return ReaderLease(*this, std::move(s));
+}
+
+IngestOutcome ReceiptStore::ingest(const std::vector<StoredReceipt>& batch,
+                                   const std::map<std::string, std::string>& cursors,
+                                   int64_t now_s) {
+  IngestOutcome out;
+  std::lock_guard<std::mutex> lock(write_mutex_);
+  Session& s = *writer_;
+  try {
+    WriteTransaction tx(s);
+    if (!batch.empty()) {
+      std::string id, market, details;
+      Poco::Nullable<Poco::Int64> height, ts;
+      Poco::Nullable<std::string> provider, consumer, amount, status;
+      Poco::Int64 ingested_at = now_s;
+      Statement insert(s);
+      insert << "INSERT OR IGNORE INTO receipts (id, market, block_height, timestamp, provider,"
+                " consumer, amount, status, details, ingested_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+          use(id), use(market), use(height), use(ts), use(provider), use(consumer), use(amount),
+          use(status), use(details), use(ingested_at);
+      for (const StoredReceipt& r : batch) {
+        id = r.id;
+        market = r.market;
+        height = r.block_height ? Poco::Nullable<Poco::Int64>(*r.block_height)
+                                : Poco::Nullable<Poco::Int64>();
+        ts =
+            r.timestamp ? Poco::Nullable<Poco::Int64>(*r.timestamp) : Poco::Nullable<Poco::Int64>();
+        provider =
+            r.provider ? Poco::Nullable<std::string>(*r.provider) : Poco::Nullable<std::string>();
+        consumer =
+            r.consumer ? Poco::Nullable<std::string>(*r.consumer) : Poco::Nullable<std::string>();
+        amount = r.amount ? Poco::Nullable<std::string>(*r.amount) : Poco::Nullable<std::string>();
+        status = r.status ? Poco::Nullable<std::string>(*r.status) : Poco::Nullable<std::string>();
+        details = r.details;
+        const size_t changed = insert.execute();
+        if (changed > 0) {
+          out.inserted[r.market] += 1;
+          out.inserted_total += 1;
+        } else {
+          out.duplicates += 1;
+        }
+      }
+    }
+    for (const auto& kv : cursors) {
+      std::string key = kv.first, value = kv.second;
+      s << "INSERT INTO meta (key, value) VALUES (?, ?)"
+           " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+          use(key), use(value), now;
+    }
+    tx.commit();
+  } catch (const Poco::Exception& e) {
+    throw std::runtime_error("receipts store: writing " + std::to_string(batch.size()) +
+                             " receipts to '" + path_ +
+                             "' failed (nothing was kept): " + describe(e));
+  }
+  if (out.inserted_total > 0 || !cursors.empty()) version_.fetch_add(1);
+  return out;
+}
+
+int64_t ReceiptStore::prune(int64_t now_s) {
+  if (retention_.max_receipts <= 0 && retention_.days <= 0) return 0;
+  std::lock_guard<std::mutex> lock(write_mutex_);
+  Session& s = *writer_;
+  int64_t removed = 0;
+  try {
+    WriteTransaction tx(s);
+    if (retention_.days > 0) {
+      Poco::Int64 cutoff = now_s - retention_.days * 86400;
+      Statement st(s);
+      st << "DELETE FROM receipts WHERE COALESCE(timestamp, ingested_at) < ?", use(cutoff);
+      removed += static_cast<int64_t>(st.execute());
+    }
+    if (retention_.max_receipts > 0) {
+      // Keep the newest max_receipts rows by sequence: the subquery is the oldest kept row, NULL
+      // (nothing deleted) when there are fewer rows than the limit.
+      Poco::Int64 keep_from = retention_.max_receipts - 1;
+      Statement st(s);
+      st << "DELETE FROM receipts WHERE seq < "
+            "(SELECT seq FROM receipts ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+          use(keep_from);
+      removed += static_cast<int64_t>(st.execute());
+    }
+    tx.commit();
+  } catch (const Poco::Exception& e) {
+    throw std::runtime_error("receipts store: pruning '" + path_ + "' failed: " + describe(e));
+  }
+  if (removed > 0) {
+    pruned_total_.fetch_add(removed);
+    version_.fetch_add(1);
+  }
+  return removed;
+}
+
+std::optional<std::string> ReceiptStore::cursor(const std::string& name) const {
+  auto all = cursors();
+  auto it = all.find(name);
+  if (it == all.end()) return std::nullopt;
+  return it->second;
+}
+
+std::map<std::string, std::string> ReceiptStore::cursors() const {
+  ReaderLease r = lease();
+  std::vector<std::string> keys, values;
+  try {
+    *r << "SELECT key, value FROM meta ORDER BY key", into(keys), into(values), now;
+  } catch (const Poco::Exception& e) {
+    throw std::runtime_error("receipts store: reading cursors failed: " + describe(e));
+  }
+  std::map<std::string, std::string> out;
+  for (size_t i = 0; i < keys.size() && i < values.size(); ++i) out[keys[i]] = values[i];
+  return out;
+}
+
+ReceiptPage ReceiptStore::query(const ReceiptQuery& q) const {
+  ReceiptPage page;
+  ReaderLease r = lease();
+  Session& s = *r;
+  Poco::Int64 limit = q.limit, offset = q.offset, total = 0;
+  std::string market = q.market;
+  const std::string where = market.empty() ? "" : " WHERE market = ?";
+  const std::string columns =
+      "SELECT id, market, block_height, timestamp, provider, consumer, CAST(amount AS TEXT),"
+      " status, details, ingested_at FROM receipts";
+  try {
+    // One read transaction: the total and the page come from the same snapshot.
+    s << "BEGIN", now;
+    struct EndRead {
+      Session& s;
+      ~EndRead() {
+        try {
+          s << "COMMIT", now;
+        } catch (...) {
+          // A read transaction holds no changes; closing the connection ends it anyway.
+        }
+      }
+    } end{s};
+    Statement count(s);
+    count << "SELECT COUNT(*) FROM receipts" + where, into(total);
+    if (!market.empty()) count, use(market);
+    count.execute();
+    page.total = total;
+    if (offset >= total || limit <= 0) return page;
+    Statement rows(s);
+    rows << columns + where + " ORDER BY seq DESC LIMIT ? OFFSET ?";
+    if (!market.empty()) rows, use(market);
+    rows, use(limit), use(offset);
+    rows.execute();
+    Poco::Data::RecordSet rs(rows);
+    const size_t n = rs.rowCount();
+    page.receipts.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      StoredReceipt sr;
+      sr.id = rs.value(0, i).convert<std::string>();
+      sr.market = rs.value(1, i).convert<std::string>();
+      sr.block_height = optionalAt<Poco::Int64>(rs, 2, i);
+      sr.timestamp = optionalAt<Poco::Int64>(rs, 3, i);
+      sr.provider = optionalAt<std::string>(rs, 4, i);
+      sr.consumer = optionalAt<std::string>(rs, 5, i);
+      if (!rs.isNull(6, i)) sr.amount = numberText(rs.value(6, i));
+      sr.status = optionalAt<std::string>(rs, 7, i);
+      sr.details = rs.value(8, i).convert<std::string>();
+      sr.ingested_at = rs.value(9, i).convert<Poco::Int64>();
+      page.receipts.push_back(std::move(sr));
+    }
+  } catch (const Poco::Exception& e) {
+    throw std::runtime_error("receipts store: query failed: " + describe(e));
+  }
+  return page;
+}
+
+int64_t ReceiptStore::countFromHeight(int64_t height, const std::string& market) const {
+  ReaderLease r = lease();
+  Poco::Int64 h = height, n = 0;
+  std::string m = market;
+  try {
+    Statement st(*r);
+    st << std::string("SELECT COUNT(*) FROM receipts WHERE block_height >= ?") +
+              (m.empty() ? "" : " AND market = ?"),
+        use(h), into(n);
+    if (!m.empty()) st, use(m);
+    st.execute();
+  } catch (const Poco::Exception& e) {
+    throw std::runtime_error("receipts store: count failed: " + describe(e));
+  }
+  return n;
+}
+
+int64_t ReceiptStore::countIds(const std::vector<std::string>& ids) const {
+  if (ids.empty()) return 0;
+  ReaderLease r = lease();
+  int64_t found = 0;
+  try {
+    std::string id;
+    Poco::Int64 n = 0;
+    Statement st(*r);
+    st << "SELECT COUNT(*) FROM receipts WHERE id = ?", use(id), into(n);
+    for (const auto& each : ids) {
+      id = each;
+      n = 0;
+      st.execute();
+      found += n;
+    }
+  } catch (const Poco::Exception& e) {
+    throw std::runtime_error("receipts store: id lookup failed: " + describe(e));
+  }
+  return found;
+}
+
+StoreStats ReceiptStore::stats() const {
+  StoreStats st;
+  st.path = path_;
+  st.schema_version = schema_version_;
+  st.pruned_total = pruned_total_.load();
+  for (const auto& m : marketNames()) st.by_market[m] = 0;
+  {
+    ReaderLease r = lease();
+    std::vector<std::string> markets;
+    std::vector<Poco::Int64> counts;
+    Poco::Nullable<Poco::Int64> max_height;
+    try {
+      *r << "BEGIN", now;
+      *r << "SELECT market, COUNT(*) FROM receipts GROUP BY market", into(markets), into(counts),
+          now;
+      *r << "SELECT MAX(block_height) FROM receipts", into(max_height), now;
+      *r << "COMMIT", now;
+    } catch (const Poco::Exception& e) {
+      try {
+        *r << "ROLLBACK", now;
+      } catch (...) {
+        // Nothing to undo in a read transaction.
+      }
+      throw std::runtime_error("receipts store: reading statistics failed: " + describe(e));
+    }
+    for (size_t i = 0; i < markets.size() && i < counts.size(); ++i) {
+      st.by_market[markets[i]] = counts[i];
+      st.receipts += counts[i];
+    }
+    if (!max_height.isNull()) st.max_block_height = max_height.value();
+  }
+  std::error_code ec;
+  for (const char* suffix : {"", "-wal"}) {
+    const auto size = std::filesystem::file_size(path_ + suffix, ec);
+    if (!ec) st.size_bytes += static_cast<int64_t>(size);
+  }
+  return st;
+}
+
+}  // namespace receipts
+}  // namespace blockbuster

@@ -1,0 +1,168 @@
+#include "receipts_service.h"
+
+#include <cmath>
+#include <exception>
+
+#include "receipt_mapping.h"
+
+namespace blockbuster {
+namespace receipts {
+
+ReceiptsService::ReceiptsService(ServiceOptions options)
+    : options_(std::move(options)),
+      store_(std::make_unique<ReceiptStore>(options_.db_path, options_.retention)),
+      ingestor_(std::make_unique<Ingestor>(*store_,
+                                           IngestOptions{options_.page_size, 3, 200000, 1000})) {}
+
+CycleResult ReceiptsService::collect(NodeClient& node, int64_t now_s, double monotonic_s) {
+  CycleResult out;
+  if (last_cycle_start_) out.interval_seconds = monotonic_s - *last_cycle_start_;
+  last_cycle_start_ = monotonic_s;
+  try {
+    out.report = ingestor_->run(node, now_s);
+    out.ok = true;
+  } catch (const std::exception& e) {
+    out.error = e.what();
+  }
+  try {
+    out.pruned = store_->prune(now_s);
+  } catch (const std::exception& e) {
+    // Retention failing does not lose receipts; the next cycle retries it.
+    out.report.warnings.push_back(e.what());
+  }
+  try {
+    out.stats = store_->stats();
+  } catch (const std::exception& e) {
+    out.report.warnings.push_back(e.what());
+    out.stats.path = store_->path();
+  }
+  std::lock_guard<std::mutex> lock(health_mutex_);
+  if (out.ok) health_.last_success = now_s;
+  health_.last_failed = !out.ok;
+  if (out.interval_seconds) health_.interval = out.interval_seconds;
+  health_.unavailable = out.ok ? out.report.unavailable : std::map<std::string, std::string>{};
+  return out;
+}
+
+ReceiptsService::Health ReceiptsService::health() const {
+  std::lock_guard<std::mutex> lock(health_mutex_);
+  return health_;
+}
+
+std::string ReceiptsService::cachedPage(const ReceiptQuery& q) const {
+  const std::string key = std::to_string(q.limit) + "|" + std::to_string(q.offset) + "|" + q.market;
+  const uint64_t version = store_->version();
+  {
+    std::lock_guard<std::mutex> lock(cache_mutex_);
+    for (auto it = cache_.begin(); it != cache_.end(); ++it) {
+      if (it->key == key && it->version == version) {
+        cache_.splice(cache_.begin(), cache_, it);
+        return cache_.front().text;
+      }
+    }
+  }
+  // Rendered outside the lock: two threads may render the same page once each, which is
+  // cheaper than making every reader wait for one.
+  ReceiptPage page = store_->query(q);
+  std::string text = "\"receipts\":[";
+  for (size_t i = 0; i < page.receipts.size(); ++i) {
+    if (i) text += ',';
+    appendReceiptText(text, page.receipts[i]);
+  }
+  text += "],\"total\":" + std::to_string(page.total);
+  std::lock_guard<std::mutex> lock(cache_mutex_);
+  cache_.remove_if([&](const CacheEntry& e) { return e.key == key; });
+  cache_.push_front(CacheEntry{key, version, text});
+  while (cache_.size() > kCacheEntries) cache_.pop_back();
+  return text;
+}
+
+HttpAnswer ReceiptsService::handleReceipts(
+    const std::vector<std::pair<std::string, std::string>>& query, int64_t now_s) const {
+  ParsedQuery parsed = parseReceiptQuery(query);
+  if (!parsed.query) {
+    Json e{{"error", Json{{"code", "bad_parameter"}, {"message", parsed.error_message}}}};
+    return HttpAnswer{400, e.dump()};
+  }
+  const ReceiptQuery& q = *parsed.query;
+  std::string body = "{" + cachedPage(q);
+  const Health h = health();
+  body += ",\"limit\":" + std::to_string(q.limit) + ",\"offset\":" + std::to_string(q.offset) +
+          ",\"timestamp\":" + std::to_string(now_s) + ",\"age_seconds\":";
+  if (h.last_success)
+    body += std::to_string(std::max<int64_t>(0, now_s - *h.last_success));
+  else
+    body += "null";
+  // Stale: never ingested, the last ingest failed, or none succeeded for two intervals.
+  bool stale = !h.last_success || h.last_failed;
+  if (!stale && h.interval && *h.interval > 0)
+    stale = static_cast<double>(now_s - *h.last_success) > 2.0 * *h.interval + 1.0;
+  body += std::string(",\"stale\":") + (stale ? "true" : "false") + "}";
+  return HttpAnswer{200, std::move(body)};
+}
+
+Json ReceiptsService::operationsBody() const {
+  ReceiptQuery all;
+  all.limit = options_.operations_limit;
+  ReceiptPage recent = store_->query(all);
+  Json operations = Json::array();
+  for (const auto& r : recent.receipts) operations.push_back(operationJson(r));
+  Json by_market = Json::object();
+  for (const auto& m : marketNames()) {
+    ReceiptQuery q;
+    q.limit = options_.operations_limit;
+    q.market = m;
+    Json list = Json::array();
+    for (const auto& r : store_->query(q).receipts) list.push_back(operationJson(r));
+    by_market[m] = list;
+  }
+  return Json{{"operations", operations}, {"total", recent.total}, {"by_market", by_market}};
+}
+
+Json ReceiptsService::storeBody(const StoreStats& stats) const {
+  Json cursor = Json::object();
+  Json unavailable = Json::object();
+  try {
+    for (const auto& [k, v] : store_->cursors()) {
+      try {
+        cursor[k] = Json::parse(v);
+      } catch (const JsonError&) {
+        cursor[k] = v;
+      }
+    }
+  } catch (const std::exception& e) {
+    unavailable["cursor"] = e.what();
+  }
+  Json by_market = Json::object();
+  for (const auto& [m, n] : stats.by_market) by_market[m] = n;
+  Json last_height;
+  if (stats.max_block_height)
+    last_height = *stats.max_block_height;
+  else
+    unavailable["last_ingested_height"] =
+        stats.receipts == 0 ? "no receipt ingested yet"
+                            : "no stored receipt carries a block height (the node's sources "
+                              "give none)";
+  const Health h = health();
+  Json sources = Json::object();
+  for (const auto& [k, v] : h.unavailable) sources[k] = v;
+  Json body{{"backend", "sqlite"},
+            {"path", stats.path},
+            {"size_bytes", stats.size_bytes},
+            {"receipts", stats.receipts},
+            {"by_market", by_market},
+            {"last_ingested_height", last_height},
+            {"cursor", cursor},
+            {"schema_version", stats.schema_version},
+            {"profile", profileName(ingestor_->profile())},
+            // 0 is the configured "no limit", not an unknown value.
+            {"retention", Json{{"max_receipts", options_.retention.max_receipts},
+                               {"days", options_.retention.days},
+                               {"pruned_total", stats.pruned_total}}},
+            {"sources_unavailable", sources}};
+  if (unavailable.size() > 0) body["unavailable"] = unavailable;
+  return body;
+}
+
+}  // namespace receipts
+}  // namespace blockbuster

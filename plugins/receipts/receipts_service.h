@@ -1,0 +1,97 @@
+// The receipts plugin's whole behaviour behind the SDK glue: it owns the store and the
+// ingestor, answers GET /theblock/receipts from the store (with a small cache of rendered
+// bodies) and builds the "operations" and "store" sections. No plugin.h: unit-tested alone.
+#pragma once
+
+#include <blockbuster/json.h>
+
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "receipt_ingest.h"
+#include "receipt_store.h"
+
+namespace blockbuster {
+namespace receipts {
+
+struct ServiceOptions {
+  std::string db_path;
+  int64_t page_size = 500;
+  int64_t operations_limit = 50;
+  RetentionPolicy retention;
+};
+
+/// An HTTP answer: status and JSON text.
+struct HttpAnswer {
+  int status = 200;
+  std::string body;
+};
+
+/// What one collect cycle did, for the glue's log lines, metrics and features.
+struct CycleResult {
+  bool ok = false;
+  std::string error;                       ///< why the cycle failed (ok == false)
+  IngestReport report;                     ///< meaningful when ok
+  int64_t pruned = 0;                      ///< rows removed by retention this cycle
+  std::optional<double> interval_seconds;  ///< since the previous cycle started
+  StoreStats stats;                        ///< after the cycle
+};
+
+/// Thread-safety: collect() and the section builders are called from the agent's collect
+/// thread, one at a time; handleReceipts() may run concurrently on any number of HTTP threads.
+class ReceiptsService {
+ public:
+  /// Opens the store (throws std::runtime_error saying what to fix).
+  explicit ReceiptsService(ServiceOptions options);
+
+  /// One ingest cycle plus retention. Never throws: a failure is in the result.
+  CycleResult collect(NodeClient& node, int64_t now_s, double monotonic_s);
+
+  /// GET /theblock/receipts. Thread-safe; reads only the store.
+  HttpAnswer handleReceipts(const std::vector<std::pair<std::string, std::string>>& query,
+                            int64_t now_s) const;
+
+  /// The "operations" section body (without the agent's timestamp/age/stale stamp).
+  Json operationsBody() const;
+  /// The "store" section body; `stats` from the last cycle.
+  Json storeBody(const StoreStats& stats) const;
+
+  ReceiptStore& store() noexcept { return *store_; }
+  Profile profile() const noexcept { return ingestor_->profile(); }
+
+ private:
+  struct Health {
+    std::optional<int64_t> last_success;
+    bool last_failed = false;
+    std::optional<double> interval;
+    std::map<std::string, std::string> unavailable;
+  };
+  Health health() const;
+  std::string cachedPage(const ReceiptQuery& q) const;
+
+  ServiceOptions options_;
+  std::unique_ptr<ReceiptStore> store_;
+  std::unique_ptr<Ingestor> ingestor_;
+  std::optional<double> last_cycle_start_;
+
+  mutable std::mutex health_mutex_;
+  Health health_;
+
+  struct CacheEntry {
+    std::string key;
+    uint64_t version;
+    std::string text;
+  };
+  static constexpr size_t kCacheEntries = 32;
+  mutable std::mutex cache_mutex_;
+  mutable std::list<CacheEntry> cache_;  ///< most recently used first
+};
+
+}  // namespace receipts
+}  // namespace blockbuster

@@ -1,0 +1,129 @@
+// Plugins that throw, publish junk, hang or fail for a while: the agent logs and counts it, the
+// other plugins go on, and nothing stacks up. The agent runs as a process, as in production.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <regex>
+
+#include "integration/stack.h"
+
+using blockbuster::Json;
+using bbtest::Agent;
+using bbtest::eventually;
+using bbtest::httpGet;
+using bbtest::TempDir;
+
+namespace {
+
+std::string config(const std::string& misbehave_options, int interval_ms = 100,
+                   int timeout_ms = 0) {
+  std::string yaml = "plugin_dir: " BB_MISBEHAVE_DIR "\nplugins:\n  misbehave:\n    interval_ms: " +
+                     std::to_string(interval_ms) + "\n";
+  if (timeout_ms) yaml += "    timeout_ms: " + std::to_string(timeout_ms) + "\n";
+  yaml += "    options: " + misbehave_options + "\n  steady:\n    interval_ms: 100\n";
+  return yaml;
+}
+
+Json plugin(const Agent& agent, const std::string& name) {
+  auto r = httpGet(agent.port(), "/health");
+  if (r.status != 200) return Json();
+  return r.json()["plugins"][name];
+}
+
+double metric(const Agent& agent, const std::string& series) {
+  std::string text = httpGet(agent.port(), "/metrics").body;
+  auto pos = text.find("\n" + series + " ");
+  if (pos == std::string::npos) return -1;
+  return std::stod(text.substr(pos + series.size() + 2));
+}
+
+// No node is needed: the fixtures never call it.
+const std::string kNoNode = "http://127.0.0.1:9";
+
+TEST(PluginFaults, AThrowingPluginIsCountedThenQuarantinedWhileTheOthersGoOn) {
+  TempDir home;
+  Agent agent(home, kNoNode, config("{mode: throw}"));
+  Json m;
+  ASSERT_TRUE(eventually([&] {
+    m = plugin(agent, "misbehave");
+    return m["state"].isString() && m["state"].asString() == "quarantined";
+  })) << m.dump();
+  EXPECT_GE(m["consecutive_failures"].asInt(), 5);
+  EXPECT_NE(m["last_error"].asString().find("fixture failure number"), std::string::npos);
+  EXPECT_GE(metric(agent, "blockbuster_plugin_collect_errors_total{plugin=\"misbehave\"}"), 5);
+  EXPECT_EQ(metric(agent, "blockbuster_plugin_quarantines_total{plugin=\"misbehave\"}"), 1);
+  EXPECT_EQ(metric(agent, "blockbuster_plugin_up{plugin=\"misbehave\"}"), 0);
+  EXPECT_TRUE(agent.process().waitForLine("quarantined after 5 consecutive failures",
+                                          std::chrono::seconds(5)));
+  // Quarantine spaces the runs out: the failure count grows much more slowly than 10/s now.
+  int64_t failures = plugin(agent, "misbehave")["failures"].asInt();
+  Json steady = plugin(agent, "steady");
+  int64_t steady_runs = steady["collections"].asInt();
+  EXPECT_EQ(steady["state"].asString(), "ok");
+  ASSERT_TRUE(eventually([&] {
+    return plugin(agent, "steady")["collections"].asInt() >= steady_runs + 10;
+  }));
+  EXPECT_LT(plugin(agent, "misbehave")["failures"].asInt(), failures + 10);
+  EXPECT_TRUE(agent.process().running());
+}
+
+TEST(PluginFaults, AHangingPluginHasItsRunsSkippedNotStackedAndDelaysNoOne) {
+  TempDir home;
+  Agent agent(home, kNoNode, config("{mode: hang, hang_ms: 1500}", 100, 200));
+  ASSERT_TRUE(eventually([&] { return plugin(agent, "misbehave")["state"].asString() == "overdue"; }))
+      << plugin(agent, "misbehave").dump();
+  // While it hangs, the other plugin keeps its 100 ms pace.
+  int64_t steady_runs = plugin(agent, "steady")["collections"].asInt();
+  ASSERT_TRUE(eventually(
+      [&] { return plugin(agent, "steady")["collections"].asInt() >= steady_runs + 5; },
+      std::chrono::seconds(5)));
+  EXPECT_EQ(plugin(agent, "misbehave")["collections"].asInt(), 0) << "still inside its first run";
+  // When it returns, the runs it missed were skipped, not run back to back.
+  Json m;
+  ASSERT_TRUE(eventually([&] {
+    m = plugin(agent, "misbehave");
+    return m["collections"].asInt() >= 1;
+  }));
+  EXPECT_GE(m["skipped_runs"].asInt(), 5) << m.dump();
+  EXPECT_GE(metric(agent, "blockbuster_plugin_skipped_runs_total{plugin=\"misbehave\"}"), 5);
+}
+
+TEST(PluginFaults, InvalidJsonIsRefusedAndTheSectionSaysWhy) {
+  TempDir home;
+  Agent agent(home, kNoNode, config("{mode: bad_json}"));
+  Json m;
+  ASSERT_TRUE(eventually([&] {
+    m = plugin(agent, "misbehave");
+    return m["failures"].isInt() && m["failures"].asInt() > 0;
+  })) << m.dump();
+  EXPECT_NE(m["last_error"].asString().find("refused invalid JSON"), std::string::npos) << m.dump();
+  auto section = httpGet(agent.port(), "/plugins/misbehave/state");
+  EXPECT_EQ(section.status, 503);
+  EXPECT_NE(section.body.find("invalid JSON"), std::string::npos) << section.body;
+}
+
+TEST(PluginFaults, AFlakyPluginRecoversAndItsDataIsFreshAgain) {
+  TempDir home;
+  Agent agent(home, kNoNode, config("{mode: flaky, fail_runs: 3}"));
+  ASSERT_TRUE(eventually([&] {
+    Json m = plugin(agent, "misbehave");
+    return m["state"].asString() == "ok" && m["failures"].asInt() == 3;
+  })) << plugin(agent, "misbehave").dump();
+  Json section = httpGet(agent.port(), "/plugins/misbehave/state").json();
+  EXPECT_GT(section["runs"].asInt(), 3);
+  EXPECT_FALSE(section["stale"].asBool());
+  EXPECT_EQ(metric(agent, "blockbuster_plugin_up{plugin=\"misbehave\"}"), 1);
+}
+
+TEST(PluginFaults, SigtermStopsTheAgentEvenWithAPluginStuckInCollect) {
+  TempDir home;
+  Agent agent(home, kNoNode, config("{mode: hang, hang_ms: 30000}", 100, 200));
+  ASSERT_TRUE(eventually([&] { return plugin(agent, "misbehave")["state"].asString() == "overdue"; }));
+  agent.process().signal(SIGTERM);
+  auto status = agent.process().wait(std::chrono::seconds(10));
+  ASSERT_TRUE(status.has_value()) << "the agent did not exit";
+  EXPECT_EQ(*status, 0) << agent.process().output();
+  EXPECT_NE(agent.process().output().find("abandoning it"), std::string::npos);
+}
+
+}  // namespace

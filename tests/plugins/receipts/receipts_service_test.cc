@@ -1,0 +1,147 @@
+// The service: GET /theblock/receipts bodies and errors, the sections, staleness.
+#include "receipts_service.h"
+
+#include <gtest/gtest.h>
+
+#include "support/process.h"
+
+namespace rx = blockbuster::receipts;
+using bbtest::TempDir;
+using blockbuster::Json;
+
+namespace {
+
+struct FixedSpecNode : rx::NodeClient {
+  Json receipts = Json::array();
+  bool fail = false;
+  void add(const std::string& id, const std::string& market, int64_t height) {
+    receipts.push_back(Json{{"id", id},
+                            {"market", market},
+                            {"block_height", height},
+                            {"timestamp", 1700000000 + height},
+                            {"provider", "p"},
+                            {"consumer", "c"},
+                            {"amount", 5},
+                            {"status", "completed"},
+                            {"details", Json{{"h", height}}}});
+  }
+  std::vector<rx::NodeAnswer> callMany(
+      const std::vector<std::pair<std::string, Json>>& cs) override {
+    std::vector<rx::NodeAnswer> out;
+    for (size_t i = 0; i < cs.size(); ++i) {
+      if (fail)
+        out.push_back(rx::NodeAnswer{false, Json(), false, "connection refused"});
+      else
+        out.push_back(rx::NodeAnswer{
+            true, Json{{"receipts", receipts}, {"total", static_cast<int64_t>(receipts.size())}},
+            false, ""});
+    }
+    return out;
+  }
+};
+
+rx::ServiceOptions options(const TempDir& dir) {
+  rx::ServiceOptions o;
+  o.db_path = dir.file("state/receipts.db");
+  o.page_size = 500;
+  o.operations_limit = 2;
+  o.retention = rx::RetentionPolicy{0, 0};
+  return o;
+}
+
+}  // namespace
+
+TEST(ReceiptsService, BadParametersAre400WithTheGuidesErrorShape) {
+  TempDir dir;
+  rx::ReceiptsService svc(options(dir));
+  for (auto q : std::vector<std::vector<std::pair<std::string, std::string>>>{
+           {{"limit", "abc"}}, {{"offset", "-3"}}, {{"market", "gold"}}, {{"foo", "1"}}}) {
+    rx::HttpAnswer a = svc.handleReceipts(q, 1000);
+    EXPECT_EQ(a.status, 400);
+    Json body = Json::parse(a.body);
+    EXPECT_EQ(body["error"]["code"], Json("bad_parameter"));
+    EXPECT_NE(body["error"]["message"].asString().find(q[0].first), std::string::npos);
+  }
+}
+
+TEST(ReceiptsService, ServesPagesFromTheStoreWithFreshness) {
+  TempDir dir;
+  rx::ReceiptsService svc(options(dir));
+  // Before any ingest: empty, stale, no age.
+  Json body = Json::parse(svc.handleReceipts({}, 1000).body);
+  EXPECT_EQ(body["total"], Json(0));
+  EXPECT_TRUE(body["age_seconds"].isNull());
+  EXPECT_EQ(body["stale"], Json(true));
+
+  FixedSpecNode node;
+  node.add("a", "compute", 1);
+  node.add("b", "energy", 2);
+  node.add("c", "energy", 3);
+  auto c = svc.collect(node, 1000, 10.0);
+  ASSERT_TRUE(c.ok) << c.error;
+  EXPECT_EQ(c.stats.receipts, 3);
+  body = Json::parse(svc.handleReceipts({{"market", "energy"}, {"limit", "1"}}, 1004).body);
+  EXPECT_EQ(body["total"], Json(2));
+  EXPECT_EQ(body["limit"], Json(1));
+  EXPECT_EQ(body["offset"], Json(0));
+  EXPECT_EQ(body["timestamp"], Json(1004));
+  EXPECT_EQ(body["age_seconds"], Json(4));
+  EXPECT_EQ(body["stale"], Json(false));
+  ASSERT_EQ(body["receipts"].size(), 1u);
+  EXPECT_EQ(body["receipts"][size_t{0}]["id"], Json("c"));
+  EXPECT_EQ(body["receipts"][size_t{0}]["details"], Json(Json{{"h", 3}}));
+
+  // Past the end: empty list, true total.
+  body = Json::parse(svc.handleReceipts({{"offset", "10"}}, 1004).body);
+  EXPECT_EQ(body["receipts"].size(), 0u);
+  EXPECT_EQ(body["total"], Json(3));
+
+  // The cache follows the store: a new receipt shows at once.
+  node.add("d", "energy", 4);
+  ASSERT_TRUE(svc.collect(node, 1010, 20.0).ok);
+  body = Json::parse(svc.handleReceipts({{"market", "energy"}, {"limit", "1"}}, 1010).body);
+  EXPECT_EQ(body["total"], Json(3));
+  EXPECT_EQ(body["receipts"][size_t{0}]["id"], Json("d"));
+
+  // A failed ingest makes the answer stale but keeps serving the store.
+  node.fail = true;
+  auto failed = svc.collect(node, 1020, 30.0);
+  EXPECT_FALSE(failed.ok);
+  EXPECT_NE(failed.error.find("connection refused"), std::string::npos);
+  body = Json::parse(svc.handleReceipts({}, 1021).body);
+  EXPECT_EQ(body["stale"], Json(true));
+  EXPECT_EQ(body["total"], Json(4));
+  EXPECT_EQ(body["age_seconds"], Json(11));
+}
+
+TEST(ReceiptsService, OperationsAndStoreSections) {
+  TempDir dir;
+  rx::ReceiptsService svc(options(dir));
+  FixedSpecNode node;
+  node.add("a", "compute", 1);
+  node.add("b", "energy", 2);
+  node.add("c", "energy", 3);
+  auto c = svc.collect(node, 1000, 10.0);
+  ASSERT_TRUE(c.ok);
+  Json ops = svc.operationsBody();
+  EXPECT_EQ(ops["total"], Json(3));
+  ASSERT_EQ(ops["operations"].size(), 2u);  // operations_limit
+  EXPECT_EQ(ops["operations"][size_t{0}]["id"], Json("c"));
+  EXPECT_EQ(ops["operations"][size_t{0}]["type"], Json("energy"));
+  EXPECT_EQ(ops["by_market"]["energy"].size(), 2u);
+  EXPECT_EQ(ops["by_market"]["compute"].size(), 1u);
+  EXPECT_EQ(ops["by_market"]["storage"].size(), 0u);
+  EXPECT_TRUE(ops["by_market"]["ad"].isArray());
+
+  Json st = svc.storeBody(c.stats);
+  EXPECT_EQ(st["backend"], Json("sqlite"));
+  EXPECT_EQ(st["path"], Json(dir.file("state/receipts.db")));
+  EXPECT_GT(st["size_bytes"].asInt(), 0);
+  EXPECT_EQ(st["receipts"], Json(3));
+  EXPECT_EQ(st["last_ingested_height"], Json(3));
+  EXPECT_EQ(st["cursor"]["spec.height"], Json(3));
+  EXPECT_EQ(st["schema_version"], Json(1));
+  EXPECT_EQ(st["profile"], Json("spec"));
+  EXPECT_TRUE(st["retention"].isObject());
+  EXPECT_FALSE(st.contains("unavailable"));
+}
