@@ -285,7 +285,8 @@ std::vector<MetricSample> metricSamples(const Snapshot& s) {
       gauge(kTerm, kTermHelp, opt(s.strength.tps_term), {{"term", "tps"}}),
       gauge(kTerm, kTermHelp, opt(s.strength.finality_term), {{"term", "finality"}}),
       MetricSample{"theblock_peer_bytes_sent_total",
-                   "Bytes the node sent to its listed peers, summed over net.peer_stats_all.",
+                   "Bytes the node sent to its listed peers while the agent watched (per-peer "
+                   "increases of net.peer_stats_all bytes_sent).",
                    s.bytes_sent_total.orNaN(),
                    {},
                    true},
@@ -604,31 +605,38 @@ NetworkCollector::Outcome NetworkCollector::collectTheBlock(RpcPort& rpc, double
     last_bytes_.clear();
     return Outcome::kDone;
   }
-  double total = 0;
-  for (const auto& [id, b] : pages.bytes_sent) total += b;
-  s.bytes_sent_total = Value::known(total);
+  // Per-peer increases since the previous sample. A peer seen for the first time contributes
+  // nothing (its bytes before now were not observed); a peer whose counter went backwards
+  // restarted, and everything it reports now was sent since then.
+  double delta = 0;
+  double restarted = 0;
+  std::string reset;
+  if (last_bytes_time_) {
+    for (const auto& [id, b] : pages.bytes_sent) {
+      auto prev = last_bytes_.find(id);
+      if (prev == last_bytes_.end()) continue;
+      if (b < prev->second) {
+        if (reset.empty()) reset = id;
+        restarted += b;
+        continue;
+      }
+      delta += b - prev->second;
+    }
+  }
+  // The counter only ever grows: summing the listed peers' totals instead would drop whenever a
+  // peer leaves, and Prometheus would read that as a reset and a spike.
+  sent_observed_ += delta + restarted;
+  s.bytes_sent_total = Value::known(sent_observed_);
   if (!last_bytes_time_) {
     s.bandwidth_out = Value::unknown(kTwoSamples);
   } else if (now - *last_bytes_time_ <= 0) {
     s.bandwidth_out = Value::unknown("no time elapsed since the previous sample");
+  } else if (!reset.empty()) {
+    s.bandwidth_out = Value::unknown("bytes_sent of peer " + reset +
+                                     " went backwards (a counter reset, e.g. a node restart); "
+                                     "the rate resumes with the next sample");
   } else {
-    double delta = 0;
-    std::string reset;
-    for (const auto& [id, b] : pages.bytes_sent) {
-      auto prev = last_bytes_.find(id);
-      if (prev == last_bytes_.end()) continue;  // a new peer: its bytes before now are not ours
-      if (b < prev->second) {
-        reset = id;
-        break;
-      }
-      delta += b - prev->second;
-    }
-    if (!reset.empty())
-      s.bandwidth_out = Value::unknown("bytes_sent of peer " + reset +
-                                       " went backwards (a counter reset, e.g. a node restart); "
-                                       "the rate resumes with the next sample");
-    else
-      s.bandwidth_out = Value::known(delta / (now - *last_bytes_time_));
+    s.bandwidth_out = Value::known(delta / (now - *last_bytes_time_));
   }
   last_bytes_time_ = now;
   last_bytes_ = std::move(pages.bytes_sent);

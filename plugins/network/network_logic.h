@@ -93,7 +93,7 @@ struct Snapshot {
   Value bandwidth_in;   ///< bytes per second
   Value bandwidth_out;  ///< bytes per second
   Value active_connections;
-  Value bytes_sent_total;  ///< sum of per-peer bytes_sent (theblock profile only)
+  Value bytes_sent_total;  ///< bytes sent to listed peers while observed (theblock profile only)
   StrengthResult strength;
 
   /// Peer objects with every guide field; nullopt when the node gave no usable list.
@@ -168,6 +168,7 @@ class NetworkCollector {
   // twice is not disturbed by peers joining or leaving between samples.
   std::optional<double> last_bytes_time_;
   std::map<std::string, double> last_bytes_;
+  double sent_observed_ = 0;  // theblock_peer_bytes_sent_total: grows by per-peer increases only
 };
 
 }  // namespace blockbuster::network
