@@ -20,7 +20,8 @@ packages=(cmake make g++ pkg-config libpoco-dev libboost-dev libboost-filesystem
           libyaml-cpp-dev prometheus-cpp-dev libgtest-dev libgmock-dev googletest curl
           ca-certificates)
 if [ "$want_test" = 1 ]; then
-  packages+=(chromium prometheus jq wrk nginx-light libbenchmark-dev clang)
+  packages+=(chromium prometheus jq wrk nginx-light libbenchmark-dev clang libclang-rt-14-dev lintian
+             dpkg-dev)
   command -v node >/dev/null 2>&1 || packages+=(nodejs)
   command -v npm >/dev/null 2>&1 || packages+=(npm)
 fi

@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs every test (unit, integration against real
-# processes, browser, Prometheus). Exit status is ctest's.
+# Installs what is missing, builds, and runs every test: unit, integration against real
+# processes, browser, Prometheus, packaging (ctest), then a bounded fuzz run of every fuzz target.
+#   tools/test.sh [ctest arguments...]      e.g. tools/test.sh -L integration
+# BB_FUZZ_SECONDS (default 45) bounds the fuzz run per target; 0 skips it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh --test
 tools/build.sh
 build="${BB_BUILD_DIR:-build}"
+status=0
 # Two at a time: the machine this is sized for has 2 cores, and integration tests start
 # processes of their own.
-ctest --test-dir "$build" --output-on-failure -j2 "$@"
+ctest --test-dir "$build" --output-on-failure -j2 "$@" || status=$?
+fuzz_seconds="${BB_FUZZ_SECONDS:-45}"
+if [ "$#" -eq 0 ] && [ "$fuzz_seconds" != 0 ]; then
+  tools/fuzz.sh "$fuzz_seconds" || status=1
+fi
+exit "$status"

@@ -1022,9 +1022,29 @@ std::string quoted(const std::string& s) {
 
 Config parseConfig(const std::string& yaml_text, const std::string& source_name) {
   Context ctx{source_name, secretsInText(yaml_text)};
+  // yaml-cpp 0.7 (Debian 12) can loop forever, allocating, in LoadAll() on some malformed input
+  // (found by tests/fuzz; fixed upstream in yaml-cpp PR 1319). So parse the first document
+  // only, and count the documents by their "---" markers at column 0.
   std::vector<YAML::Node> documents;
+  size_t markers_after_content = 0;
+  {
+    bool content = false;
+    size_t start = 0;
+    while (start < yaml_text.size()) {
+      size_t end = yaml_text.find('\n', start);
+      if (end == std::string::npos) end = yaml_text.size();
+      std::string_view line(yaml_text.data() + start, end - start);
+      bool marker = line.substr(0, 3) == "---" &&
+                    (line.size() == 3 || line[3] == ' ' || line[3] == '\t' || line[3] == '\r');
+      if (marker && content) ++markers_after_content;
+      size_t first = line.find_first_not_of(" \t\r");
+      if (!marker && first != std::string_view::npos && line[first] != '#') content = true;
+      start = end + 1;
+    }
+  }
   try {
-    documents = YAML::LoadAll(yaml_text);
+    documents.push_back(YAML::Load(yaml_text));
+    if (documents[0].IsNull() && markers_after_content == 0) documents.clear();
   } catch (const YAML::ParserException& e) {
     ctx.fail(
         "line " + std::to_string(e.mark.line + 1) + ", column " + std::to_string(e.mark.column + 1),
@@ -1035,9 +1055,9 @@ Config parseConfig(const std::string& yaml_text, const std::string& source_name)
   }
   Config config;
   config.source = source_name;
-  if (documents.size() > 1) {
+  if (markers_after_content > 0) {
     ctx.fail("(top level)",
-             "the file holds " + std::to_string(documents.size()) + " YAML documents",
+             "the file holds " + std::to_string(markers_after_content + 1) + " YAML documents",
              "keep one document (remove the '---' separators)");
   }
   if (documents.empty() || documents[0].IsNull()) {
