@@ -67,13 +67,15 @@ for p in network compute storage energy ads receipts; do
   echo "$plugins" | grep -q "\"name\":\"$p\"" || fail "plugin $p not loaded from the package: $plugins"
 done
 grep -q "$root/usr/lib/blockbuster/plugins" "$work/agent.out" || fail "plugins not from the scratch root"
-curl -sf "http://127.0.0.1:$web/" | grep -qi '<!doctype html>' || fail "web page not served"
-curl -sf "http://127.0.0.1:$web/bb-config.json" | grep -q "\"api_port\":$port" \
-  || fail "runtime config does not point at the API"
+page="$(curl -sf "http://127.0.0.1:$web/")" || fail "web page not served"
+grep -qi '<!doctype html>' <<<"$page" || fail "web page is not HTML"
+runtime="$(curl -sf "http://127.0.0.1:$web/bb-config.json")" || fail "no bb-config.json"
+grep -q "\"api_port\":$port" <<<"$runtime" || fail "runtime config does not point at the API"
+metrics=""
 for _ in $(seq 100); do
-  curl -sf "http://127.0.0.1:$port/theblock/network/metrics" | grep -q '"block_height":[0-9]' && break
+  metrics="$(curl -sf "http://127.0.0.1:$port/theblock/network/metrics" || true)"
+  grep -q '"block_height":[0-9]' <<<"$metrics" && break
   sleep 0.1
 done
-curl -sf "http://127.0.0.1:$port/theblock/network/metrics" | grep -q '"block_height":[0-9]' \
-  || fail "no network metrics from the installed agent"
+grep -q '"block_height":[0-9]' <<<"$metrics" || fail "no network metrics from the installed agent"
 echo "deb_package: OK"

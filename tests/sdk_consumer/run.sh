@@ -52,6 +52,7 @@ case "$body" in
   *'"greeting":"hi there"'*'"height":'[0-9]*) ;;
   *) fail "unexpected body: $body; agent said: $(cat "$work/agent.out")" ;;
 esac
-curl -sf "http://127.0.0.1:$port/metrics" | grep -q '^hello_chain_height [0-9]' \
-  || fail "hello_chain_height not exported"
+# Into a variable first: grep -q closing the pipe early would fail curl under pipefail.
+scrape="$(curl -sf "http://127.0.0.1:$port/metrics")" || fail "GET /metrics failed"
+grep -q '^hello_chain_height [0-9]' <<<"$scrape" || fail "hello_chain_height not exported"
 echo "sdk_consumer: OK ($body)"
