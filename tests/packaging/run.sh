@@ -64,7 +64,7 @@ web="$(grep -o ' web=[^ ]*' "$work/agent.out" | cut -d: -f2)"
 [ -n "$port" ] && [ -n "$web" ] || fail "installed agent did not start: $(cat "$work/agent.out")"
 plugins="$(curl -sf "http://127.0.0.1:$port/plugins")" || fail "GET /plugins failed"
 for p in network compute storage energy ads receipts; do
-  echo "$plugins" | grep -q "\"name\":\"$p\"" || fail "plugin $p not loaded from the package: $plugins"
+  grep -q "\"name\":\"$p\"" <<<"$plugins" || fail "plugin $p not loaded from the package: $plugins"
 done
 grep -q "$root/usr/lib/blockbuster/plugins" "$work/agent.out" || fail "plugins not from the scratch root"
 page="$(curl -sf "http://127.0.0.1:$web/")" || fail "web page not served"

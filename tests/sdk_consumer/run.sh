@@ -23,8 +23,8 @@ exported="$(nm -D --defined-only "$plugin" | awk '$2 == "T" {print $3}')"
 echo "== the agent lists it"
 mkdir "$work/plugins" && cp "$plugin" "$work/plugins/"
 listing="$("$bin/blockbuster-agent" --list-plugins --plugin-dir "$work/plugins")"
-echo "$listing" | grep -q "^hello 1.0.0 (ABI 1.0)" || fail "not listed: $listing"
-echo "$listing" | grep -q "options.greeting" || fail "config key not listed: $listing"
+grep -q "^hello 1.0.0 (ABI 1.0)" <<<"$listing" || fail "not listed: $listing"
+grep -q "options.greeting" <<<"$listing" || fail "config key not listed: $listing"
 
 echo "== the agent loads it and serves what it publishes"
 "$bin/bb-devnode" --listen 127.0.0.1:0 --profile spec --block-ms 200 > "$work/node.out" 2>&1 &
