@@ -1,5 +1,7 @@
 #include "config/config.h"
 
+#include <blockbuster/json.h>
+
 #include <fcntl.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
@@ -578,42 +580,7 @@ bool isSection(const Context& ctx, const YAML::Node& node, const std::string& pa
 // ---- options: YAML -> JSON -------------------------------------------------------------------
 
 void appendJsonString(std::string& out, const std::string& s) {
-  out += '"';
-  for (char c : s) {
-    auto u = static_cast<unsigned char>(c);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      default:
-        if (u < 0x20 || u == 0x7f) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", u);
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
+  blockbuster::Json::appendString(out, s);
 }
 
 // A plain (untagged) scalar resolved by the YAML 1.2 core schema, appended as JSON.

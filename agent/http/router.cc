@@ -4,7 +4,7 @@
 #include <cerrno>
 #include <cstdlib>
 
-#include "snapshot/snapshot_store.h"
+#include <blockbuster/json.h>
 
 namespace bb {
 
@@ -17,9 +17,9 @@ HttpResponse HttpResponse::json(std::string body, int status) {
 
 HttpResponse HttpResponse::error(int status, const std::string& code, const std::string& message) {
   std::string body = "{\"error\":{\"code\":";
-  appendJsonString(body, code);
+  blockbuster::Json::appendString(body, code);
   body += ",\"message\":";
-  appendJsonString(body, message);
+  blockbuster::Json::appendString(body, message);
   body += "}}";
   return json(std::move(body), status);
 }

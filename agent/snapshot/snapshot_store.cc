@@ -1,5 +1,7 @@
 #include "snapshot/snapshot_store.h"
 
+#include <blockbuster/json.h>
+
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -15,28 +17,6 @@ bool Section::isStale(std::chrono::steady_clock::time_point now) const {
   if (!has_data) return true;
   if (!error.empty()) return true;
   return stale_after.count() > 0 && now - published_at > stale_after;
-}
-
-void appendJsonString(std::string& out, const std::string& s) {
-  out += '"';
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  out += '"';
 }
 
 std::string formatSeconds(double seconds) {
@@ -83,7 +63,7 @@ std::string SnapshotStore::renderBody(const Section& section,
   out += stale ? ",\"stale\":true" : ",\"stale\":false";
   if (stale) {
     out += ",\"stale_reason\":";
-    appendJsonString(out, !section.error.empty() ? section.error
+    blockbuster::Json::appendString(out, !section.error.empty() ? section.error
                                                  : "no refresh within " +
                                                        std::to_string(section.stale_after.count()) +
                                                        " ms");

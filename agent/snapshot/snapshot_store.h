@@ -72,8 +72,6 @@ class SnapshotStore {
   std::vector<Listener> listeners_;
 };
 
-/// Appends `"key":` JSON-escaped to `out`.
-void appendJsonString(std::string& out, const std::string& s);
 /// Formats seconds with millisecond precision, as JSON.
 std::string formatSeconds(double seconds);
 

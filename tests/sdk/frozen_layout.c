@@ -1,9 +1,17 @@
-/* The layout of the ABI 1.0 structs, as compiled from the frozen header. */
+/* The layout of the ABI structs as compiled from whichever plugin_abi.h is on the include path:
+ * built once against the frozen 1.0 header (bb_frozen_v1_layout) and once against the current
+ * one (BB_LAYOUT_NAME=bb_current_layout). */
 #include <blockbuster/plugin_abi.h>
 #include <stddef.h>
 
+#ifndef BB_LAYOUT_NAME
+#define BB_LAYOUT_NAME bb_frozen_v1_layout
+#endif
+#define BB_CAT(a, b) a##b
+#define BB_XCAT(a, b) BB_CAT(a, b)
+
 #define L(s, m) offsetof(s, m)
-const size_t bb_frozen_v1_layout[] = {
+const size_t BB_LAYOUT_NAME[] = {
     sizeof(bb_plugin), L(bb_plugin, struct_size), L(bb_plugin, abi_major), L(bb_plugin, abi_minor),
     L(bb_plugin, name), L(bb_plugin, version), L(bb_plugin, description),
     L(bb_plugin, config_keys), L(bb_plugin, config_key_count), L(bb_plugin, create),
@@ -21,4 +29,4 @@ const size_t bb_frozen_v1_layout[] = {
     sizeof(bb_config_key), L(bb_config_key, name), L(bb_config_key, type),
     L(bb_config_key, default_json), L(bb_config_key, help),
     BB_ABI_VERSION_MAJOR, BB_ABI_VERSION_MINOR};
-const size_t bb_frozen_v1_layout_count = sizeof bb_frozen_v1_layout / sizeof bb_frozen_v1_layout[0];
+const size_t BB_XCAT(BB_LAYOUT_NAME, _count) = sizeof BB_LAYOUT_NAME / sizeof BB_LAYOUT_NAME[0];
