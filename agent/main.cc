@@ -27,6 +27,8 @@
 #include "snapshot/feature_store.h"
 #include "snapshot/snapshot_store.h"
 #include "util/log.h"
+#include "ws/stream_hub.h"
+#include "ws/ws_server.h"
 
 namespace {
 
@@ -54,7 +56,10 @@ Environment (overrides the config file):
 
 Endpoints (main port): /health /metrics /theblock/network/metrics /theblock/markets/health
   /theblock/receipts /theblock/operations /theblock/peers/list /theblock/dashboard /plugins
-When ready it prints one line to stdout: "blockbuster-agent ready http=HOST:PORT web=HOST:PORT".
+WebSocket: /theblock/ws (dashboard stream) on the WS port and on the main port; the feature
+  stream on the feature port (any path) and on /theblock/ws/features of the main port.
+When ready it prints one line to stdout:
+  "blockbuster-agent ready http=HOST:PORT web=HOST:PORT ws=HOST:PORT feature=HOST:PORT".
 Docs: docs/ in the source tree; the config keys: docs/configuration.md.
 )";
 
@@ -236,12 +241,58 @@ int main(int argc, char** argv) {
                                         &plugins, &routes, &node});
     api.install(router);
 
+    // WebSocket push: one event loop for every client, fed by the stream hub.
+    bb::ws::ServerLimits ws_limits;
+    ws_limits.allowed_origins = config.cors_origins;
+    bb::ws::WsServer ws_server(ws_limits, &metrics);
+    bb::ws::HubOptions hub_options;
+    auto sectionBody = [&api](const char* name) -> bb::ws::StreamSource {
+      return [&api, name]() -> std::optional<std::string> {
+        bb::HttpResponse r = api.section(name);
+        if (r.status != 200) return std::nullopt;
+        return std::move(r.body);
+      };
+    };
+    hub_options.sources[bb::ws::streamIndex("network_metrics")] = sectionBody("network.metrics");
+    hub_options.sources[bb::ws::streamIndex("peers")] = sectionBody("network.peers");
+    hub_options.sources[bb::ws::streamIndex("operations")] = sectionBody("receipts.operations");
+    hub_options.sources[bb::ws::streamIndex("markets_health")] =
+        [&api]() -> std::optional<std::string> { return api.marketsHealth(); };
+    hub_options.sources[bb::ws::streamIndex("health")] =
+        [&api]() -> std::optional<std::string> { return api.health(); };
+    hub_options.sources[bb::ws::streamIndex("receipts")] =
+        [&routes]() -> std::optional<std::string> {
+      if (!routes.has("/theblock/receipts")) return std::nullopt;
+      auto r = routes.call("/theblock/receipts", {{"limit", "20"}});
+      if (!r || r->status != 200) return std::nullopt;
+      return std::move(r->body);
+    };
+    bb::ws::StreamHub hub(ws_server, &features, std::move(hub_options));
+    hub.attach(store);
+    bb::ws::WsEndpoint main_ws(ws_server, {{"/theblock/ws", bb::ws::Channel::kDashboard},
+                                           {"/theblock/ws/features", bb::ws::Channel::kFeatures}});
+    bb::ws::WsEndpoint dashboard_ws(ws_server, {{"/theblock/ws", bb::ws::Channel::kDashboard}});
+    bb::ws::WsEndpoint feature_ws(ws_server, {}, bb::ws::Channel::kFeatures);
+    auto wsOnly = [](bb::HttpRequest&&) {
+      return bb::HttpResponse::error(404, "not_found",
+                                     "this port serves the WebSocket stream on /theblock/ws only");
+    };
+    // Few threads: they only do handshakes, the event loop serves the connections.
+    bb::HttpServer ws_http(bb::ServerOptions{"ws", config.ws.host, config.ws.port, 4, 4096, 5},
+                           wsOnly);
+    ws_http.setUpgradeHandler(&dashboard_ws);
+    bb::HttpServer feature_http(
+        bb::ServerOptions{"feature-ws", config.feature_ws.host, config.feature_ws.port, 2, 1024, 5},
+        wsOnly);
+    feature_http.setUpgradeHandler(&feature_ws);
+
     bb::ServerOptions http_options{"http", config.http.host, config.http.port};
     bb::HttpServer http(
         http_options, [&](bb::HttpRequest&& r) { return router.handle(std::move(r)); },
         [&](const bb::HttpRequest& r, const bb::HttpResponse& resp, double seconds) {
           metrics.httpRequest(router.routeLabel(r.path), resp.status, seconds);
         });
+    http.setUpgradeHandler(&main_ws);
 
     std::unique_ptr<bb::StaticFiles> web_files;
     std::unique_ptr<bb::HttpServer> web;
@@ -249,9 +300,9 @@ int main(int argc, char** argv) {
       std::string root =
           config.web_root.empty() ? base + "/../share/blockbuster/web" : config.web_root;
       std::string runtime_config = "{\"api_port\":" + std::to_string(http.port()) +
-                                   ",\"ws_port\":" + std::to_string(config.ws.port) +
+                                   ",\"ws_port\":" + std::to_string(ws_http.port()) +
                                    ",\"feature_ws_port\":" +
-                                   std::to_string(config.feature_ws.port) +
+                                   std::to_string(feature_http.port()) +
                                    ",\"refresh_ms\":2000,\"version\":\"" BB_VERSION "\"}";
       try {
         web_files = std::make_unique<bb::StaticFiles>(root, runtime_config);
@@ -264,7 +315,7 @@ int main(int argc, char** argv) {
             bb::ServerOptions{"web", config.web.host, config.web.port},
             [&](bb::HttpRequest&& r) { return web_files->serve(r); });
     }
-    for (const auto& l : {config.http, config.web}) {
+    for (const auto& l : {config.http, config.web, config.ws}) {
       if (l.port >= 0 && !isLoopback(l.host))
         bb::logWarn("security", "listening on " + l.host + ":" + std::to_string(l.port) +
                                     " without authentication: anyone who can reach this "
@@ -272,12 +323,18 @@ int main(int argc, char** argv) {
                                     "an authenticating proxy in front");
     }
 
+    ws_server.start();
+    hub.start();
     plugins.startAll();
     http.start();
+    ws_http.start();
+    feature_http.start();
     if (web) web->start();
     std::string ready = "blockbuster-agent ready http=" + config.http.host + ":" +
                         std::to_string(http.port());
     if (web) ready += " web=" + config.web.host + ":" + std::to_string(web->port());
+    ready += " ws=" + config.ws.host + ":" + std::to_string(ws_http.port());
+    ready += " feature=" + config.feature_ws.host + ":" + std::to_string(feature_http.port());
     std::printf("%s\n", ready.c_str());
     std::fflush(stdout);
     bb::logInfo("agent", "serving the API on " + config.http.host + ":" +
@@ -297,8 +354,12 @@ int main(int argc, char** argv) {
     }
     rpc.shutdown();  // calls in flight return at once, so plugins finish their collect quickly
     plugins.stopAll();
+    hub.stop();
     if (web) web->stop();
+    feature_http.stop();
+    ws_http.stop();
     http.stop();
+    ws_server.stop();
     bb::logInfo("agent", "stopped");
     return 0;
   } catch (const bb::ConfigError& e) {

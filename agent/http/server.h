@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "http/router.h"
@@ -19,6 +20,23 @@ struct ServerOptions {
   int keep_alive_timeout_seconds = 15;
 };
 
+/// Takes WebSocket upgrade requests off an HttpServer: the server does the RFC 6455 handshake
+/// (Poco::Net::WebSocket) on its HTTP thread, then hands the connected socket over and forgets
+/// it, so no HTTP thread is held by an open WebSocket. Implementations are called on HTTP threads
+/// concurrently and must be thread-safe.
+class UpgradeHandler {
+ public:
+  virtual ~UpgradeHandler() = default;
+  /// Whether `path` is a WebSocket endpoint. A plain request on such a path is answered 426.
+  virtual bool handlesPath(const std::string& path) const = 0;
+  /// Decides on an upgrade request to a handled path: nullopt accepts it; else the response to
+  /// send instead (403 for a refused Origin, 503 when full).
+  virtual std::optional<HttpResponse> checkUpgrade(const HttpRequest& request) = 0;
+  /// Takes ownership of the connected socket `fd` after the 101 answer was sent; `pending` holds
+  /// bytes the client sent after its request that the HTTP layer had already read.
+  virtual void adopt(int fd, const HttpRequest& request, std::string pending) = 0;
+};
+
 class HttpServer {
  public:
   using Handler = std::function<HttpResponse(HttpRequest&&)>;
@@ -30,6 +48,10 @@ class HttpServer {
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
+
+  /// Routes WebSocket upgrades to `handler` (not owned; must outlive the server). Call before
+  /// start(); null (the default) leaves every request to the Handler.
+  void setUpgradeHandler(UpgradeHandler* handler);
 
   void start();
   /// Stops accepting and waits for the requests in flight (bounded).

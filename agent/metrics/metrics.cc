@@ -141,6 +141,10 @@ struct Metrics::Impl {
   Family<Counter>* http_requests;
   Family<Histogram>* http_duration;
   Family<Gauge>* node_up;
+  Family<Gauge>* ws_clients;
+  Family<Counter>* ws_sent;
+  Family<Counter>* ws_dropped;
+  Family<Counter>* ws_closed;
 
   // Plugin-defined families and series.
   struct PluginFamily {
@@ -230,6 +234,23 @@ struct Metrics::Impl {
                    .Name("blockbuster_node_up")
                    .Help("1 when the node answered the agent's last call, else 0.")
                    .Register(r);
+    ws_clients = &prometheus::BuildGauge()
+                      .Name("blockbuster_ws_clients")
+                      .Help("Open WebSocket clients, by endpoint (dashboard, features).")
+                      .Register(r);
+    ws_sent = &prometheus::BuildCounter()
+                   .Name("blockbuster_ws_messages_sent_total")
+                   .Help("WebSocket messages written in full to clients.")
+                   .Register(r);
+    ws_dropped = &prometheus::BuildCounter()
+                      .Name("blockbuster_ws_messages_dropped_total")
+                      .Help("WebSocket messages a slow client never got: replaced by a newer "
+                            "one of the same stream, or over its queue's cap.")
+                      .Register(r);
+    ws_closed = &prometheus::BuildCounter()
+                     .Name("blockbuster_ws_clients_closed_total")
+                     .Help("WebSocket clients closed, by reason.")
+                     .Register(r);
   }
 };
 
@@ -237,6 +258,8 @@ Metrics::Metrics(const std::string& version, size_t max_series_per_plugin)
     : impl_(std::make_unique<Impl>(max_series_per_plugin)) {
   impl_->build_info->Add({{"version", version}}).Set(1);
   impl_->node_up->Add({}).Set(0);
+  impl_->ws_sent->Add({});
+  impl_->ws_dropped->Add({});
 }
 
 Metrics::~Metrics() = default;
@@ -291,6 +314,22 @@ void Metrics::httpRequest(const std::string& route, int code, double seconds) {
 }
 
 void Metrics::nodeUp(bool up) { impl_->node_up->Add({}).Set(up ? 1 : 0); }
+
+void Metrics::wsClients(const std::string& endpoint, size_t clients) {
+  impl_->ws_clients->Add({{"endpoint", endpoint}}).Set(static_cast<double>(clients));
+}
+
+void Metrics::wsMessagesSent(uint64_t messages) {
+  impl_->ws_sent->Add({}).Increment(static_cast<double>(messages));
+}
+
+void Metrics::wsMessagesDropped(uint64_t messages) {
+  impl_->ws_dropped->Add({}).Increment(static_cast<double>(messages));
+}
+
+void Metrics::wsClientClosed(const std::string& reason) {
+  impl_->ws_closed->Add({{"reason", reason}}).Increment();
+}
 
 std::string Metrics::applyPluginMetric(const std::string& plugin, const MetricUpdate& u) {
   auto refuse = [&](const std::string& why) {

@@ -44,6 +44,14 @@ class Metrics {
   void rpcCall(const std::string& method, const std::string& outcome, double seconds);
   void httpRequest(const std::string& route, int code, double seconds);
   void nodeUp(bool up);
+  /// WebSocket push (agent/ws): open clients of an endpoint ("dashboard" or "features").
+  void wsClients(const std::string& endpoint, size_t clients);
+  void wsMessagesSent(uint64_t messages);
+  /// Messages a slow client never got: replaced by a newer one of the same stream, or refused.
+  void wsMessagesDropped(uint64_t messages);
+  /// A client closed: "client", "stalled", "timeout", "too_big", "protocol_error", "error",
+  /// "shutdown".
+  void wsClientClosed(const std::string& reason);
 
   // --- plugin metrics -------------------------------------------------------------------------
   /// Applies one update from `plugin`. Returns "" on success, else why it was refused (invalid

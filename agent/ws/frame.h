@@ -1,0 +1,85 @@
+// RFC 6455 framing for the agent's non-blocking WebSocket loop: server frames are unmasked,
+// client frames must be masked. Pure functions and a byte-fed decoder: no sockets, no threads.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace bb::ws {
+
+enum class Opcode : uint8_t {
+  kContinuation = 0x0,
+  kText = 0x1,
+  kBinary = 0x2,
+  kClose = 0x8,
+  kPing = 0x9,
+  kPong = 0xA,
+};
+
+/// Close codes the agent sends (RFC 6455 section 7.4.1).
+enum CloseCode : uint16_t {
+  kCloseNormal = 1000,
+  kCloseGoingAway = 1001,
+  kCloseProtocolError = 1002,
+  kCloseUnsupportedData = 1003,
+  kCloseInvalidPayload = 1007,
+  kClosePolicy = 1008,
+  kCloseTooBig = 1009,
+};
+
+/// One complete, unfragmented frame with FIN set; `mask` non-zero masks it (client side).
+/// Reentrant.
+std::string encodeFrame(Opcode op, std::string_view payload, uint32_t mask = 0);
+/// A close frame carrying `code` and a reason (truncated to fit a control frame). Reentrant.
+std::string encodeClose(uint16_t code, std::string_view reason, uint32_t mask = 0);
+
+/// A message reassembled from one or more frames, or a control frame.
+struct Message {
+  Opcode op = Opcode::kText;  ///< kText, kBinary, kClose, kPing or kPong; never kContinuation
+  std::string payload;        ///< unmasked; for kClose the 2-byte code and the reason
+  uint16_t close_code = 0;    ///< kClose only; 1005 when the peer sent none
+};
+
+/// Incremental decoder of the frames one peer sends. Feed it bytes as they arrive and take the
+/// complete messages out. Not thread-safe: one decoder per connection, used by one thread.
+class FrameDecoder {
+ public:
+  enum class Status {
+    kNeedMore,  ///< no complete message yet
+    kMessage,   ///< `out` holds a message
+    kError,     ///< protocol violation: close with error_code() and stop reading
+  };
+
+  /// `require_mask`: frames must be masked (server side). `max_message_bytes` bounds one frame
+  /// and one reassembled message; over it the decoder fails with kCloseTooBig.
+  FrameDecoder(bool require_mask, size_t max_message_bytes);
+
+  /// Appends received bytes.
+  void feed(const char* data, size_t size);
+  /// Extracts the next complete message, if any. Control frames may arrive between the
+  /// fragments of a data message and are returned at once.
+  Status next(Message& out);
+
+  uint16_t errorCode() const { return error_code_; }
+  const std::string& errorText() const { return error_text_; }
+  /// Bytes buffered and not yet consumed (for tests and accounting).
+  size_t buffered() const { return buffer_.size() - offset_; }
+
+ private:
+  Status fail(uint16_t code, std::string text);
+
+  bool require_mask_;
+  size_t max_bytes_;
+  std::string buffer_;
+  size_t offset_ = 0;
+  bool in_fragmented_ = false;
+  Opcode fragmented_op_ = Opcode::kText;
+  std::string fragments_;
+  uint16_t error_code_ = 0;
+  std::string error_text_;
+  bool failed_ = false;
+};
+
+}  // namespace bb::ws

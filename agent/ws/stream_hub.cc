@@ -1,0 +1,153 @@
+#include "ws/stream_hub.h"
+
+#include <cmath>
+
+#include "util/log.h"
+#include "ws/frame.h"
+
+namespace bb::ws {
+namespace {
+
+FramePtr textFrame(const std::string& json) {
+  return std::make_shared<const std::string>(encodeFrame(Opcode::kText, json));
+}
+
+constexpr uint32_t bit(int stream) { return 1u << stream; }
+
+constexpr double kSlowSource = 0.5;  // seconds
+
+}  // namespace
+
+StreamHub::StreamHub(WsServer& server, FeatureStore* features, HubOptions options)
+    : server_(server), features_(features), options_(std::move(options)) {}
+
+StreamHub::~StreamHub() { stop(); }
+
+uint32_t StreamHub::streamsOf(const std::string& section) {
+  uint32_t m = bit(kHealthStream);
+  if (section == "network.metrics") m |= bit(streamIndex("network_metrics"));
+  if (section == "network.peers") m |= bit(streamIndex("peers"));
+  if (section == "receipts.operations") m |= bit(streamIndex("operations"));
+  // The receipts page is served by the receipts plugin from its store, which changes when the
+  // plugin publishes any of its sections.
+  if (section.rfind("receipts.", 0) == 0) m |= bit(streamIndex("receipts"));
+  if (section == "compute.market" || section == "storage.market" || section == "energy.market" ||
+      section == "ads.market")
+    m |= bit(streamIndex("markets_health"));
+  return m;
+}
+
+void StreamHub::attach(SnapshotStore& store) {
+  // Runs on plugin threads: only mark and signal, the hub thread does the work.
+  store.addListener([this](const SectionPtr& s) { sectionChanged(s ? s->name : std::string()); });
+}
+
+void StreamHub::sectionChanged(const std::string& section) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (dirty_ == 0) dirty_since_ms_ = unixMillis();
+    dirty_ |= streamsOf(section);
+  }
+  cv_.notify_one();
+}
+
+void StreamHub::start() {
+  if (thread_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = false;
+    dirty_ = (1u << kStreamCount) - 1;
+    dirty_since_ms_ = unixMillis();
+  }
+  thread_ = std::thread([this] { run(); });
+}
+
+void StreamHub::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+void StreamHub::run() {
+  using Clock = std::chrono::steady_clock;
+  auto next_health = Clock::now();
+  auto next_features = Clock::now();
+  for (;;) {
+    uint32_t dirty = 0;
+    int64_t since = 0;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      auto wake_at = std::min(next_health, next_features);
+      cv_.wait_until(lock, wake_at, [&] { return stopping_ || dirty_ != 0; });
+      if (stopping_) return;
+      dirty = dirty_;
+      since = dirty_since_ms_;
+      dirty_ = 0;
+    }
+    auto now = Clock::now();
+    if (now >= next_health) {
+      dirty |= bit(kHealthStream);
+      next_health = now + options_.health_interval;
+    }
+    if (dirty) pass(dirty, since != 0 ? since : unixMillis());
+    // Plugins set features in the same collect that publishes, so check them on every pass too.
+    if (dirty || now >= next_features) {
+      checkFeatures();
+      next_features = now + options_.feature_interval;
+    }
+  }
+}
+
+void StreamHub::pass(uint32_t dirty, int64_t changed_ms) {
+  for (int s = 0; s < kStreamCount; ++s) {
+    if (!(dirty & bit(s))) continue;
+    const auto& source = options_.sources[static_cast<size_t>(s)];
+    if (!source) continue;
+    std::optional<std::string> data;
+    auto started = std::chrono::steady_clock::now();
+    try {
+      data = source();
+      double took =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      // Every stream waits behind a slow one: worth a warning.
+      if (took > kSlowSource)
+        logWarn("ws", std::string("building stream ") + kStreams[static_cast<size_t>(s)] +
+                          " took " + std::to_string(took) +
+                          " s; WebSocket updates of every stream are delayed by as much");
+    } catch (const std::exception& e) {
+      logWarn("ws", std::string("building stream ") + kStreams[static_cast<size_t>(s)] +
+                        " failed: " + e.what());
+      continue;
+    }
+    if (!data) continue;
+    std::string fp = s == kHealthStream ? healthFingerprint(*data) : contentFingerprint(*data);
+    auto& last = last_fingerprint_[static_cast<size_t>(s)];
+    if (fp == last) continue;
+    last = std::move(fp);
+    uint64_t seq = ++seq_[static_cast<size_t>(s)];
+    const char* name = kStreams[static_cast<size_t>(s)];
+    server_.publish(s, textFrame(dataMessage("update", name, *data, seq, changed_ms)),
+                    textFrame(dataMessage("snapshot", name, *data, seq, changed_ms)), changed_ms);
+  }
+}
+
+void StreamHub::checkFeatures() {
+  if (!features_) return;
+  auto v = features_->snapshot();
+  if (v.version == feature_version_ && feature_sent_) return;
+  feature_version_ = v.version;
+  // A set() of the same value bumps the version: compare the content too.
+  std::string fp = featureMessage(v.names, v.values, std::nullopt, 0);
+  if (feature_sent_ && fp == feature_fingerprint_) return;
+  feature_fingerprint_ = std::move(fp);
+  feature_sent_ = true;
+  std::optional<double> lag;
+  if (v.version > 0)
+    lag = std::chrono::duration<double>(std::chrono::steady_clock::now() - v.updated).count();
+  server_.publishFeatures(textFrame(featureMessage(v.names, v.values, lag, unixMillis())));
+}
+
+}  // namespace bb::ws

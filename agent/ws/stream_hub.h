@@ -1,0 +1,80 @@
+// Decides what the WebSocket clients receive: builds each dashboard stream's data when its
+// source may have changed, compares it with the last sent content (without the fields that age
+// every second), and publishes a new message (seq + 1) only on a real change. Also the feature
+// vector. One thread; woken by SnapshotStore listeners, and on a timer for health (1 s: the
+// node going down is a change nobody publishes) and features (250 ms).
+#pragma once
+
+#include <array>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "snapshot/feature_store.h"
+#include "snapshot/snapshot_store.h"
+#include "ws/protocol.h"
+#include "ws/ws_server.h"
+
+namespace bb::ws {
+
+/// The data of one stream as a JSON text, or nullopt when there is none yet. Called on the hub
+/// thread only.
+using StreamSource = std::function<std::optional<std::string>()>;
+
+struct HubOptions {
+  std::array<StreamSource, kStreamCount> sources;  ///< by index in kStreams; empty = no data
+  std::chrono::milliseconds health_interval{1000};
+  std::chrono::milliseconds feature_interval{250};
+};
+
+class StreamHub {
+ public:
+  /// `server` and `features` (may be null) must outlive the hub. Call attach() before plugins
+  /// start publishing.
+  StreamHub(WsServer& server, FeatureStore* features, HubOptions options);
+  ~StreamHub();
+  StreamHub(const StreamHub&) = delete;
+  StreamHub& operator=(const StreamHub&) = delete;
+
+  /// Registers the hub's listener on `store` (which must outlive the hub).
+  void attach(SnapshotStore& store);
+  /// Starts the hub thread; the first pass publishes every stream that has data.
+  void start();
+  void stop();
+
+  /// Marks the streams fed by `section` as possibly changed and wakes the hub. Cheap and
+  /// thread-safe: this is what the store listener calls on plugin threads.
+  void sectionChanged(const std::string& section);
+
+  /// Which streams a section feeds (bit i = kStreams[i]); health is always recomputed.
+  static uint32_t streamsOf(const std::string& section);
+
+ private:
+  void run();
+  void pass(uint32_t dirty, int64_t changed_ms);
+  void checkFeatures();
+
+  WsServer& server_;
+  FeatureStore* features_;
+  HubOptions options_;
+
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  uint32_t dirty_ = 0;
+  int64_t dirty_since_ms_ = 0;  // when the first unhandled change was signalled
+  bool stopping_ = false;
+  std::thread thread_;
+
+  // Hub-thread state.
+  std::array<std::string, kStreamCount> last_fingerprint_{};
+  std::array<uint64_t, kStreamCount> seq_{};
+  uint64_t feature_version_ = UINT64_MAX;
+  std::string feature_fingerprint_;
+  bool feature_sent_ = false;
+};
+
+}  // namespace bb::ws

@@ -1,0 +1,610 @@
+#include "ws/ws_server.h"
+
+#include <blockbuster/json.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <unordered_map>
+
+#include "metrics/metrics.h"
+#include "util/log.h"
+#include "ws/frame.h"
+#include "ws/protocol.h"
+
+namespace bb::ws {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr uint32_t kAllStreams = (1u << kStreamCount) - 1;
+constexpr auto kHousekeeping = std::chrono::milliseconds(250);
+// Publications waiting for the loop; more means the loop is far behind and the oldest go.
+constexpr size_t kMaxInbox = 256;
+// Reads per readable event before moving on, so that one chatty client cannot starve others.
+constexpr int kReadsPerEvent = 4;
+
+const char* channelName(Channel c) { return c == Channel::kDashboard ? "dashboard" : "features"; }
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+FramePtr textFrame(const std::string& json) {
+  return std::make_shared<const std::string>(encodeFrame(Opcode::kText, json));
+}
+
+std::string streamList(uint32_t mask) {
+  std::string out = "[";
+  for (int i = 0; i < kStreamCount; ++i) {
+    if (!(mask & (1u << i))) continue;
+    if (out.size() > 1) out += ',';
+    out += '"';
+    out += kStreams[static_cast<size_t>(i)];
+    out += '"';
+  }
+  return out + "]";
+}
+
+struct Client {
+  Client(uint64_t i, int f, Channel ch, size_t max_bytes)
+      : id(i), fd(f), channel(ch), decoder(true, max_bytes) {}
+  uint64_t id;  // epoll key: fds are reused, ids never
+  int fd;
+  bool closed = false;  // closed, erased at the end of the loop iteration
+  Channel channel;
+  FrameDecoder decoder;
+  ClientQueue queue;
+  FramePtr current;  // the frame being written
+  size_t offset = 0;
+  uint32_t mask = kAllStreams;
+  bool explicit_subscription = false;
+  bool want_write = false;  // EPOLLOUT registered
+  Clock::time_point last_read = Clock::now();
+  std::optional<Clock::time_point> ping_sent;
+  // Since when unsent data has waited without the socket taking a byte.
+  std::optional<Clock::time_point> blocked_since;
+};
+
+}  // namespace
+
+struct WsServer::Loop {
+  explicit Loop(WsServer& o) : owner(o) {
+    epfd = epoll_create1(EPOLL_CLOEXEC);
+    evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (epfd < 0 || evfd < 0)
+      throw std::runtime_error(std::string("cannot create the WebSocket event loop: ") +
+                               std::strerror(errno));
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kWakeId;
+    epoll_ctl(epfd, EPOLL_CTL_ADD, evfd, &ev);
+  }
+  ~Loop() {
+    for (auto& kv : clients)
+      if (!kv.second->closed) ::close(kv.second->fd);
+    std::lock_guard<std::mutex> lock(mutex);
+    for (auto& a : adopts) ::close(a.fd);
+    ::close(epfd);
+    ::close(evfd);
+  }
+
+  struct Adopt {
+    Channel channel;
+    int fd;
+    std::string pending;
+  };
+
+  WsServer& owner;
+  int epfd = -1;
+  int evfd = -1;
+  std::thread thread;
+  std::atomic<bool> stopping{false};
+
+  // Inbox, filled by other threads under `mutex`.
+  std::mutex mutex;
+  std::vector<Adopt> adopts;
+  struct Publication {
+    int stream;
+    FramePtr update;
+    FramePtr snapshot;
+    int64_t changed_ms;
+  };
+  // In order, so that a healthy client gets every update; bounded (kMaxInbox) in case the
+  // loop falls far behind, the oldest going first.
+  std::deque<Publication> stream_inbox;
+  FramePtr feature_inbox;
+
+  // Loop-thread state.
+  std::array<FramePtr, kStreamCount> snapshots{};  // the current state, for new subscribers
+  FramePtr feature_latest;
+  static constexpr uint64_t kWakeId = 0;
+  uint64_t next_id = 1;
+  std::unordered_map<uint64_t, std::unique_ptr<Client>> clients;
+  std::vector<uint64_t> graveyard;
+  std::array<size_t, 2> per_channel{0, 0};
+  uint64_t sent = 0;
+
+  void wake() {
+    uint64_t one = 1;
+    ssize_t n = ::write(evfd, &one, sizeof one);
+    (void)n;  // the counter only saturates when already signalled
+  }
+
+  Metrics* metrics() const { return owner.metrics_; }
+
+  void run() {
+    std::vector<epoll_event> events(256);
+    auto next_housekeeping = Clock::now() + kHousekeeping;
+    while (!stopping.load()) {
+      int n = epoll_wait(epfd, events.data(), static_cast<int>(events.size()),
+                         static_cast<int>(kHousekeeping.count()));
+      if (n < 0 && errno != EINTR) {
+        logError("ws", std::string("epoll_wait failed: ") + std::strerror(errno));
+        break;
+      }
+      for (int i = 0; i < n; ++i) {
+        uint64_t id = events[static_cast<size_t>(i)].data.u64;
+        uint32_t what = events[static_cast<size_t>(i)].events;
+        if (id == kWakeId) {
+          uint64_t v;
+          while (::read(evfd, &v, sizeof v) > 0) {
+          }
+          drainInbox();
+          continue;
+        }
+        auto it = clients.find(id);
+        if (it == clients.end() || it->second->closed) continue;
+        Client& c = *it->second;
+        if (what & EPOLLIN) {
+          if (!onReadable(c)) continue;  // closed
+        } else if (what & (EPOLLERR | EPOLLHUP)) {
+          closeClient(c, 0, "", "error");
+          continue;
+        }
+        if ((what & EPOLLOUT) && !c.closed) flush(c);
+      }
+      bury();
+      auto now = Clock::now();
+      if (now >= next_housekeeping) {
+        housekeeping(now);
+        next_housekeeping = now + kHousekeeping;
+      }
+    }
+    // Stopping: say goodbye to everyone, best effort.
+    std::vector<Client*> all;
+    for (auto& kv : clients) all.push_back(kv.second.get());
+    for (Client* c : all)
+      if (!c->closed) closeClient(*c, kCloseGoingAway, "agent stopping", "shutdown");
+    bury();
+    reportCounters();
+  }
+
+  void drainInbox() {
+    std::vector<Adopt> new_clients;
+    std::deque<Publication> updates;
+    FramePtr features;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      new_clients.swap(adopts);
+      updates.swap(stream_inbox);
+      features.swap(feature_inbox);
+    }
+    for (auto& a : new_clients) addClient(a);
+    for (auto& u : updates) {
+      int s = u.stream;
+      snapshots[static_cast<size_t>(s)] = u.snapshot;
+      for (auto& kv : clients) {
+        Client& c = *kv.second;
+        if (c.closed || c.channel != Channel::kDashboard || !(c.mask & (1u << s))) continue;
+        // Hand the previous update of this stream to the socket first, so that a client that
+        // keeps up gets every update, not only the latest of the batch.
+        if (c.queue.hasStream(s)) flush(c);
+        if (!c.closed) c.queue.pushLatest(s, u.update, u.snapshot);
+      }
+    }
+    if (features) {
+      feature_latest = features;
+      for (auto& kv : clients)
+        if (kv.second->channel == Channel::kFeatures) kv.second->queue.pushLatest(0, features);
+    }
+    // Flush after queueing everything, so each client writes its batch in one pass.
+    std::vector<Client*> all;
+    all.reserve(clients.size());
+    for (auto& kv : clients)
+      if (!kv.second->queue.empty()) all.push_back(kv.second.get());
+    for (Client* c : all)
+      if (!c->closed) flush(*c);
+    if (!updates.empty() && logEnabled(LogLevel::Debug)) {
+      int64_t oldest = updates.front().changed_ms;
+      for (const auto& u : updates) oldest = std::min(oldest, u.changed_ms);
+      logDebug("ws", "fan-out of " + std::to_string(updates.size()) + " update(s) to " +
+                         std::to_string(per_channel[0]) + " client(s) handed to the sockets " +
+                         std::to_string(unixMillis() - oldest) + " ms after the change");
+    }
+  }
+
+  void bury() {
+    for (uint64_t id : graveyard) clients.erase(id);
+    graveyard.clear();
+  }
+
+  void addClient(Adopt& a) {
+    int flags = fcntl(a.fd, F_GETFL, 0);
+    if (flags < 0 || fcntl(a.fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+      ::close(a.fd);
+      owner.admitted_.fetch_sub(1);
+      return;
+    }
+    int one = 1;
+    setsockopt(a.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    uint64_t id = next_id++;
+    auto client = std::make_unique<Client>(id, a.fd, a.channel, owner.limits_.max_message_bytes);
+    Client& c = *client;
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.u64 = id;
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, a.fd, &ev) < 0) {
+      logWarn("ws", std::string("cannot watch a new client: ") + std::strerror(errno));
+      ::close(a.fd);
+      owner.admitted_.fetch_sub(1);
+      return;
+    }
+    clients.emplace(id, std::move(client));
+    ++per_channel[static_cast<size_t>(c.channel)];
+    if (metrics())
+      metrics()->wsClients(channelName(c.channel), per_channel[static_cast<size_t>(c.channel)]);
+    int64_t now = unixMillis();
+    if (c.channel == Channel::kDashboard) {
+      std::string streams = streamList(kAllStreams);
+      c.queue.pushControl(textFrame(controlMessage(
+          "welcome", "",
+          "{\"streams\":" + streams + ",\"subscribed\":" + streams +
+              ",\"max_message_bytes\":" + std::to_string(owner.limits_.max_message_bytes) + "}",
+          now)));
+      for (int s = 0; s < kStreamCount; ++s)
+        if (snapshots[static_cast<size_t>(s)])
+          c.queue.pushSnapshot(s, snapshots[static_cast<size_t>(s)]);
+    } else if (feature_latest) {
+      c.queue.pushLatest(0, feature_latest);
+    }
+    if (!a.pending.empty()) {
+      c.decoder.feed(a.pending.data(), a.pending.size());
+      if (!processMessages(c)) return;
+    }
+    flush(c);
+  }
+
+  // Reads what is available; false when the client was closed.
+  bool onReadable(Client& c) {
+    char buf[16 * 1024];
+    for (int i = 0; i < kReadsPerEvent; ++i) {
+      ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
+      if (n > 0) {
+        c.last_read = Clock::now();
+        c.ping_sent.reset();
+        c.decoder.feed(buf, static_cast<size_t>(n));
+        if (!processMessages(c) || c.closed) return false;
+        if (static_cast<size_t>(n) < sizeof buf) break;
+        continue;
+      }
+      if (n == 0) {
+        closeClient(c, 0, "", "client");
+        return false;
+      }
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      if (errno == EINTR) continue;
+      closeClient(c, 0, "", "error");
+      return false;
+    }
+    return true;
+  }
+
+  // Handles the complete messages in the decoder; false when the client was closed.
+  bool processMessages(Client& c) {
+    Message m;
+    while (!c.closed) {
+      auto status = c.decoder.next(m);
+      if (status == FrameDecoder::Status::kNeedMore) return flush(c);
+      if (status == FrameDecoder::Status::kError) {
+        closeClient(c, c.decoder.errorCode(), c.decoder.errorText(),
+                    c.decoder.errorCode() == kCloseTooBig ? "too_big" : "protocol_error");
+        return false;
+      }
+      switch (m.op) {
+        case Opcode::kPing:
+          c.queue.pushControl(
+              std::make_shared<const std::string>(encodeFrame(Opcode::kPong, m.payload)));
+          break;
+        case Opcode::kPong:
+          break;  // any byte received already counts as alive
+        case Opcode::kClose: {
+          uint16_t code = m.close_code == 1005 ? uint16_t{kCloseNormal} : m.close_code;
+          closeClient(c, code, "", "client");
+          return false;
+        }
+        case Opcode::kBinary:
+          closeClient(c, kCloseUnsupportedData, "text messages only", "protocol_error");
+          return false;
+        default:
+          onText(c, m.payload);
+          break;
+      }
+    }
+    return false;
+  }
+
+  void onText(Client& c, const std::string& text) {
+    ClientRequest r = parseClientRequest(text, c.channel == Channel::kDashboard);
+    int64_t now = unixMillis();
+    switch (r.kind) {
+      case ClientRequest::Kind::kPing:
+        c.queue.pushControl(textFrame(controlMessage("pong", "", "", now)));
+        break;
+      case ClientRequest::Kind::kSubscribe: {
+        // Rule: every stream by default; the first explicit subscribe narrows to that stream,
+        // later ones add to it.
+        if (!c.explicit_subscription) {
+          c.explicit_subscription = true;
+          for (int s = 0; s < kStreamCount; ++s)
+            if (s != r.stream) c.queue.removeStream(s);
+          c.mask = 0;
+        }
+        c.mask |= 1u << r.stream;
+        // The snapshot follows the acknowledgement: drop what was pending of this stream.
+        c.queue.removeStream(r.stream);
+        c.queue.pushControl(
+            textFrame(controlMessage("subscribed", kStreams[static_cast<size_t>(r.stream)],
+                                     "{\"subscribed\":" + streamList(c.mask) + "}", now)));
+        if (auto snap = snapshots[static_cast<size_t>(r.stream)])
+          c.queue.pushSnapshot(r.stream, snap);
+        break;
+      }
+      case ClientRequest::Kind::kUnsubscribe:
+        c.explicit_subscription = true;
+        c.mask &= ~(1u << r.stream);
+        c.queue.removeStream(r.stream);
+        c.queue.pushControl(
+            textFrame(controlMessage("unsubscribed", kStreams[static_cast<size_t>(r.stream)],
+                                     "{\"subscribed\":" + streamList(c.mask) + "}", now)));
+        break;
+      case ClientRequest::Kind::kInvalid: {
+        std::string data = "{\"code\":";
+        blockbuster::Json::appendString(data, r.code);
+        data += ",\"message\":";
+        blockbuster::Json::appendString(data, r.error);
+        data += "}";
+        c.queue.pushControl(textFrame(controlMessage("error", "", data, now)));
+        break;
+      }
+    }
+  }
+
+  void setWantWrite(Client& c, bool want) {
+    if (c.want_write == want) return;
+    c.want_write = want;
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP | (want ? EPOLLOUT : 0u);
+    ev.data.u64 = c.id;
+    epoll_ctl(epfd, EPOLL_CTL_MOD, c.fd, &ev);
+  }
+
+  // Writes as much as the socket takes without blocking; false when the client was closed.
+  bool flush(Client& c) {
+    if (c.closed) return false;
+    for (;;) {
+      if (!c.current) {
+        c.current = c.queue.pop();
+        c.offset = 0;
+        if (!c.current) break;
+      }
+      const std::string& f = *c.current;
+      ssize_t n = ::send(c.fd, f.data() + c.offset, f.size() - c.offset, MSG_NOSIGNAL);
+      if (n > 0) {
+        // Progress: a slow reader is not a stalled one.
+        c.blocked_since.reset();
+        c.offset += static_cast<size_t>(n);
+        if (c.offset == f.size()) {
+          c.current.reset();
+          ++sent;
+        }
+        continue;
+      }
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        if (!c.blocked_since) c.blocked_since = Clock::now();
+        setWantWrite(c, true);
+        return true;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      closeClient(c, 0, "", "error");
+      return false;
+    }
+    c.blocked_since.reset();
+    setWantWrite(c, false);
+    return true;
+  }
+
+  // Closes the socket now; the Client object lives until bury(), so callers up the stack may
+  // still look at it (c.closed).
+  void closeClient(Client& c, uint16_t code, const std::string& reason, const char* why) {
+    if (c.closed) return;
+    c.closed = true;
+    if (code != 0) {
+      // Best effort: finish the frame in flight (a frame cut in half would corrupt the close),
+      // then the close frame, without ever blocking.
+      std::string tail;
+      if (c.current) tail.assign(*c.current, c.offset, std::string::npos);
+      tail += encodeClose(code, reason);
+      ssize_t n = ::send(c.fd, tail.data(), tail.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      (void)n;
+    }
+    epoll_ctl(epfd, EPOLL_CTL_DEL, c.fd, nullptr);
+    ::close(c.fd);
+    Channel ch = c.channel;
+    uint64_t dropped = c.queue.takeDropped();
+    if (metrics()) {
+      if (dropped) metrics()->wsMessagesDropped(dropped);
+      metrics()->wsClientClosed(why);
+    }
+    graveyard.push_back(c.id);
+    --per_channel[static_cast<size_t>(ch)];
+    owner.admitted_.fetch_sub(1);
+    if (metrics()) metrics()->wsClients(channelName(ch), per_channel[static_cast<size_t>(ch)]);
+  }
+
+  void housekeeping(Clock::time_point now) {
+    const auto& lim = owner.limits_;
+    std::vector<std::pair<Client*, const char*>> doomed;
+    std::vector<Client*> to_ping;
+    uint64_t dropped = 0;
+    for (auto& kv : clients) {
+      Client& c = *kv.second;
+      if (c.closed) continue;
+      dropped += c.queue.takeDropped();
+      if (c.blocked_since && now - *c.blocked_since > lim.stall_timeout) {
+        doomed.emplace_back(&c, "stalled");
+      } else if (c.ping_sent && now - *c.ping_sent > lim.pong_timeout) {
+        doomed.emplace_back(&c, "timeout");
+      } else if (!c.ping_sent && now - c.last_read > lim.ping_interval) {
+        to_ping.push_back(&c);
+      }
+    }
+    for (auto& d : doomed) {
+      bool stalled = std::strcmp(d.second, "stalled") == 0;
+      closeClient(*d.first, stalled ? 0 : kClosePolicy, stalled ? "" : "no answer to ping",
+                  d.second);
+    }
+    static const FramePtr kPing =
+        std::make_shared<const std::string>(encodeFrame(Opcode::kPing, "keepalive"));
+    for (Client* c : to_ping) {
+      if (c->closed) continue;
+      c->ping_sent = now;
+      c->queue.pushControl(kPing);
+      flush(*c);
+    }
+    bury();
+    if (metrics() && dropped) metrics()->wsMessagesDropped(dropped);
+    reportCounters();
+  }
+
+  void reportCounters() {
+    if (metrics() && sent) metrics()->wsMessagesSent(sent);
+    sent = 0;
+  }
+};
+
+WsServer::WsServer(ServerLimits limits, Metrics* metrics)
+    : limits_(std::move(limits)), metrics_(metrics), loop_(std::make_unique<Loop>(*this)) {
+  if (metrics_) {
+    metrics_->wsClients("dashboard", 0);
+    metrics_->wsClients("features", 0);
+  }
+}
+
+WsServer::~WsServer() { stop(); }
+
+void WsServer::start() {
+  if (loop_->thread.joinable()) return;
+  loop_->thread = std::thread([this] { loop_->run(); });
+}
+
+void WsServer::stop() {
+  if (!loop_->thread.joinable()) return;
+  loop_->stopping = true;
+  loop_->wake();
+  loop_->thread.join();
+}
+
+void WsServer::publish(int stream, FramePtr update, FramePtr snapshot, int64_t changed_ms) {
+  if (stream < 0 || stream >= kStreamCount) return;
+  {
+    std::lock_guard<std::mutex> lock(loop_->mutex);
+    auto& inbox = loop_->stream_inbox;
+    if (inbox.size() >= kMaxInbox) {
+      inbox.pop_front();
+      if (metrics_) metrics_->wsMessagesDropped(admitted_.load());
+    }
+    inbox.push_back(Loop::Publication{stream, std::move(update), std::move(snapshot), changed_ms});
+  }
+  loop_->wake();
+}
+
+void WsServer::publishFeatures(FramePtr frame) {
+  {
+    std::lock_guard<std::mutex> lock(loop_->mutex);
+    loop_->feature_inbox = std::move(frame);
+  }
+  loop_->wake();
+}
+
+std::optional<HttpResponse> WsServer::checkUpgrade(const HttpRequest& request) {
+  if (!request.origin.empty()) {
+    const auto& allowed = limits_.allowed_origins;
+    std::string origin = lower(request.origin);
+    bool ok = std::any_of(allowed.begin(), allowed.end(),
+                          [&](const std::string& a) { return a == "*" || lower(a) == origin; });
+    if (!ok)
+      return HttpResponse::error(403, "origin_not_allowed",
+                                 "Origin '" + request.origin +
+                                     "' is not in http.cors_origins; add it there to let pages "
+                                     "from it connect");
+  }
+  if (admitted_.load() >= limits_.max_clients) {
+    auto r = HttpResponse::error(503, "too_many_clients",
+                                 "the agent already serves " + std::to_string(limits_.max_clients) +
+                                     " WebSocket clients; retry later");
+    r.headers.emplace_back("Retry-After", "5");
+    return r;
+  }
+  return std::nullopt;
+}
+
+void WsServer::adopt(Channel channel, int fd, std::string pending) {
+  admitted_.fetch_add(1);
+  {
+    std::lock_guard<std::mutex> lock(loop_->mutex);
+    loop_->adopts.push_back(Loop::Adopt{channel, fd, std::move(pending)});
+  }
+  loop_->wake();
+}
+
+WsEndpoint::WsEndpoint(WsServer& server, std::vector<std::pair<std::string, Channel>> routes,
+                       std::optional<Channel> any_path)
+    : server_(server), routes_(std::move(routes)), any_path_(any_path) {}
+
+std::optional<Channel> WsEndpoint::channelOf(const std::string& path) const {
+  for (const auto& r : routes_)
+    if (r.first == path) return r.second;
+  return any_path_;
+}
+
+bool WsEndpoint::handlesPath(const std::string& path) const { return channelOf(path).has_value(); }
+
+std::optional<HttpResponse> WsEndpoint::checkUpgrade(const HttpRequest& request) {
+  return server_.checkUpgrade(request);
+}
+
+void WsEndpoint::adopt(int fd, const HttpRequest& request, std::string pending) {
+  auto channel = channelOf(request.path);
+  if (!channel) {
+    ::close(fd);
+    return;
+  }
+  server_.adopt(*channel, fd, std::move(pending));
+}
+
+}  // namespace bb::ws
