@@ -16,6 +16,7 @@
 #include "api/dashboard_api.h"
 #include "api/node_monitor.h"
 #include "config/config.h"
+#include "default_config.h"
 #include "host/plugin_manager.h"
 #include "host/plugin_options.h"
 #include "host/plugin_routes.h"
@@ -44,6 +45,9 @@ Options:
   --check-config       validate the config (and the plugins' options), print the effective
                        config with secrets redacted, and exit (non-zero on error)
   --list-plugins       list the plugins found, with their versions, ABI and config keys
+  --print-default-config
+                       print a commented config to start from, with every plugin found and
+                       its options at their defaults
   --log-level LEVEL    debug, info, warn or error (overrides log_level)
   --version            print the version and exit
   --help               print this help and exit
@@ -69,6 +73,7 @@ struct Args {
   std::optional<std::string> log_level;
   bool check = false;
   bool list = false;
+  bool print_default = false;
 };
 
 [[noreturn]] void usageError(const std::string& message) {
@@ -107,6 +112,8 @@ Args parseArgs(int argc, char** argv) {
       a.check = true;
     } else if (arg == "--list-plugins") {
       a.list = true;
+    } else if (arg == "--print-default-config") {
+      a.print_default = true;
     } else {
       usageError("unknown option '" + arg + "'");
     }
@@ -125,6 +132,36 @@ std::string exeDir() {
 bool isLoopback(const std::string& host) {
   return host == "127.0.0.1" || host == "localhost" || host == "::1" ||
          host.rfind("127.", 0) == 0;
+}
+
+// The commented default config, its plugins section written out from the plugins found: each
+// with its declared options at their defaults, so the result loads as it is.
+int printDefaultConfig(const std::string& dir) {
+  std::string text = bb::kDefaultConfig;
+  auto cut = text.find("# --- Plugins");
+  std::fputs(text.substr(0, cut).c_str(), stdout);
+  std::vector<std::string> errors;
+  auto libs = bb::loadPluginDir(dir, errors);
+  std::printf("# --- Plugins (found in %s) ---\n", dir.c_str());
+  std::printf("# Each runs with these settings when its entry is left out.\n");
+  std::printf("plugins:%s\n", libs.empty() ? " {}" : "");
+  for (const auto& lib : libs) {
+    const auto& i = lib->info();
+    std::printf("  %s:  # %s %s\n    enabled: true\n    interval_ms: 2000\n    timeout_ms: 0\n"
+                "    isolation: inprocess\n    options:%s\n",
+                i.name.c_str(), i.description.c_str(), i.version.c_str(),
+                i.config_keys.empty() ? " {}" : "");
+    for (const auto& k : i.config_keys) {
+      if (k.default_json.empty())
+        std::printf("      # %s:  # %s, no default. %s\n", k.name.c_str(),
+                    bb::configTypeName(k.type), k.help.c_str());
+      else
+        std::printf("      %s: %s  # %s\n", k.name.c_str(), k.default_json.c_str(),
+                    k.help.c_str());
+    }
+  }
+  for (const auto& e : errors) std::printf("# refused: %s\n", e.c_str());
+  return 0;
 }
 
 int listPlugins(const std::string& dir) {
@@ -186,6 +223,7 @@ int main(int argc, char** argv) {
                                                         : base + "/../lib/blockbuster/plugins";
   plugin_dir = std::filesystem::weakly_canonical(plugin_dir).string();
   if (args.list) return listPlugins(plugin_dir);
+  if (args.print_default) return printDefaultConfig(plugin_dir);
 
   if (args.check) {
     // Validate the plugins' options too: that is where most mistakes in a config are.
@@ -290,7 +328,14 @@ int main(int argc, char** argv) {
     bb::HttpServer http(
         http_options, [&](bb::HttpRequest&& r) { return router.handle(std::move(r)); },
         [&](const bb::HttpRequest& r, const bb::HttpResponse& resp, double seconds) {
-          metrics.httpRequest(router.routeLabel(r.path), resp.status, seconds);
+          // Plugin routes are labelled by their registered path; anything else unknown is one
+          // label, so a scanner probing random paths cannot create series.
+          std::string route = router.routeLabel(r.path);
+          if (route == "fallback")
+            route = routes.has(r.path) ? r.path
+                    : r.path.rfind("/plugins/", 0) == 0 ? "/plugins/*"
+                                                          : "unmatched";
+          metrics.httpRequest(route, resp.status, seconds);
         });
     http.setUpgradeHandler(&main_ws);
 
@@ -303,7 +348,8 @@ int main(int argc, char** argv) {
                                    ",\"ws_port\":" + std::to_string(ws_http.port()) +
                                    ",\"feature_ws_port\":" +
                                    std::to_string(feature_http.port()) +
-                                   ",\"refresh_ms\":2000,\"version\":\"" BB_VERSION "\"}";
+                                   ",\"ws_enabled\":true,\"refresh_ms\":2000,"
+                                   "\"version\":\"" BB_VERSION "\"}";
       try {
         web_files = std::make_unique<bb::StaticFiles>(root, runtime_config);
       } catch (const std::exception& e) {

@@ -48,6 +48,10 @@ void PluginManager::load(const Config& config, const std::string& plugin_dir) {
     const auto& lib = libs[i];
     const auto& info = lib->info();
     const PluginConfig& pc = settings[i].first;
+    if (pc.isolation == "process")
+      throw ConfigError(config.source + ": plugins." + info.name +
+                        ".isolation: 'process' is not available in this build of the agent; "
+                        "use 'inprocess'");
     if (!pc.enabled) {
       disabled.push_back(info.name);
       logInfo("loader", "plugin '" + info.name + "' is disabled by the config");
@@ -59,7 +63,7 @@ void PluginManager::load(const Config& config, const std::string& plugin_dir) {
     } catch (const std::exception& e) {
       throw ConfigError(e.what());
     }
-    services_.metrics->pluginLoaded(info.name, info.version);
+    services_.metrics->pluginLoaded(info.name, info.version, pc.interval_ms / 1000.0);
     logInfo("loader", "loaded plugin '" + info.name + "' " + info.version + " (ABI " +
                           std::to_string(info.abi_major) + "." + std::to_string(info.abi_minor) +
                           ") from " + info.path + ", every " + std::to_string(pc.interval_ms) +

@@ -38,6 +38,20 @@ bool validSectionName(const std::string& s) {
   return true;
 }
 
+// Feature names may be dotted (e.g. "per_second.compute"): dot-separated section names.
+bool validFeatureName(const std::string& s) {
+  if (s.empty() || s.size() > 128) return false;
+  size_t start = 0;
+  for (;;) {
+    size_t dot = s.find('.', start);
+    if (!validSectionName(s.substr(start, dot == std::string::npos ? std::string::npos
+                                                                    : dot - start)))
+      return false;
+    if (dot == std::string::npos) return true;
+    start = dot + 1;
+  }
+}
+
 const bb_host_api kHostApi = {
     sizeof(bb_host_api),
     BB_ABI_VERSION_MAJOR,
@@ -97,8 +111,8 @@ void PluginRuntime::create(const std::string& effective_options_json) {
   instance_ = library_->plugin().create(host_.get(), &kHostApi, effective_options_json.c_str(),
                                         &appendTo, &error);
   if (!instance_)
-    throw std::runtime_error("plugin '" + name() + "' (" + info().path +
-                             ") failed to start: " + (error.empty() ? "create returned NULL" : error));
+    throw std::runtime_error("plugin '" + name() + "' (" + info().path + ") failed to start: " +
+                             (error.empty() ? "create returned NULL" : error));
 }
 
 void PluginRuntime::start() {
@@ -123,8 +137,8 @@ bool PluginRuntime::stop(std::chrono::milliseconds grace) {
   cv_.notify_all();
   if (!thread_.joinable()) return !abandoned_;
   if (!cv_.wait_for(lock, grace, [this] { return thread_done_; })) {
-    logWarn("plugin:" + name(), "still inside collect() after " +
-                                    std::to_string(grace.count()) + " ms; abandoning it");
+    logWarn("plugin:" + name(),
+            "still inside collect() after " + std::to_string(grace.count()) + " ms; abandoning it");
     abandoned_ = true;
     thread_.detach();
     return false;
@@ -165,17 +179,16 @@ void PluginRuntime::run() {
       for (int i = 0; i < missed; ++i) services_.metrics->pluginSkipped(name());
     }
     std::lock_guard<std::mutex> lock(mutex_);
-    if (consecutive_failures_ >= kQuarantineAfter) {
-      int exponent = std::min(consecutive_failures_ - kQuarantineAfter, 16);
-      auto backoff = std::min<std::chrono::milliseconds>(interval * (1LL << exponent),
-                                                         kMaxBackoff);
+    if (own_failures_in_row_ >= kQuarantineAfter) {
+      int exponent = std::min(own_failures_in_row_ - kQuarantineAfter, 16);
+      auto backoff = std::min<std::chrono::milliseconds>(interval * (1LL << exponent), kMaxBackoff);
       next = std::max(next, finished + backoff);
       if (!quarantined_) {
         quarantined_ = true;
         services_.metrics->pluginQuarantined(name());
-        logWarn("plugin:" + name(), "quarantined after " + std::to_string(consecutive_failures_) +
-                                        " consecutive failures; retrying with backoff (last: " +
-                                        last_error_ + ")");
+        logWarn("plugin:" + name(),
+                "quarantined after " + std::to_string(own_failures_in_row_) +
+                    " consecutive failures; retrying with backoff (last: " + last_error_ + ")");
       }
     }
   }
@@ -189,6 +202,7 @@ void PluginRuntime::collectOnce() {
     collect_started_ = started;
   }
   deadline_ns_.store((started + timeout()).time_since_epoch().count());
+  node_fault_.store(false);
   std::string error;
   int status = library_->plugin().collect(instance_, &appendTo, &error);
   deadline_ns_.store(0);
@@ -215,10 +229,12 @@ void PluginRuntime::collectOnce() {
       was_quarantined = quarantined_;
       quarantined_ = false;
       consecutive_failures_ = 0;
+      own_failures_in_row_ = 0;
       last_error_.clear();
     } else {
       ++failures_;
       failures_in_row = ++consecutive_failures_;
+      if (!node_fault_.load()) ++own_failures_in_row_;
       last_error_ = reason;
     }
   }
@@ -249,12 +265,18 @@ PluginStatus PluginRuntime::status() const {
   s.collections = collections_;
   s.failures = failures_;
   s.skipped = skipped_;
-  if (stopping_) s.state = "stopped";
-  else if (collecting_ && now - collect_started_ > timeout()) s.state = "overdue";
-  else if (quarantined_) s.state = "quarantined";
-  else if (consecutive_failures_ > 0) s.state = "failing";
-  else if (!last_success_) s.state = "starting";
-  else s.state = "ok";
+  if (stopping_)
+    s.state = "stopped";
+  else if (collecting_ && now - collect_started_ > timeout())
+    s.state = "overdue";
+  else if (quarantined_)
+    s.state = "quarantined";
+  else if (consecutive_failures_ > 0)
+    s.state = "failing";
+  else if (!last_success_)
+    s.state = "starting";
+  else
+    s.state = "ok";
   return s;
 }
 
@@ -262,9 +284,12 @@ PluginStatus PluginRuntime::status() const {
 
 void PluginRuntime::hostLog(int level, const char* message) {
   LogLevel l = LogLevel::Info;
-  if (level <= BB_LOG_DEBUG) l = LogLevel::Debug;
-  else if (level == BB_LOG_WARN) l = LogLevel::Warn;
-  else if (level >= BB_LOG_ERROR) l = LogLevel::Error;
+  if (level <= BB_LOG_DEBUG)
+    l = LogLevel::Debug;
+  else if (level == BB_LOG_WARN)
+    l = LogLevel::Warn;
+  else if (level >= BB_LOG_ERROR)
+    l = LogLevel::Error;
   log(l, "plugin:" + name(), text(message));
 }
 
@@ -307,7 +332,11 @@ int PluginRuntime::hostRpcMany(bb_rpc_request* requests, size_t count) {
     outcomes = services_.rpc->callMany(calls, deadline);
   int worst = BB_OK;
   for (size_t k = 0; k < index.size() && k < outcomes.size(); ++k) {
-    int status = static_cast<int>(outcomes[k].status);
+    const RpcStatus st = outcomes[k].status;
+    if (st == RpcStatus::Transport || st == RpcStatus::Timeout || st == RpcStatus::BadResponse ||
+        st == RpcStatus::Limit)
+      node_fault_.store(true);
+    int status = static_cast<int>(st);
     deliver(requests[index[k]], status, outcomes[k].json);
     if (status != BB_OK) worst = status;
   }
@@ -317,8 +346,8 @@ int PluginRuntime::hostRpcMany(bb_rpc_request* requests, size_t count) {
 int PluginRuntime::hostPublish(const char* section, const char* json, size_t len) {
   std::string s = text(section);
   if (!validSectionName(s)) {
-    logWarn("plugin:" + name(), "publish refused: section name '" + s +
-                                    "' is invalid; use [a-z0-9_]{1,64}");
+    logWarn("plugin:" + name(),
+            "publish refused: section name '" + s + "' is invalid; use [a-z0-9_]{1,64}");
     return BB_ERR_INVALID;
   }
   if (!json) return BB_ERR_INVALID;
@@ -370,7 +399,11 @@ int PluginRuntime::hostMetric(const bb_metric* m) {
 
 int PluginRuntime::hostFeature(const char* feature, double value) {
   std::string f = text(feature);
-  if (!validSectionName(f)) return BB_ERR_INVALID;
+  if (!validFeatureName(f)) {
+    logWarn("plugin:" + name(), "feature '" + f + "' refused: a feature name is [a-z0-9_] words "
+                                "joined by dots, e.g. per_second.compute");
+    return BB_ERR_INVALID;
+  }
   services_.features->set(name() + "." + f, value);
   return BB_OK;
 }
@@ -383,6 +416,8 @@ int PluginRuntime::hostServe(const char* path, bb_route_fn fn, void* ctx) {
   return BB_ERR_INVALID;
 }
 
-const char* PluginRuntime::hostStateDir() { return state_dir_.empty() ? nullptr : state_dir_.c_str(); }
+const char* PluginRuntime::hostStateDir() {
+  return state_dir_.empty() ? nullptr : state_dir_.c_str();
+}
 
 }  // namespace bb

@@ -7,7 +7,10 @@
 // - Each collect has a deadline (timeout_ms, default interval_ms): RPC calls the plugin makes
 //   past it fail at once with BB_ERR_TIMEOUT, so a plugin stuck on the node returns in time.
 // - After kQuarantineAfter consecutive failures the plugin is quarantined: runs are spaced out
-//   with exponential backoff (capped), logged at warn and counted, until one succeeds.
+//   with exponential backoff (capped), logged at warn and counted, until one succeeds. Failures
+//   during which the node left one of the plugin's calls unanswered (transport, timeout, bad
+//   response, rate limit) do not count toward it: they are the node's, not the plugin's, and a
+//   backoff would delay recovery far past one interval after the node comes back.
 #pragma once
 
 #include <atomic>
@@ -63,8 +66,7 @@ class PluginRuntime {
   static constexpr int kQuarantineAfter = 5;
   static constexpr std::chrono::minutes kMaxBackoff{5};
 
-  PluginRuntime(std::shared_ptr<LoadedLibrary> library, PluginConfig config,
-                HostServices services);
+  PluginRuntime(std::shared_ptr<LoadedLibrary> library, PluginConfig config, HostServices services);
   ~PluginRuntime();  ///< stop()s, destroys the instance, releases the library
   PluginRuntime(const PluginRuntime&) = delete;
   PluginRuntime& operator=(const PluginRuntime&) = delete;
@@ -124,12 +126,14 @@ class PluginRuntime {
   std::optional<double> last_duration_;
   std::string last_error_;
   int consecutive_failures_ = 0;
+  int own_failures_in_row_ = 0;  // consecutive failures not explained by the node: quarantine
   uint64_t collections_ = 0;
   uint64_t failures_ = 0;
   uint64_t skipped_ = 0;
   bool quarantined_ = false;
 
   std::atomic<int64_t> deadline_ns_{0};  // steady-clock deadline of the collect in progress
+  std::atomic<bool> node_fault_{false};  // a call of the collect in progress went unanswered
 };
 
 }  // namespace bb

@@ -203,7 +203,7 @@ HttpServer::HttpServer(ServerOptions options, Handler handler, Observer observer
   params->setMaxThreads(options_.max_threads);
   params->setMaxQueued(options_.max_queued);
   params->setKeepAlive(true);
-  params->setMaxKeepAliveRequests(0);
+  params->setMaxKeepAliveRequests(options_.max_keep_alive_requests);
   params->setKeepAliveTimeout(Poco::Timespan(options_.keep_alive_timeout_seconds, 0));
   params->setTimeout(Poco::Timespan(10, 0));
   params->setServerName("blockbuster-agent");

@@ -15,9 +15,15 @@ struct ServerOptions {
   std::string name = "http";  ///< for logs and thread names
   std::string host = "127.0.0.1";
   int port = 0;  ///< 0 = any free port; see HttpServer::port()
-  int max_threads = 64;
+  /// Poco serves one connection per thread for as long as it is kept alive: connections beyond
+  /// max_threads wait in the queue. So allow as many threads as the clients one agent is
+  /// expected to have (a dashboard, Prometheus, a proxy: 256 covers a load test too), and make
+  /// a connection give its thread back after max_keep_alive_requests, so that waiting
+  /// connections get their turn even when every client keeps its connection open.
+  int max_threads = 256;
   int max_queued = 4096;
   int keep_alive_timeout_seconds = 15;
+  int max_keep_alive_requests = 1000;
 };
 
 /// Takes WebSocket upgrade requests off an HttpServer: the server does the RFC 6455 handshake

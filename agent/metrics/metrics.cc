@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <mutex>
 #include <sstream>
 
@@ -25,6 +26,8 @@ using prometheus::Counter;
 using prometheus::Family;
 using prometheus::Gauge;
 using prometheus::Histogram;
+
+constexpr size_t kMaxRpcMethods = 64;
 
 const prometheus::Histogram::BucketBoundaries kDurationBuckets{
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
@@ -131,6 +134,7 @@ struct Metrics::Impl {
   Family<Histogram>* plugin_duration;
   Family<Counter>* plugin_errors;
   Family<Gauge>* plugin_last_success;
+  Family<Gauge>* plugin_interval;
   Family<Counter>* plugin_skipped;
   Family<Counter>* plugin_quarantined;
   Family<Counter>* plugin_series_dropped;
@@ -164,6 +168,7 @@ struct Metrics::Impl {
   std::map<std::string, PluginFamily> families;
   std::map<std::string, Series> series;
   std::map<std::string, size_t> series_count;
+  std::set<std::string> rpc_methods;  // distinct method labels so far
 
   explicit Impl(size_t max) : max_series(max) {
     auto& r = *registry;
@@ -191,6 +196,10 @@ struct Metrics::Impl {
                                .Name("blockbuster_plugin_last_success_timestamp_seconds")
                                .Help("Unix time of the plugin's last successful collection.")
                                .Register(r);
+    plugin_interval = &prometheus::BuildGauge()
+                           .Name("blockbuster_plugin_interval_seconds")
+                           .Help("The plugin's configured collection interval.")
+                           .Register(r);
     plugin_skipped = &prometheus::BuildCounter()
                           .Name("blockbuster_plugin_skipped_runs_total")
                           .Help("Scheduled collections skipped because the previous one was "
@@ -271,8 +280,10 @@ std::string Metrics::serialize() const {
   return prometheus::TextSerializer().Serialize(families);
 }
 
-void Metrics::pluginLoaded(const std::string& plugin, const std::string& version) {
+void Metrics::pluginLoaded(const std::string& plugin, const std::string& version,
+                           double interval_seconds) {
   impl_->plugin_info->Add({{"plugin", plugin}, {"version", version}}).Set(1);
+  impl_->plugin_interval->Add({{"plugin", plugin}}).Set(interval_seconds);
   impl_->plugin_up->Add({{"plugin", plugin}}).Set(0);
   impl_->plugin_errors->Add({{"plugin", plugin}});
   impl_->plugin_skipped->Add({{"plugin", plugin}});
@@ -304,8 +315,24 @@ void Metrics::pluginQuarantined(const std::string& plugin) {
 }
 
 void Metrics::rpcCall(const std::string& method, const std::string& outcome, double seconds) {
-  impl_->rpc_requests->Add({{"method", method}, {"outcome", outcome}}).Increment();
-  impl_->rpc_duration->Add({{"method", method}}, kDurationBuckets).Observe(seconds);
+  // The method label comes from plugin code: a plugin calling made-up names must not create
+  // series without bound. Well-formed names up to kMaxRpcMethods distinct ones; then "other".
+  std::string label = method;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    bool well_formed = !method.empty() && method.size() <= 64 &&
+                       method.find_first_not_of("abcdefghijklmnopqrstuvwxyz"
+                                                "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") ==
+                           std::string::npos;
+    if (!well_formed) {
+      label = "other";
+    } else if (!impl_->rpc_methods.count(method)) {
+      if (impl_->rpc_methods.size() >= kMaxRpcMethods) label = "other";
+      else impl_->rpc_methods.insert(method);
+    }
+  }
+  impl_->rpc_requests->Add({{"method", label}, {"outcome", outcome}}).Increment();
+  impl_->rpc_duration->Add({{"method", label}}, kDurationBuckets).Observe(seconds);
 }
 
 void Metrics::httpRequest(const std::string& route, int code, double seconds) {

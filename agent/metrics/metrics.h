@@ -36,7 +36,7 @@ class Metrics {
   std::string serialize() const;
 
   // --- self-metrics ---------------------------------------------------------------------------
-  void pluginLoaded(const std::string& plugin, const std::string& version);
+  void pluginLoaded(const std::string& plugin, const std::string& version, double interval_seconds);
   void pluginCollect(const std::string& plugin, double seconds, bool ok);
   void pluginUp(const std::string& plugin, bool up);
   void pluginSkipped(const std::string& plugin);  ///< a run skipped: the previous still running

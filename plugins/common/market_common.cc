@@ -173,7 +173,11 @@ Figure readCount(const Json& obj, std::string_view key, std::string_view source)
   const Json* v = obj.find(key);
   if (!v) return Figure::none(where(source, key) + " is missing from the answer");
   std::string problem = countProblem(*v);
-  if (!problem.empty()) return Figure::none(where(source, key) + " " + problem);
+  if (!problem.empty()) {
+    Figure f = Figure::none(where(source, key) + " " + problem);
+    f.malformed = !v->isNull() && !v->isNumber();
+    return f;
+  }
   return Figure::of(v->asDouble());
 }
 
@@ -291,6 +295,7 @@ void MarketReport::markUnavailable(const std::string& why) {
 }
 
 void MarketReport::set(std::string_view name, Figure f) {
+  if (f.malformed && malformed.empty()) malformed = f.reason;
   for (auto* list : {&fields, &extras})
     for (auto& entry : *list)
       if (entry.first == name) {

@@ -75,6 +75,9 @@ std::optional<Json> objectAnswer(const Answers& answers, std::string_view method
 struct Figure {
   std::optional<double> value;
   std::string reason;  ///< why `value` is empty; "" when known
+  /// The node answered the member with a JSON type it must not have (a string, list, object or
+  /// boolean where a number belongs): not "unknown" but a malformed answer, counted as a failure.
+  bool malformed = false;
 
   static Figure of(double v) { return Figure{v, ""}; }
   static Figure none(std::string why) { return Figure{std::nullopt, std::move(why)}; }
@@ -136,6 +139,9 @@ struct MarketReport {
   /// The answer had a shape this plugin cannot recognise at all: after publishing, the glue
   /// throws so the agent logs and counts the failure.
   bool unrecognised = false;
+  /// The reason of the first malformed figure set(); non-empty makes the glue throw after
+  /// publishing, like `unrecognised`, so a node answering wrong types is counted and reported.
+  std::string malformed;
 
   /// The figure of a guide field or extra; nullptr when there is no such name.
   const Figure* figure(std::string_view name) const;
@@ -146,7 +152,8 @@ struct MarketReport {
   void clearFigures(const std::string& reason);
   /// Status kUnavailable with `why` as the error and as the reason of every figure.
   void markUnavailable(const std::string& why);
-  /// Replaces the figure of an existing field or extra (throws std::logic_error if absent).
+  /// Replaces the figure of an existing field or extra (throws std::logic_error if absent);
+  /// a malformed figure's reason is kept in `malformed`.
   void set(std::string_view name, Figure f);
 };
 

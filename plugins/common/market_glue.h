@@ -44,16 +44,31 @@ inline void emit(const Host& host, const MarketReport& report) {
   for (const FeaturePoint& f : report.features) host.feature(f.name, f.value);
 }
 
-/// One collect cycle of a market (a class with plan() and update(const Answers&)). A failed
-/// call is published as status "unavailable" and returns normally; an answer of a shape the
-/// market cannot recognise is published the same way, then thrown so the agent counts it.
+/// True when the node gave no usable answer at all (refused, reset, timed out, not JSON-RPC,
+/// rate-limited, too large): a fault of the link or the node, which says nothing about the
+/// market. A JSON-RPC error is an answer (the node said "not found", "unauthorized", ...).
+inline bool unanswered(const Answer& a) {
+  return !a.ok && (a.status == BB_ERR_TRANSPORT || a.status == BB_ERR_TIMEOUT ||
+                   a.status == BB_ERR_BAD_RESPONSE || a.status == BB_ERR_LIMIT);
+}
+
+/// One collect cycle of a market (a class with plan() and update(const Answers&)). A call the
+/// node left unanswered is thrown before anything is published, so the agent keeps serving the
+/// last report marked stale with the reason (and counts the failure) instead of replacing good
+/// figures with nulls. A call the node answered with an error is published as status
+/// "unavailable" and returns normally; an answer of a shape the market cannot recognise, or
+/// with a figure of the wrong JSON type, is published the same way (the figure null with its
+/// reason), then thrown so the agent counts it and /health names it.
 /// Not thread-safe: the agent calls collect() of one instance from one thread at a time.
 template <typename Market>
 void collectMarket(const Host& host, Market& market) {
   Outcome outcome;
   // The second pass runs only when the remembered profile stopped matching (re-detection).
   for (int pass = 0; pass < 2; ++pass) {
-    outcome = market.update(callAll(host, market.plan()));
+    Answers answers = callAll(host, market.plan());
+    for (const auto& [method, answer] : answers)
+      if (unanswered(answer)) throw std::runtime_error(answer.describe(method));
+    outcome = market.update(answers);
     if (!outcome.redetect) break;
     host.info("the node's answers no longer match the " +
               std::string(profileName(market.profile())) + " profile; detecting it again");
@@ -62,6 +77,8 @@ void collectMarket(const Host& host, Market& market) {
     throw std::runtime_error("the node's profile kept changing within one cycle");
   emit(host, outcome.report);
   if (outcome.report.unrecognised) throw std::runtime_error(outcome.report.error);
+  if (!outcome.report.malformed.empty())
+    throw std::runtime_error("the node answered a wrong type: " + outcome.report.malformed);
 }
 
 }  // namespace blockbuster::markets

@@ -72,6 +72,8 @@ describe('web dashboard in Chromium', {
     console: [],
     phase: 'start',
     dashboardPolls: 0,
+    wsConnections: 0,
+    wsFrames: 0,
   };
 
   const text = (selector) => env.page.textContent(selector, { timeout: 5000 });
@@ -112,6 +114,12 @@ describe('web dashboard in Chromium', {
     env.page.on('pageerror', (e) => env.console.push({ phase: env.phase, type: 'pageerror', text: e.message }));
     env.page.on('request', (r) => {
       if (r.url().startsWith(`${env.agent.api}/theblock/dashboard`)) env.dashboardPolls += 1;
+    });
+    // The page takes live data from the agent's WebSocket stream when it connects (the agent
+    // announces it in /bb-config.json), and polls otherwise: count both kinds of update.
+    env.page.on('websocket', (ws) => {
+      env.wsConnections += 1;
+      ws.on('framereceived', () => { env.wsFrames += 1; });
     });
     env.phase = 'agent up';
     await env.page.goto(`${env.agent.web}/#/theblock`, { waitUntil: 'load', timeout: 15000 });
@@ -163,9 +171,9 @@ describe('web dashboard in Chromium', {
     await shot('dashboard-live.png');
   });
 
-  it('follows the chain as it moves, polling on its own', async () => {
+  it('follows the chain as it moves, by itself (stream or polling)', async () => {
     const before = (await api('/theblock/network/metrics')).body.block_height;
-    const pollsBefore = env.dashboardPolls;
+    const updatesBefore = env.dashboardPolls + env.wsFrames;
     const advanced = await postJson(`${env.devnode.url}/_devnode/advance`, { blocks: 5 });
     assert.equal(advanced.status, 200, `POST /_devnode/advance: ${JSON.stringify(advanced.body)}`);
     await waitFor('the API to report the new height', async () => (await api('/theblock/network/metrics')).body.block_height >= before + 5, { timeoutMs: 15000 });
@@ -175,7 +183,9 @@ describe('web dashboard in Chromium', {
       const now = (await api('/theblock/network/metrics')).body;
       return shownNumber(await text('[data-field=network_strength]')) === now.network_strength;
     }, { timeoutMs: 15000 });
-    assert.ok(env.dashboardPolls > pollsBefore, 'the page polled /theblock/dashboard again by itself');
+    assert.ok(env.dashboardPolls + env.wsFrames > updatesBefore,
+      'the page received new data by itself (a WebSocket message or a poll of /theblock/dashboard)');
+    assert.ok(env.wsConnections > 0, 'the page connected to the agent\'s WebSocket stream, as /bb-config.json announces');
     // The sparklines draw from what the page saw: at least two heights by now.
     const lines = await env.page.$$('.stat .spark .spark-line');
     assert.ok(lines.length > 0, 'sparklines are drawn');
