@@ -17,6 +17,7 @@
 #include "api/node_monitor.h"
 #include "config/config.h"
 #include "default_config.h"
+#include "host/config_reload.h"
 #include "host/plugin_manager.h"
 #include "host/plugin_options.h"
 #include "host/plugin_routes.h"
@@ -127,6 +128,12 @@ std::string exeDir() {
   if (n <= 0) return ".";
   buf[n] = '\0';
   return std::filesystem::path(buf).parent_path().string();
+}
+
+bb::Authenticator authenticator(const bb::AuthSurface& surface, const std::string& realm) {
+  std::vector<bb::Authenticator::BasicUser> basic;
+  for (const auto& u : surface.basic) basic.push_back({u.user, u.password_sha256});
+  return bb::Authenticator(surface.bearer_sha256, std::move(basic), "blockbuster " + realm);
 }
 
 bool isLoopback(const std::string& host) {
@@ -316,15 +323,22 @@ int main(int argc, char** argv) {
                                      "this port serves the WebSocket stream on /theblock/ws only");
     };
     // Few threads: they only do handshakes, the event loop serves the connections.
-    bb::HttpServer ws_http(bb::ServerOptions{"ws", config.ws.host, config.ws.port, 4, 4096, 5},
-                           wsOnly);
+    bb::ServerOptions ws_options{"ws", config.ws.host, config.ws.port, 4, 4096, 5};
+    ws_options.auth = authenticator(config.auth.ws, "websocket");
+    bb::HttpServer ws_http(ws_options, wsOnly);
     ws_http.setUpgradeHandler(&dashboard_ws);
-    bb::HttpServer feature_http(
-        bb::ServerOptions{"feature-ws", config.feature_ws.host, config.feature_ws.port, 2, 1024, 5},
-        wsOnly);
+    bb::ServerOptions feature_options{
+        "feature-ws", config.feature_ws.host, config.feature_ws.port, 2, 1024, 5};
+    feature_options.auth = ws_options.auth;
+    bb::HttpServer feature_http(feature_options, wsOnly);
     feature_http.setUpgradeHandler(&feature_ws);
 
     bb::ServerOptions http_options{"http", config.http.host, config.http.port};
+    http_options.auth = authenticator(config.auth.api, "api");
+    http_options.path_auth.emplace_back("/metrics", authenticator(config.auth.metrics, "metrics"));
+    http_options.decorate_refusal = [&router](const bb::HttpRequest& r, bb::HttpResponse& resp) {
+      router.addCors(r, resp);
+    };
     bb::HttpServer http(
         http_options, [&](bb::HttpRequest&& r) { return router.handle(std::move(r)); },
         [&](const bb::HttpRequest& r, const bb::HttpResponse& resp, double seconds) {
@@ -361,12 +375,24 @@ int main(int argc, char** argv) {
             bb::ServerOptions{"web", config.web.host, config.web.port},
             [&](bb::HttpRequest&& r) { return web_files->serve(r); });
     }
-    for (const auto& l : {config.http, config.web, config.ws}) {
-      if (l.port >= 0 && !isLoopback(l.host))
-        bb::logWarn("security", "listening on " + l.host + ":" + std::to_string(l.port) +
-                                    " without authentication: anyone who can reach this "
-                                    "address can read the dashboard; bind 127.0.0.1 or put "
-                                    "an authenticating proxy in front");
+    // The page holds no data, so only the surfaces that serve data need a warning.
+    struct Exposed {
+      const bb::Listener* listener;
+      const bb::AuthSurface* auth;
+      const char* what;
+      const char* key;
+    };
+    for (const Exposed& e :
+         {Exposed{&config.http, &config.auth.api, "the REST API", "auth.api"},
+          Exposed{&config.http, &config.auth.metrics, "/metrics", "auth.metrics"},
+          Exposed{&config.ws, &config.auth.ws, "the WebSocket ports", "auth.ws"}}) {
+      if (e.listener->port >= 0 && !isLoopback(e.listener->host) && e.auth->open())
+        bb::logWarn("security",
+                    "listening on " + e.listener->host + ":" + std::to_string(e.listener->port) +
+                        " without authentication for " + e.what +
+                        ": anyone who can reach this address can read it; set " + e.key +
+                        " in the config (docs/security.md), bind "
+                        "127.0.0.1, or put an authenticating proxy in front");
     }
 
     ws_server.start();
@@ -391,8 +417,13 @@ int main(int argc, char** argv) {
       int sig = 0;
       sigwait(&signals, &sig);
       if (sig == SIGHUP) {
-        bb::logWarn("agent", "SIGHUP: configuration reload is not implemented yet; restart "
-                             "the agent to apply a new config");
+        // The same sources as at start: --config or the default lookup, then the environment.
+        bb::ReloadSources sources;
+        sources.explicit_path = args.config;
+        if (const char* home = std::getenv("HOME")) sources.home = home;
+        sources.log_level = args.log_level;
+        sources.plugin_dir_from_args = args.plugin_dir.has_value();
+        bb::reloadConfig(sources, config, plugins);
         continue;
       }
       bb::logInfo("agent", std::string("stopping on ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT"));

@@ -1,7 +1,6 @@
 #include "config/config.h"
 
 #include <blockbuster/json.h>
-
 #include <fcntl.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
@@ -26,8 +25,9 @@ constexpr char kRedacted[] = "<redacted>";
 constexpr char kEnvironmentSource[] = "environment";
 constexpr size_t kMaxEchoedValue = 60;
 
-const char* const kTopKeys[] = {"rpc_url", "ws_url",     "auth_token", "rpc",       "http",   "ws",
-                                "web",     "plugin_dir", "state_dir",  "log_level", "plugins"};
+const char* const kTopKeys[] = {"rpc_url",   "ws_url",    "auth_token", "rpc",
+                                "http",      "ws",        "web",        "plugin_dir",
+                                "state_dir", "log_level", "plugins",    "auth"};
 const char* const kRpcKeys[] = {"connect_timeout_ms",
                                 "timeout_ms",
                                 "retries",
@@ -37,9 +37,13 @@ const char* const kRpcKeys[] = {"connect_timeout_ms",
                                 "burst",
                                 "max_connections",
                                 "max_response_bytes"};
-const char* const kHttpKeys[] = {"host", "port", "cors_origins"};
+const char* const kHttpKeys[] = {"host", "port", "cors_origins", "tls"};
 const char* const kWsKeys[] = {"host", "port", "feature_port"};
-const char* const kWebKeys[] = {"host", "port", "root"};
+const char* const kWebKeys[] = {"host", "port", "root", "tls"};
+const char* const kTlsKeys[] = {"cert_file", "key_file"};
+const char* const kAuthKeys[] = {"api", "metrics", "ws"};
+const char* const kAuthSurfaceKeys[] = {"bearer_sha256", "basic"};
+const char* const kBasicUserKeys[] = {"user", "password_sha256"};
 const char* const kPluginKeys[] = {"enabled", "interval_ms", "timeout_ms", "isolation", "options"};
 
 // Keys people put in the wrong place; the generic "same name elsewhere" search misses these.
@@ -767,6 +771,24 @@ std::string readOrigin(const Context& ctx, const std::string& path, const Value&
   return origin;
 }
 
+// `<section>.tls: {cert_file, key_file}`: both or neither.
+void parseTls(const Context& ctx, const YAML::Node& node, const std::string& section,
+              Listener& listener) {
+  const std::string where = section + ".tls";
+  if (!isSection(ctx, node, where, join(std::begin(kTlsKeys), std::end(kTlsKeys)))) {
+    return;
+  }
+  forEachKey(ctx, node, where, std::begin(kTlsKeys), std::end(kTlsKeys),
+             [&](const std::string& key, const YAML::Node& child) {
+               std::string value = readPath(ctx, where + "." + key, fromYaml(child));
+               (key == "cert_file" ? listener.tls_cert_file : listener.tls_key_file) = value;
+             });
+  if (listener.tls_cert_file.empty() != listener.tls_key_file.empty()) {
+    ctx.fail(where, "has only one of cert_file and key_file",
+             "give both PEM files for TLS, or neither for plain HTTP");
+  }
+}
+
 void parseHttp(const Context& ctx, const YAML::Node& node, Config& config) {
   if (!isSection(ctx, node, "http", join(std::begin(kHttpKeys), std::end(kHttpKeys)))) {
     return;
@@ -779,6 +801,8 @@ void parseHttp(const Context& ctx, const YAML::Node& node, Config& config) {
                  config.http.host = readHost(ctx, path, v);
                } else if (key == "port") {
                  config.http.port = readIntField(ctx, path, v, portRule());
+               } else if (key == "tls") {
+                 parseTls(ctx, child, "http", config.http);
                } else if (key == "cors_origins") {
                  config.cors_origins.clear();
                  if (v.kind == Value::Kind::kNull) {
@@ -792,6 +816,91 @@ void parseHttp(const Context& ctx, const YAML::Node& node, Config& config) {
                        readOrigin(ctx, path + "[" + std::to_string(i) + "]", fromYaml(child[i])));
                  }
                }
+             });
+}
+
+// "sha256:<hex>", normalised to lowercase. The value is never echoed: someone may have pasted
+// the token itself here instead of its hash.
+std::string readSha256(const Context& ctx, const std::string& path, const Value& v) {
+  const std::string how =
+      "expected \"sha256:<64 hex digits>\"; make one with: printf %s 'SECRET' | sha256sum";
+  if (v.kind != Value::Kind::kPlain && v.kind != Value::Kind::kQuoted) {
+    failKind(ctx, path, Value{v.kind, ""}, how);
+  }
+  std::string text = v.text;
+  for (auto& c : text) {
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  if (text.rfind("sha256:", 0) != 0 || text.size() != 7 + 64 ||
+      text.find_first_not_of("0123456789abcdef", 7) != std::string::npos) {
+    ctx.fail(path, "is not a SHA-256 hash (value not shown)", how);
+  }
+  return text;
+}
+
+void parseAuthSurface(const Context& ctx, const YAML::Node& node, const std::string& where,
+                      AuthSurface& surface) {
+  if (!isSection(ctx, node, where,
+                 join(std::begin(kAuthSurfaceKeys), std::end(kAuthSurfaceKeys)))) {
+    return;
+  }
+  forEachKey(ctx, node, where, std::begin(kAuthSurfaceKeys), std::end(kAuthSurfaceKeys),
+             [&](const std::string& key, const YAML::Node& child) {
+               const std::string path = where + "." + key;
+               const Value v = fromYaml(child);
+               if (v.kind == Value::Kind::kNull) {
+                 return;
+               }
+               if (v.kind != Value::Kind::kSequence) {
+                 failKind(ctx, path, Value{v.kind, ""},
+                          key == "bearer_sha256"
+                              ? "a list of \"sha256:<hex>\" token hashes"
+                              : "a list of {user: NAME, password_sha256: \"sha256:<hex>\"}");
+               }
+               for (size_t i = 0; i < child.size(); ++i) {
+                 const std::string item = path + "[" + std::to_string(i) + "]";
+                 if (key == "bearer_sha256") {
+                   surface.bearer_sha256.push_back(readSha256(ctx, item, fromYaml(child[i])));
+                   continue;
+                 }
+                 if (!child[i].IsMap()) {
+                   failKind(ctx, item, Value{fromYaml(child[i]).kind, ""},
+                            "a mapping {user: NAME, password_sha256: \"sha256:<hex>\"}");
+                 }
+                 AuthSurface::BasicUser user;
+                 forEachKey(
+                     ctx, child[i], item, std::begin(kBasicUserKeys), std::end(kBasicUserKeys),
+                     [&](const std::string& k, const YAML::Node& n) {
+                       const Value uv = fromYaml(n);
+                       if (k == "user") {
+                         if ((uv.kind != Value::Kind::kPlain && uv.kind != Value::Kind::kQuoted) ||
+                             uv.text.empty() || uv.text.find(':') != std::string::npos) {
+                           failKind(ctx, item + ".user", uv, "a user name without ':'");
+                         }
+                         user.user = uv.text;
+                       } else {
+                         user.password_sha256 = readSha256(ctx, item + "." + k, uv);
+                       }
+                     });
+                 if (user.user.empty() || user.password_sha256.empty()) {
+                   ctx.fail(item, "needs both user and password_sha256",
+                            "give {user: NAME, password_sha256: \"sha256:<hex>\"}");
+                 }
+                 surface.basic.push_back(std::move(user));
+               }
+             });
+}
+
+void parseAuth(const Context& ctx, const YAML::Node& node, Config& config) {
+  if (!isSection(ctx, node, "auth", join(std::begin(kAuthKeys), std::end(kAuthKeys)))) {
+    return;
+  }
+  forEachKey(ctx, node, "auth", std::begin(kAuthKeys), std::end(kAuthKeys),
+             [&](const std::string& key, const YAML::Node& child) {
+               AuthSurface& s = key == "api"       ? config.auth.api
+                                : key == "metrics" ? config.auth.metrics
+                                                   : config.auth.ws;
+               parseAuthSurface(ctx, child, "auth." + key, s);
              });
 }
 
@@ -827,6 +936,8 @@ void parseWeb(const Context& ctx, const YAML::Node& node, Config& config) {
                  config.web.port = readIntField(ctx, path, v, webPortRule());
                } else if (key == "root") {
                  config.web_root = readPath(ctx, path, v);
+               } else if (key == "tls") {
+                 parseTls(ctx, child, "web", config.web);
                }
              });
 }
@@ -1074,6 +1185,8 @@ Config parseConfig(const std::string& yaml_text, const std::string& source_name)
                  config.log_level = readLogLevel(ctx, key, v);
                } else if (key == "plugins") {
                  parsePlugins(ctx, child, config);
+               } else if (key == "auth") {
+                 parseAuth(ctx, child, config);
                }
              });
   config.feature_ws.host = config.ws.host;
@@ -1208,6 +1321,8 @@ std::string describeConfig(const Config& config) {
     out << (i == 0 ? "" : ", ") << quoted(config.cors_origins[i]);
   }
   out << "]\n";
+  out << "  tls: {cert_file: " << quoted(config.http.tls_cert_file)
+      << ", key_file: " << quoted(config.http.tls_key_file) << "}\n";
   out << "ws:\n";
   out << "  host: " << quoted(config.ws.host) << "\n";
   out << "  port: " << config.ws.port << "\n";
@@ -1216,6 +1331,25 @@ std::string describeConfig(const Config& config) {
   out << "  host: " << quoted(config.web.host) << "\n";
   out << "  port: " << config.web.port << "\n";
   out << "  root: " << quoted(config.web_root) << "\n";
+  out << "  tls: {cert_file: " << quoted(config.web.tls_cert_file)
+      << ", key_file: " << quoted(config.web.tls_key_file) << "}\n";
+  // Only the shape of the credentials: hashes of weak passwords can be brute-forced, so they
+  // stay in the file. The comments keep the output parseable (auth: alone = open).
+  out << "auth:  # hashes not shown\n";
+  const std::pair<const char*, const AuthSurface*> surfaces[] = {
+      {"api", &config.auth.api}, {"metrics", &config.auth.metrics}, {"ws", &config.auth.ws}};
+  for (const auto& [name, surface] : surfaces) {
+    out << "  # " << name << ": ";
+    if (surface->open()) {
+      out << "open (no authentication)\n";
+      continue;
+    }
+    out << surface->bearer_sha256.size() << " bearer token hash(es); basic users: [";
+    for (size_t i = 0; i < surface->basic.size(); ++i) {
+      out << (i == 0 ? "" : ", ") << quoted(surface->basic[i].user);
+    }
+    out << "]\n";
+  }
   out << "plugin_dir: " << quoted(config.plugin_dir) << "\n";
   out << "state_dir: " << quoted(config.state_dir) << "\n";
   out << "log_level: " << quoted(config.log_level) << "\n";

@@ -23,6 +23,9 @@ class ConfigError : public std::runtime_error {
 struct Listener {
   std::string host;
   int port = 0;  ///< 0 = any free port (tests); 1..65535 otherwise
+  /// TLS (http and web listeners only): PEM files; both "" = plain HTTP.
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 struct RpcConfig {
@@ -38,6 +41,26 @@ struct RpcConfig {
   int burst = 10;                                         ///< token-bucket capacity
   int max_connections = 8;                                ///< keep-alive pool size
   int64_t max_response_bytes = int64_t{8} * 1024 * 1024;  ///< larger replies are refused unread
+};
+
+/// Who may use one surface (the API, /metrics, the WebSocket listeners). Both lists empty = open
+/// to anyone who can reach the port (the behaviour without an `auth:` section). Only hashes are
+/// held: a stolen config file does not give a working credential.
+struct AuthSurface {
+  /// Accepted bearer tokens, each "sha256:<64 lowercase hex digits>" of the token.
+  std::vector<std::string> bearer_sha256;
+  struct BasicUser {
+    std::string user;
+    std::string password_sha256;  ///< "sha256:<64 lowercase hex digits>" of the password
+  };
+  std::vector<BasicUser> basic;
+  bool open() const { return bearer_sha256.empty() && basic.empty(); }
+};
+
+struct AuthConfig {
+  AuthSurface api;      ///< the REST API of the main port, including its WebSocket paths
+  AuthSurface metrics;  ///< /metrics of the main port
+  AuthSurface ws;       ///< the WebSocket listeners (ws.port and ws.feature_port)
 };
 
 struct PluginConfig {
@@ -59,7 +82,8 @@ struct Config {
   std::string plugin_dir;                ///< "" = <exe>/../lib/blockbuster/plugins
   std::string state_dir;                 ///< "" = $HOME/.block-buster/state
   std::vector<std::string> cors_origins{"*"};
-  std::string log_level = "info";               ///< debug | info | warn | error
+  AuthConfig auth;                 ///< auth.api / auth.metrics / auth.ws; absent = open
+  std::string log_level = "info";  ///< debug | info | warn | error
   std::map<std::string, PluginConfig> plugins;  ///< by plugin name; absent = defaults
   /// Environment variables that overrode a value, in the order applied: {variable, key path},
   /// e.g. {"BLOCK_BUSTER_HTTP_PORT", "http.port"}. Shown by describeConfig().

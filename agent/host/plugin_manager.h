@@ -1,6 +1,8 @@
-// Finds, checks, configures and runs the plugins of a directory.
+// Finds, checks, configures and runs the plugins of a directory; applies a reloaded config to
+// the running plugins.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -13,6 +15,16 @@
 
 namespace bb {
 
+/// What PluginManager::reload() did, by plugin name.
+struct ReloadSummary {
+  std::vector<std::string> restarted;  ///< running before and after, with a changed config
+  std::vector<std::string> started;    ///< newly enabled
+  std::vector<std::string> stopped;    ///< newly disabled
+  /// Refused their new config at create(); each was put back on its previous config.
+  std::vector<std::string> failed;
+  std::vector<std::string> unchanged;  ///< untouched: thread, sections, series, routes kept
+};
+
 class PluginManager {
  public:
   explicit PluginManager(HostServices services);
@@ -24,7 +36,20 @@ class PluginManager {
   /// options do not match the keys it declares, or when a plugin fails to create.
   void load(const Config& config, const std::string& plugin_dir);
   void startAll();
+  /// Stops every plugin: all are asked at once, then each gets what is left of one shared
+  /// grace period, so the whole stop takes at most about PluginRuntime's grace (1.5 s).
   void stopAll();
+
+  /// Applies the plugin settings of `config` (enabled, interval_ms, timeout_ms, isolation,
+  /// options) to the running agent. Everything is checked first: on any error nothing is
+  /// touched and ConfigError is thrown, "<file>: <key>: <what>; <fix>". Then each plugin whose
+  /// effective settings changed is stopped, its sections, features, metric series and routes
+  /// removed, and (if still enabled) created with the new options and started; a plugin that
+  /// refuses its new options at create() is put back on its previous ones. The other plugins
+  /// are not touched. The plugin files are not rescanned (plugin_dir needs a restart).
+  /// Call from one thread at a time (main), not concurrently with load()/startAll()/stopAll();
+  /// statuses() and the other readers may run meanwhile.
+  ReloadSummary reload(const Config& config);
 
   std::vector<PluginStatus> statuses() const;
   /// Plugins found (enabled or not).
@@ -34,9 +59,30 @@ class PluginManager {
   std::vector<std::string> disabled() const;
 
  private:
+  /// One plugin's effective settings: what a reload compares.
+  struct Settings {
+    PluginConfig config;
+    std::string options;  ///< effective options (defaults applied), JSON
+    bool sameAs(const Settings& other) const;
+  };
+
+  /// Checks `config` against the loaded libraries; one Settings per library, in their order.
+  /// Throws ConfigError naming the file and the key.
+  std::vector<Settings> check(const Config& config,
+                              const std::vector<std::shared_ptr<LoadedLibrary>>& libs,
+                              const std::string& plugin_dir) const;
+  /// Creates (not starts) a runtime; throws std::runtime_error when the plugin refuses.
+  std::unique_ptr<PluginRuntime> createRuntime(const std::shared_ptr<LoadedLibrary>& lib,
+                                               const Settings& settings);
+  /// Forgets everything a stopped plugin left in the shared services.
+  void forget(const std::string& plugin);
+
   HostServices services_;
+  std::string plugin_dir_;
+  bool started_ = false;  // only the calling (main) thread reads and writes it
   mutable std::mutex mutex_;
   std::vector<std::shared_ptr<LoadedLibrary>> libraries_;
+  std::map<std::string, Settings> settings_;  // by plugin name; main thread only
   std::vector<std::unique_ptr<PluginRuntime>> runtimes_;
   std::vector<std::string> load_errors_;
   std::vector<std::string> disabled_;

@@ -1,10 +1,10 @@
 #include "http/router.h"
 
+#include <blockbuster/json.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
-
-#include <blockbuster/json.h>
 
 namespace bb {
 
@@ -172,10 +172,10 @@ HttpResponse Router::handle(HttpRequest req) const {
         continue;
       std::string allowed;
       for (const auto& p : it->second.params) allowed += (allowed.empty() ? "" : ", ") + p;
-      resp = HttpResponse::error(400, "unknown_parameter",
-                                 "query parameter '" + kv.first + "' is not accepted by " +
-                                     req.path + "; allowed: " +
-                                     (allowed.empty() ? "none" : allowed));
+      resp =
+          HttpResponse::error(400, "unknown_parameter",
+                              "query parameter '" + kv.first + "' is not accepted by " + req.path +
+                                  "; allowed: " + (allowed.empty() ? "none" : allowed));
       addCors(req, resp);
       resp.head = head;
       return resp;
@@ -184,8 +184,10 @@ HttpResponse Router::handle(HttpRequest req) const {
   } else {
     std::optional<HttpResponse> r;
     if (fallback_) r = fallback_(req);
-    if (r) resp = std::move(*r);
-    else resp = HttpResponse::error(404, "not_found", "no such endpoint: " + req.path);
+    if (r)
+      resp = std::move(*r);
+    else
+      resp = HttpResponse::error(404, "not_found", "no such endpoint: " + req.path);
   }
   addCors(req, resp);
   resp.head = head;  // the server sends the GET's headers and Content-Length, no body

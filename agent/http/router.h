@@ -22,9 +22,13 @@ struct HttpRequest {
   std::string method;  ///< "GET", "HEAD", ...
   std::string path;    ///< decoded path, without the query
   std::string raw_query;
-  std::string origin;  ///< the Origin header, "" if none
+  std::string origin;         ///< the Origin header, "" if none
   std::string if_none_match;  ///< the If-None-Match header, "" if none
-  QueryParams query;   ///< filled by Router::handle
+  /// Credentials, read by the server for its Authenticator. Secrets: never log or echo them.
+  std::string authorization;  ///< the Authorization header, "" if none
+  std::string token_param;    ///< the `token` query parameter (taken out of raw_query)
+  std::string ws_protocols;   ///< the Sec-WebSocket-Protocol header, "" if none
+  QueryParams query;          ///< filled by Router::handle
 };
 
 struct HttpResponse {
@@ -66,6 +70,9 @@ class Router {
 
   /// The route label for metrics: the registered path, "fallback", or "unmatched".
   std::string routeLabel(const std::string& path) const;
+  /// Adds the CORS headers this router would put on an answer to `req` (e.g. on a 401 the
+  /// server sends before routing, so that a page can read it).
+  void addCors(const HttpRequest& req, HttpResponse& resp) const;
   std::vector<std::string> paths() const;
 
  private:
@@ -73,7 +80,6 @@ class Router {
     Handler handler;
     std::vector<std::string> params;
   };
-  void addCors(const HttpRequest& req, HttpResponse& resp) const;
 
   std::map<std::string, Route> routes_;
   Fallback fallback_;

@@ -1,5 +1,6 @@
 #include "http/server.h"
 
+#include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
 #include <Poco/Net/HTTPServer.h>
@@ -9,14 +10,20 @@
 #include <Poco/Net/HTTPServerResponse.h>
 #include <Poco/Net/HTTPServerSession.h>
 #include <Poco/Net/NetException.h>
+#include <Poco/Net/NetSSL.h>
+#include <Poco/Net/SecureServerSocket.h>
 #include <Poco/Net/ServerSocket.h>
+#include <Poco/Net/StreamSocket.h>
+#include <Poco/Net/TCPServer.h>
 #include <Poco/Net/WebSocket.h>
 #include <Poco/ThreadPool.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <chrono>
+#include <mutex>
 #include <stdexcept>
 
 #include "util/log.h"
@@ -29,11 +36,35 @@ bool containsToken(std::string value, const std::string& token) {
   return value.find(token) != std::string::npos;
 }
 
+// The limits of `options` a request breaks, as the answer to send; nullopt if none.
+std::optional<HttpResponse> checkLimits(const ServerOptions& options,
+                                        const Poco::Net::HTTPServerRequest& request) {
+  if (request.getURI().size() > options.max_uri_bytes)
+    return HttpResponse::error(
+        414, "uri_too_long",
+        "the request target is longer than " + std::to_string(options.max_uri_bytes) + " bytes");
+  size_t fields = 0, bytes = 0;
+  for (const auto& h : request) {
+    ++fields;
+    bytes += h.first.size() + h.second.size();
+  }
+  if (fields > options.max_header_fields || bytes > options.max_header_bytes)
+    return HttpResponse::error(
+        431, "headers_too_large",
+        "the request has more than " + std::to_string(options.max_header_fields) +
+            " header fields or " + std::to_string(options.max_header_bytes) + " header bytes");
+  if (request.getChunkedTransferEncoding() || request.getContentLength64() > options.max_body_bytes)
+    return HttpResponse::error(
+        413, "body_too_large",
+        "this API takes no request body over " + std::to_string(options.max_body_bytes) + " bytes");
+  return std::nullopt;
+}
+
 class Handler : public Poco::Net::HTTPRequestHandler {
  public:
-  Handler(const HttpServer::Handler& handler, const HttpServer::Observer& observer,
-          UpgradeHandler* upgrade)
-      : handler_(handler), observer_(observer), upgrade_(upgrade) {}
+  Handler(const ServerOptions& options, const HttpServer::Handler& handler,
+          const HttpServer::Observer& observer, UpgradeHandler* upgrade)
+      : options_(options), handler_(handler), observer_(observer), upgrade_(upgrade) {}
 
   void handleRequest(Poco::Net::HTTPServerRequest& request,
                      Poco::Net::HTTPServerResponse& response) override {
@@ -44,12 +75,30 @@ class Handler : public Poco::Net::HTTPRequestHandler {
     size_t q = uri.find('?');
     std::string raw_path = uri.substr(0, q);
     if (q != std::string::npos) req.raw_query = uri.substr(q + 1);
+    req.token_param = takeTokenParameter(req.raw_query);
     // A path that does not decode is answered 400 by the router as an unknown route.
     if (!percentDecode(raw_path, req.path, false)) req.path = raw_path;
     req.origin = request.get("Origin", "");
     req.if_none_match = request.get("If-None-Match", "");
+    req.authorization = request.get("Authorization", "");
+    req.ws_protocols = request.get("Sec-WebSocket-Protocol", "");
     HttpResponse resp;
-    if (upgrade_ && upgrade_->handlesPath(req.path)) {
+    std::optional<HttpResponse> refusal = checkLimits(options_, request);
+    if (refusal) {
+      // The body (if any) is left unread: the connection cannot be reused.
+      response.setKeepAlive(false);
+    } else if (req.method != "OPTIONS" && !authenticator(req.path).check(req)) {
+      refusal = authenticator(req.path).challenge();
+    }
+    if (refusal) {
+      resp = std::move(*refusal);
+      if (options_.decorate_refusal) options_.decorate_refusal(req, resp);
+    } else if (upgrade_ && upgrade_->handlesPath(req.path) && !options_.tls_cert_file.empty()) {
+      resp = HttpResponse::error(501, "websocket_over_tls_unsupported",
+                                 "this listener serves HTTPS, and the agent's WebSocket streams "
+                                 "do not speak TLS; connect to the WebSocket port, behind a "
+                                 "TLS-terminating proxy if needed (docs/security.md)");
+    } else if (upgrade_ && upgrade_->handlesPath(req.path)) {
       if (upgradeWebSocket(request, response, req, resp)) {
         observe(request, raw_path, resp, started);
         return;
@@ -79,6 +128,12 @@ class Handler : public Poco::Net::HTTPRequestHandler {
   }
 
  private:
+  const Authenticator& authenticator(const std::string& path) const {
+    for (const auto& pa : options_.path_auth)
+      if (pa.first == path) return pa.second;
+    return options_.auth;
+  }
+
   void observe(const Poco::Net::HTTPServerRequest& request, const std::string& raw_path,
                const HttpResponse& resp, std::chrono::steady_clock::time_point started) {
     if (!observer_) return;
@@ -121,6 +176,14 @@ class Handler : public Poco::Net::HTTPRequestHandler {
       impl->session().drainBuffer(buffer);
       pending.assign(buffer.begin(), buffer.size());
     }
+    // A browser that sent its token as a subprotocol needs one protocol chosen back, or it
+    // drops the connection; never the token itself (docs/security.md).
+    if (req.ws_protocols.find("blockbuster") != std::string::npos) {
+      std::string protocols = "," + req.ws_protocols + ",";
+      protocols.erase(std::remove(protocols.begin(), protocols.end(), ' '), protocols.end());
+      if (protocols.find(",blockbuster,") != std::string::npos)
+        response.set("Sec-WebSocket-Protocol", "blockbuster");
+    }
     int fd = -1;
     try {
       // The server-side constructor checks the handshake, sends the 101 and detaches the socket
@@ -153,26 +216,89 @@ class Handler : public Poco::Net::HTTPRequestHandler {
     return true;
   }
 
+  const ServerOptions& options_;
   const HttpServer::Handler& handler_;
   const HttpServer::Observer& observer_;
   UpgradeHandler* upgrade_;
 };
 
-class Factory : public Poco::Net::HTTPRequestHandlerFactory {
+// Runs on the accept thread: over the connection cap, answer 503 and close at once, so that a
+// flood cannot grow the queue without bound.
+class ConnectionCap : public Poco::Net::TCPServerConnectionFilter {
  public:
-  Factory(HttpServer::Handler handler, HttpServer::Observer observer,
-          const std::atomic<UpgradeHandler*>* upgrade)
-      : handler_(std::move(handler)), observer_(std::move(observer)), upgrade_(upgrade) {}
-  Poco::Net::HTTPRequestHandler* createRequestHandler(
-      const Poco::Net::HTTPServerRequest&) override {
-    return new Handler(handler_, observer_, upgrade_->load());
+  ConnectionCap(int max, std::string name, bool tls)
+      : max_(max), name_(std::move(name)), tls_(tls) {}
+  void setServer(const Poco::Net::TCPServer* server) { server_ = server; }
+  bool accept(const Poco::Net::StreamSocket& socket) override {
+    if (!server_ || server_->currentConnections() + server_->queuedConnections() < max_)
+      return true;
+    static const std::string kBusy =
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        "Connection: close\r\nRetry-After: 1\r\nContent-Length: 104\r\n\r\n"
+        "{\"error\":{\"code\":\"busy\",\"message\":\"too many connections to this agent; "
+        "retry later or raise its limit\"}}";
+    // Over TLS the answer would need a handshake on this (the accept) thread: just close.
+    try {
+      if (tls_) throw Poco::Exception("tls");
+      Poco::Net::StreamSocket s(socket);
+      s.setSendTimeout(Poco::Timespan(1, 0));
+      s.sendBytes(kBusy.data(), static_cast<int>(kBusy.size()));
+      s.shutdownSend();
+    } catch (const Poco::Exception&) {
+      // The client is gone already.
+    }
+    if (++refused_ % 1000 == 1)
+      logWarn("http", name_ + ": over " + std::to_string(max_) +
+                          " connections, refusing new ones with 503");
+    return false;
   }
 
  private:
+  int max_;
+  std::string name_;
+  bool tls_;
+  const Poco::Net::TCPServer* server_ = nullptr;
+  std::atomic<unsigned long> refused_{0};
+};
+
+class Factory : public Poco::Net::HTTPRequestHandlerFactory {
+ public:
+  Factory(const ServerOptions& options, HttpServer::Handler handler, HttpServer::Observer observer,
+          const std::atomic<UpgradeHandler*>* upgrade)
+      : options_(options),
+        handler_(std::move(handler)),
+        observer_(std::move(observer)),
+        upgrade_(upgrade) {}
+  Poco::Net::HTTPRequestHandler* createRequestHandler(
+      const Poco::Net::HTTPServerRequest&) override {
+    return new Handler(options_, handler_, observer_, upgrade_->load());
+  }
+
+ private:
+  const ServerOptions& options_;
   HttpServer::Handler handler_;
   HttpServer::Observer observer_;
   const std::atomic<UpgradeHandler*>* upgrade_;
 };
+
+// An unbound TLS server socket for the options' certificate and key; TLS 1.2 or later only.
+Poco::Net::SecureServerSocket secureSocket(const ServerOptions& options) {
+  static std::once_flag ssl_once;
+  std::call_once(ssl_once, [] { Poco::Net::initializeSSL(); });
+  Poco::Net::Context::Ptr context;
+  try {
+    context = new Poco::Net::Context(Poco::Net::Context::TLS_SERVER_USE, options.tls_key_file,
+                                     options.tls_cert_file, "", Poco::Net::Context::VERIFY_NONE);
+    context->disableProtocols(Poco::Net::Context::PROTO_SSLV2 | Poco::Net::Context::PROTO_SSLV3 |
+                              Poco::Net::Context::PROTO_TLSV1 | Poco::Net::Context::PROTO_TLSV1_1);
+  } catch (const Poco::Exception& e) {
+    throw std::runtime_error(options.name + ": cannot load the TLS certificate " +
+                             options.tls_cert_file + " and key " + options.tls_key_file + " (" +
+                             e.displayText() +
+                             "); give PEM files readable by the agent, the key unencrypted");
+  }
+  return Poco::Net::SecureServerSocket(context);
+}
 
 }  // namespace
 
@@ -190,6 +316,7 @@ HttpServer::HttpServer(ServerOptions options, Handler handler, Observer observer
     Poco::Net::SocketAddress address(options_.host, static_cast<Poco::UInt16>(options_.port));
     // SO_REUSEADDR for quick restarts, but not SO_REUSEPORT: a second agent on the same port
     // must fail here, not silently share the port.
+    if (!options_.tls_cert_file.empty()) impl_->socket = secureSocket(options_);
     impl_->socket.bind(address, /*reuseAddress=*/true, /*reusePort=*/false);
     impl_->socket.listen(1024);
   } catch (const Poco::Exception& e) {
@@ -205,12 +332,16 @@ HttpServer::HttpServer(ServerOptions options, Handler handler, Observer observer
   params->setKeepAlive(true);
   params->setMaxKeepAliveRequests(options_.max_keep_alive_requests);
   params->setKeepAliveTimeout(Poco::Timespan(options_.keep_alive_timeout_seconds, 0));
-  params->setTimeout(Poco::Timespan(10, 0));
+  params->setTimeout(Poco::Timespan(options_.read_timeout_seconds, 0));
   params->setServerName("blockbuster-agent");
   impl_->pool = std::make_unique<Poco::ThreadPool>(2, options_.max_threads, 60, 256 * 1024);
   impl_->server = std::make_unique<Poco::Net::HTTPServer>(
-      new Factory(std::move(handler), std::move(observer), &impl_->upgrade), *impl_->pool,
+      new Factory(options_, std::move(handler), std::move(observer), &impl_->upgrade), *impl_->pool,
       impl_->socket, params);
+  Poco::AutoPtr<ConnectionCap> cap(
+      new ConnectionCap(options_.max_connections, options_.name, !options_.tls_cert_file.empty()));
+  cap->setServer(impl_->server.get());
+  impl_->server->setConnectionFilter(cap);
 }
 
 HttpServer::~HttpServer() { stop(); }

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "http/auth.h"
 #include "http/router.h"
 
 namespace bb {
@@ -24,6 +25,31 @@ struct ServerOptions {
   int max_queued = 4096;
   int keep_alive_timeout_seconds = 15;
   int max_keep_alive_requests = 1000;
+
+  // Limits (docs/security.md says which status each gets and why). Poco refuses on its own,
+  // with 400, a request line over 16384 bytes, a header name over 256 or value over 8192 bytes,
+  // and more than 100 header fields: the limits below are tighter, so the right status wins.
+  /// A request's bytes must arrive within this between two reads (and a kept-alive connection
+  /// is closed after keep_alive_timeout_seconds of silence), so a stalled client is dropped.
+  int read_timeout_seconds = 10;
+  size_t max_uri_bytes = 8192;      ///< longer request target: 414
+  size_t max_header_fields = 64;    ///< more header fields: 431
+  size_t max_header_bytes = 16384;  ///< more bytes in header names + values: 431
+  long long max_body_bytes = 4096;  ///< larger (or chunked) body: 413, connection closed
+  /// Open plus queued connections beyond this are answered 503 and closed at once.
+  int max_connections = 1024;
+
+  /// HTTPS: PEM certificate (chain) and private key; both "" = plain HTTP. TLS 1.2 minimum.
+  /// WebSocket upgrades are refused (501) on a TLS listener: the event loop speaks plain TCP.
+  std::string tls_cert_file{};
+  std::string tls_key_file{};
+
+  /// Who may use this listener: `auth` for every path, except the exact paths of `path_auth`.
+  /// OPTIONS (CORS preflight) is never authenticated.
+  Authenticator auth{};
+  std::vector<std::pair<std::string, Authenticator>> path_auth{};
+  /// Called on a refusal sent before the Handler runs (401), e.g. to add CORS headers.
+  std::function<void(const HttpRequest&, HttpResponse&)> decorate_refusal{};
 };
 
 /// Takes WebSocket upgrade requests off an HttpServer: the server does the RFC 6455 handshake

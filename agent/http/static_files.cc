@@ -24,11 +24,16 @@ StaticFiles::StaticFiles(const std::string& root, std::string runtime_config_jso
 
 std::string StaticFiles::mimeType(const std::string& path) {
   static const std::map<std::string, std::string> kTypes{
-      {".html", "text/html; charset=utf-8"},  {".js", "text/javascript; charset=utf-8"},
-      {".mjs", "text/javascript; charset=utf-8"}, {".css", "text/css; charset=utf-8"},
-      {".json", "application/json"},          {".svg", "image/svg+xml"},
-      {".png", "image/png"},                  {".ico", "image/x-icon"},
-      {".woff2", "font/woff2"},               {".txt", "text/plain; charset=utf-8"},
+      {".html", "text/html; charset=utf-8"},
+      {".js", "text/javascript; charset=utf-8"},
+      {".mjs", "text/javascript; charset=utf-8"},
+      {".css", "text/css; charset=utf-8"},
+      {".json", "application/json"},
+      {".svg", "image/svg+xml"},
+      {".png", "image/png"},
+      {".ico", "image/x-icon"},
+      {".woff2", "font/woff2"},
+      {".txt", "text/plain; charset=utf-8"},
       {".webmanifest", "application/manifest+json"}};
   auto ext = fs::path(path).extension().string();
   auto it = kTypes.find(ext);

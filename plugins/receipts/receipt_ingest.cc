@@ -40,6 +40,23 @@ bool olderFirst(const Keyed& a, const Keyed& b) {
   return a.order < b.order;
 }
 
+void addOutcome(IngestOutcome& into, const IngestOutcome& o) {
+  for (const auto& [market, n] : o.inserted) into.inserted[market] += n;
+  into.inserted_total += o.inserted_total;
+  into.duplicates += o.duplicates;
+}
+
+// An entry's block_height as the node wrote it (also for entries that cannot be mapped, which
+// still count in the node's total).
+std::optional<int64_t> rawHeight(const Json& e) {
+  if (!e.isObject() || !e["block_height"].isNumber()) return std::nullopt;
+  try {
+    return e["block_height"].asInt();
+  } catch (const JsonError&) {
+    return std::nullopt;
+  }
+}
+
 void noteReject(IngestReport& report, const std::string& source, const std::string& error,
                 size_t& count) {
   report.rejected++;
@@ -71,7 +88,7 @@ IngestReport Ingestor::run(NodeClient& node, int64_t now) {
         node.call("receipt.audit", Json{{"start_height", start}, {"limit", limit}, {"offset", 0}});
     if (first.ok && isSpecAuditShape(first.value)) {
       profile_ = Profile::kSpec;
-      return runSpec(node, first, start, now);
+      return runSpec(node, std::move(first), start, now);
     }
     if (first.ok) {
       profile_ = Profile::kUnknown;
@@ -87,8 +104,209 @@ IngestReport Ingestor::run(NodeClient& node, int64_t now) {
   return runTheBlock(node, now);
 }
 
-IngestReport Ingestor::runSpec(NodeClient& node, const NodeAnswer& first, int64_t start,
-                               int64_t now) {
+IngestReport Ingestor::runSpec(NodeClient& node, NodeAnswer first, int64_t start, int64_t now) {
+  IngestReport report;
+  report.profile = Profile::kSpec;
+  const int64_t limit = std::clamp<int64_t>(options_.page_size, 1, kSpecMaxLimit);
+  size_t reject_warnings = 0;
+  bool committed = false;  // a transaction of this cycle reached the store
+  int64_t cursor = start;  // the committed spec.height
+
+  // receipt.audit lists newest first, so a backlog's oldest receipts are its last pages and a
+  // page at offset `total - limit` holds the oldest ones left. Each step reads that tail page
+  // (with start_height = cursor) and commits it with the cursor moved to its highest height in
+  // one transaction: every receipt below that height is then stored. A cycle cut short at any
+  // call keeps every step before it, and the next cycle continues from the committed cursor.
+  // The tail is proven by the answer itself (offset + receipts == its own total), so receipts
+  // arriving (at the newest end) or dropped (at the oldest) while paging make a step read its
+  // page again instead of skipping any. With no backlog, the first page is the whole list: one
+  // call per cycle, as before.
+  std::vector<Keyed> run;             // contiguous positions, from the tail toward the newest
+  std::vector<int64_t> run_heights;   // every raw entry's height in `run`'s pages, when known
+  int64_t run_total = -1;             // the node's total while `run` was read
+  std::optional<int64_t> newest_low;  // lowest height on a page at offset 0 (the newest end)
+  int64_t offset = 0, ask = limit;
+  int misses = 0;
+  bool first_page = true, complete = false;
+  std::string failure;
+  NodeAnswer page = std::move(first);
+
+  auto commit = [&](std::optional<int64_t> new_cursor) {
+    std::stable_sort(run.begin(), run.end(), olderFirst);
+    std::vector<StoredReceipt> batch;
+    batch.reserve(run.size());
+    for (auto& k : run) batch.push_back(std::move(k.r));
+    std::map<std::string, std::string> cursors;
+    if (new_cursor) cursors["spec.height"] = std::to_string(*new_cursor);
+    if (!batch.empty() || !cursors.empty()) {
+      addOutcome(report.outcome, store_.ingest(batch, cursors, now));
+      committed = true;
+    }
+    if (new_cursor) cursor = *new_cursor;
+    run.clear();
+    run_heights.clear();
+  };
+  auto request = [&](int64_t at, int64_t n) {
+    offset = at;
+    ask = n;
+    page = node.call("receipt.audit",
+                     Json{{"start_height", cursor}, {"limit", ask}, {"offset", offset}});
+  };
+  auto toTail = [&](int64_t total) { request(std::max<int64_t>(0, total - limit), limit); };
+
+  for (;;) {
+    if (!page.ok) {
+      failure = reasonOf(page, "receipt.audit");
+      break;
+    }
+    if (!isSpecAuditShape(page.value)) {
+      failure =
+          "receipt.audit answered " + shapeOf(page.value) + " at offset " + std::to_string(offset);
+      break;
+    }
+    const auto& list = page.value["receipts"].asArray();
+    const int64_t total = page.value["total"].asInt();
+    const int64_t len = static_cast<int64_t>(list.size());
+    const bool was_first = first_page;
+    first_page = false;
+    const bool whole = offset == 0 && len >= total;
+    // Map the page; check that it is newest first by height (ties in any order).
+    std::vector<Keyed> got;
+    std::vector<int64_t> heights;
+    bool ordered = true;
+    int64_t prev = INT64_MAX, low = INT64_MAX, high = INT64_MIN;
+    for (int64_t i = 0; i < len; ++i) {
+      const Json& e = list[static_cast<size_t>(i)];
+      if (auto h = rawHeight(e)) heights.push_back(*h);
+      Mapped m = fromSpec(e);
+      if (!m.receipt) {
+        noteReject(report, "receipt.audit", m.error, reject_warnings);
+        continue;
+      }
+      if (!m.receipt->block_height) {
+        ordered = false;
+      } else {
+        const int64_t h = *m.receipt->block_height;
+        if (h > prev) ordered = false;
+        prev = h;
+        low = std::min(low, h);
+        high = std::max(high, h);
+      }
+      // A larger position is older: ties at one height and timestamp keep the node's order.
+      got.push_back(Keyed{std::move(*m.receipt), -(offset + i)});
+    }
+    if (offset == 0 && low != INT64_MAX) newest_low = newest_low ? std::min(*newest_low, low) : low;
+    if (whole && run.empty()) {
+      // The whole list in one page: no order needed.
+      run = std::move(got);
+      int64_t max_height = cursor;
+      for (const auto& k : run)
+        if (k.r.block_height) max_height = std::max(max_height, *k.r.block_height);
+      commit(max_height);
+      complete = true;
+      break;
+    }
+    // A page of one height cannot show its order by itself: in a node listing oldest first,
+    // the tail would be the newest block. It is the oldest only if no receipt at offset 0 is
+    // lower.
+    const bool one_height = high != INT64_MIN && high == low;
+    if (!ordered || (one_height && !(newest_low && high <= *newest_low))) {
+      // The pages do not go from newest to oldest: the tail is not the oldest receipts.
+      report.warnings.push_back(
+          "receipt.audit does not list receipts newest first by block_height; reading the "
+          "backlog whole each cycle (a backlog larger than one cycle can read is finished only "
+          "when the node is quiet long enough)");
+      if (!run.empty()) commit(std::nullopt);
+      NodeAnswer again = page;
+      if (!was_first)
+        again = node.call("receipt.audit",
+                          Json{{"start_height", cursor}, {"limit", limit}, {"offset", 0}});
+      try {
+        IngestReport rest = runSpecUnordered(node, again, cursor, now);
+        addOutcome(report.outcome, rest.outcome);
+        report.complete = rest.complete;
+        report.rejected += rest.rejected;
+        for (auto& w : rest.warnings) report.warnings.push_back(std::move(w));
+        for (auto& [k, v] : rest.unavailable) report.unavailable[k] = v;
+      } catch (const std::runtime_error& e) {
+        if (!committed) throw;
+        report.unavailable["receipt.audit"] = e.what();
+        report.warnings.push_back(e.what());
+      }
+      return report;
+    }
+    if (run.empty()) {
+      if (offset + len != total) {
+        // Not the tail: the first page of a backlog, or receipts arrived or were dropped since
+        // `total` was read.
+        if (!was_first && ++misses > options_.max_passes) {
+          report.warnings.push_back(
+              "receipt.audit: the node's total kept changing while paging (now " +
+              std::to_string(total) + " from height " + std::to_string(cursor) +
+              "); the rest is read next cycle, nothing is lost");
+          break;
+        }
+        toTail(total);
+        continue;
+      }
+      run_total = total;
+    } else if (total != run_total) {
+      // The positions of the run moved: read the tail again (what was read stays read).
+      commit(std::nullopt);
+      if (++misses > options_.max_passes) {
+        report.warnings.push_back(
+            "receipt.audit: the node's total kept changing while paging; "
+            "the rest is read next cycle, nothing is lost");
+        break;
+      }
+      toTail(total);
+      continue;
+    }
+    misses = 0;
+    for (auto& k : got) run.push_back(std::move(k));
+    run_heights.insert(run_heights.end(), heights.begin(), heights.end());
+    int64_t run_high = cursor;
+    for (const auto& k : run) run_high = std::max(run_high, *k.r.block_height);
+    if (offset == 0) {  // read from the tail up to the newest: the whole list
+      commit(run_high);
+      complete = true;
+      break;
+    }
+    if (run_high > cursor) {
+      // Receipts at run_high may continue on the next page: start_height = run_high reads
+      // them again (they dedupe on id); every lower one is stored with this commit.
+      const int64_t below = std::count_if(run_heights.begin(), run_heights.end(),
+                                          [&](int64_t h) { return h < run_high; });
+      commit(run_high);
+      toTail(run_total - below);
+      continue;
+    }
+    // Every receipt read so far is at the cursor height (one block holds more receipts than a
+    // page): read the newer pages until a higher height shows.
+    if (static_cast<int64_t>(run.size()) >= options_.max_buffer) {
+      report.warnings.push_back("receipt.audit: more than " + std::to_string(options_.max_buffer) +
+                                " receipts at height " + std::to_string(cursor) +
+                                "; stored without moving the cursor, the rest is read next cycle");
+      commit(std::nullopt);
+      break;
+    }
+    const int64_t next = std::max<int64_t>(0, offset - limit);
+    request(next, offset - next);
+  }
+  if (!run.empty()) commit(std::nullopt);  // read before a failure: stored, cursor unchanged
+  report.complete = complete;
+  if (!failure.empty()) {
+    if (!committed) throw std::runtime_error(failure + " (nothing ingested; retried next cycle)");
+    report.unavailable["receipt.audit"] = failure;
+    report.warnings.push_back(failure + "; " + std::to_string(report.outcome.inserted_total) +
+                              " new receipts stored this cycle, cursor at height " +
+                              std::to_string(cursor) + "; the rest is read next cycle");
+  }
+  return report;
+}
+
+IngestReport Ingestor::runSpecUnordered(NodeClient& node, const NodeAnswer& first, int64_t start,
+                                        int64_t now) {
   IngestReport report;
   report.profile = Profile::kSpec;
   const int64_t limit = std::clamp<int64_t>(options_.page_size, 1, kSpecMaxLimit);

@@ -42,10 +42,11 @@ const char* profileName(Profile p);
 
 struct IngestOptions {
   int64_t page_size = 500;
-  /// Full re-reads (from offset 0) allowed in one cycle when receipts arrive while paging.
+  /// Re-reads allowed in a row when receipts arrive (or are dropped) while paging: full re-reads
+  /// from offset 0 for a node that does not list newest first, missed oldest pages otherwise.
   int max_passes = 3;
-  /// Receipts held in memory in one cycle; a larger backlog is committed without moving the
-  /// cursor and finished in later cycles.
+  /// Receipts held in memory at once; a larger unordered backlog (or one block holding more
+  /// receipts than this) is committed without moving the cursor and finished in later cycles.
   int64_t max_buffer = 200000;
   /// compute_market.sla_history {"limit"} (the node keeps no cursor for it).
   int64_t sla_limit = 1000;
@@ -67,15 +68,19 @@ class Ingestor {
  public:
   Ingestor(ReceiptStore& store, IngestOptions options);
 
-  /// Reads what is new on the node and commits it with the moved cursors, in one transaction.
-  /// Throws std::runtime_error (saying what failed) when the node gave nothing usable; nothing
-  /// is committed then.
+  /// Reads what is new on the node and commits it with the moved cursors. A spec backlog is
+  /// read oldest first in pages, each committed with the cursor it moves in one transaction, so
+  /// a cycle cut short (by a failed call, e.g. past the collect deadline) keeps its progress;
+  /// otherwise one transaction per cycle. Throws std::runtime_error (saying what failed) when
+  /// the node gave nothing usable; nothing is committed then.
   IngestReport run(NodeClient& node, int64_t now);
 
   Profile profile() const noexcept { return profile_; }
 
  private:
-  IngestReport runSpec(NodeClient& node, const NodeAnswer& first, int64_t start, int64_t now);
+  IngestReport runSpec(NodeClient& node, NodeAnswer first, int64_t start, int64_t now);
+  IngestReport runSpecUnordered(NodeClient& node, const NodeAnswer& first, int64_t start,
+                                int64_t now);
   IngestReport runTheBlock(NodeClient& node, int64_t now);
 
   ReceiptStore& store_;

@@ -465,10 +465,11 @@ INSTANTIATE_TEST_SUITE_P(
                   "timeout_ms, isolation, options (did you mean 'interval_ms'?)"},
         ErrorCase{"rpc_urll: http://x\n",
                   "rpc_urll: unknown key; known keys: rpc_url, ws_url, auth_token, rpc, http, ws, "
-                  "web, plugin_dir, state_dir, log_level, plugins (did you mean 'rpc_url'?)"},
-        ErrorCase{"port: 5000\n",
-                  "port: unknown key; known keys: rpc_url, ws_url, auth_token, rpc, http, ws, "
-                  "web, plugin_dir, state_dir, log_level, plugins (did you mean 'http.port'?)"},
+                  "web, plugin_dir, state_dir, log_level, plugins, auth (did you mean 'rpc_url'?)"},
+        ErrorCase{
+            "port: 5000\n",
+            "port: unknown key; known keys: rpc_url, ws_url, auth_token, rpc, http, ws, "
+            "web, plugin_dir, state_dir, log_level, plugins, auth (did you mean 'http.port'?)"},
         ErrorCase{"rpc:\n  url: http://x\n",
                   "rpc.url: unknown key; known keys: connect_timeout_ms, timeout_ms, retries, "
                   "backoff_initial_ms, backoff_max_ms, max_requests_per_second, burst, "
@@ -773,6 +774,75 @@ plugins:
   EXPECT_EQ(c.plugins.at("storage").options_json,
             "{\"paths\": [\"/a\", \"/b\"], \"ratio\": 0.1, \"n\": 3, \"label\": \"x: \\\"y\\\"\"}");
   EXPECT_DOUBLE_EQ(back.rpc.max_requests_per_second, 7.25);
+}
+
+// ---- auth ---------------------------------------------------------------------------------------
+
+const std::string kHashA = "sha256:" + std::string(64, 'a');
+const std::string kHashB = "sha256:" + std::string(63, 'b') + "c";
+
+TEST(ConfigAuth, AbsentMeansOpen) {
+  Config c = bb::parseConfig("auth:\n", "f");
+  EXPECT_TRUE(c.auth.api.open());
+  EXPECT_TRUE(c.auth.metrics.open());
+  EXPECT_TRUE(c.auth.ws.open());
+}
+
+TEST(ConfigAuth, ReadsEachSurfaceOnItsOwn) {
+  Config c = bb::parseConfig("auth:\n  api:\n    bearer_sha256: [\"" + kHashA +
+                                 "\"]\n    basic: [{user: ops, password_sha256: \"" +
+                                 "SHA256:" + std::string(63, 'B') +
+                                 "C\"}]\n  metrics: "
+                                 "{bearer_sha256: [\"" +
+                                 kHashB + "\"]}\n",
+                             "f");
+  ASSERT_EQ(c.auth.api.bearer_sha256.size(), 1u);
+  EXPECT_EQ(c.auth.api.bearer_sha256[0], kHashA);
+  ASSERT_EQ(c.auth.api.basic.size(), 1u);
+  EXPECT_EQ(c.auth.api.basic[0].user, "ops");
+  EXPECT_EQ(c.auth.api.basic[0].password_sha256, kHashB);  // normalised to lowercase
+  ASSERT_EQ(c.auth.metrics.bearer_sha256.size(), 1u);
+  EXPECT_TRUE(c.auth.ws.open());
+}
+
+TEST(ConfigAuth, RefusesAPlainTokenWithoutEchoingIt) {
+  try {
+    bb::parseConfig("auth:\n  api:\n    bearer_sha256: [my-plain-secret-token]\n", "/c.yaml");
+    FAIL() << "a plain token was accepted as a hash";
+  } catch (const bb::ConfigError& e) {
+    std::string msg = e.what();
+    EXPECT_EQ(msg.find("my-plain-secret-token"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("auth.api.bearer_sha256[0]"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("sha256sum"), std::string::npos) << msg;
+  }
+}
+
+TEST(ConfigAuth, RefusesBadShapes) {
+  EXPECT_THROW(bb::parseConfig("auth:\n  apy: {}\n", "f"), bb::ConfigError);
+  EXPECT_THROW(bb::parseConfig("auth:\n  api: {bearer_sha256: \"" + kHashA + "\"}\n", "f"),
+               bb::ConfigError);
+  EXPECT_THROW(bb::parseConfig("auth:\n  ws: {basic: [{user: a}]}\n", "f"), bb::ConfigError);
+  EXPECT_THROW(
+      bb::parseConfig(
+          "auth:\n  ws: {basic: [{user: \"a:b\", password_sha256: \"" + kHashA + "\"}]}\n", "f"),
+      bb::ConfigError);
+  EXPECT_THROW(bb::parseConfig("auth:\n  ws: {bearer_sha256: [\"sha256:abc\"]}\n", "f"),
+               bb::ConfigError);
+}
+
+TEST(ConfigAuth, DescribeShowsTheShapeNeverTheHashes) {
+  Config c =
+      bb::parseConfig("auth:\n  api:\n    bearer_sha256: [\"" + kHashA +
+                          "\"]\n    basic: [{user: ops, password_sha256: \"" + kHashB + "\"}]\n",
+                      "f");
+  std::string d = bb::describeConfig(c);
+  EXPECT_EQ(d.find(std::string(64, 'a')), std::string::npos) << d;
+  EXPECT_EQ(d.find(std::string(63, 'b')), std::string::npos) << d;
+  EXPECT_NE(d.find("# api: 1 bearer token hash(es); basic users: [\"ops\"]"), std::string::npos)
+      << d;
+  EXPECT_NE(d.find("# metrics: open"), std::string::npos) << d;
+  // Still parses: the description is a config file.
+  EXPECT_NO_THROW(bb::parseConfig(d, "described"));
 }
 
 }  // namespace
