@@ -189,6 +189,8 @@ ReloadSummary PluginManager::reload(const Config& config) {
     const Settings previous = settings_[name];
     forget(name);
     if (!next[i].config.enabled) {
+      // A disabled plugin is not "down": its own agent-level series go too.
+      if (services_.metrics) services_.metrics->removePlugin(name, lib->info().version);
       settings_[name] = next[i];
       summary.stopped.push_back(name);
       logInfo("loader", "plugin '" + name + "' stopped: disabled by the config");

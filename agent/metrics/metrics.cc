@@ -397,6 +397,24 @@ void Metrics::pluginLoaded(const std::string& plugin, const std::string& version
   impl_->plugin_duration->Add({{"plugin", plugin}}, kDurationBuckets);
 }
 
+void Metrics::removePlugin(const std::string& plugin, const std::string& version) {
+  removePluginSeries(plugin);
+  const prometheus::Labels by{{"plugin", plugin}};
+  // Family::Add returns the existing series for these labels, which Remove then drops.
+  auto drop = [&](auto* family) { family->Remove(&family->Add(by)); };
+  drop(impl_->plugin_up);
+  drop(impl_->plugin_interval);
+  drop(impl_->plugin_last_success);
+  drop(impl_->plugin_errors);
+  drop(impl_->plugin_skipped);
+  drop(impl_->plugin_quarantined);
+  drop(impl_->plugin_series_dropped);
+  drop(impl_->plugin_metric_errors);
+  drop(impl_->plugin_series);
+  impl_->plugin_duration->Remove(&impl_->plugin_duration->Add(by, kDurationBuckets));
+  impl_->plugin_info->Remove(&impl_->plugin_info->Add({{"plugin", plugin}, {"version", version}}));
+}
+
 void Metrics::pluginCollect(const std::string& plugin, double seconds, bool ok) {
   impl_->plugin_duration->Add({{"plugin", plugin}}, kDurationBuckets).Observe(seconds);
   impl_->plugin_up->Add({{"plugin", plugin}}).Set(ok ? 1 : 0);

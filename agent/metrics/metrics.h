@@ -61,6 +61,10 @@ class Metrics {
   /// Removes every series the plugin created (it was unloaded or restarted).
   void removePluginSeries(const std::string& plugin);
 
+  /// Removes the agent's own series about a plugin (blockbuster_plugin_*{plugin=...}): it was
+  /// disabled, so it is neither up nor down any more.
+  void removePlugin(const std::string& plugin, const std::string& version);
+
   /// Series a plugin currently owns.
   size_t pluginSeries(const std::string& plugin) const;
 

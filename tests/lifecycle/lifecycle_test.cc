@@ -174,6 +174,9 @@ TEST_F(Lifecycle, DisablingRemovesThePluginsSectionsAndSeriesAndEnablingBringsTh
   int status = httpGet(agent.port(), "/plugins/misbehave/state").status;
   EXPECT_TRUE(status == 404 || status == 503) << status;
   EXPECT_EQ(metric(agent, runs), -1);
+  // Disabled is neither up nor down: the agent's own series about it go too.
+  EXPECT_EQ(metric(agent, "blockbuster_plugin_up{plugin=\"misbehave\"}"), -1);
+  EXPECT_EQ(metric(agent, "blockbuster_plugin_up{plugin=\"steady\"}"), 1);
   EXPECT_EQ(plugin(agent, "misbehave")["state"].asString(), "disabled");
   EXPECT_EQ(httpGet(agent.port(), "/plugins/steady/state").status, 200);
 
@@ -182,6 +185,8 @@ TEST_F(Lifecycle, DisablingRemovesThePluginsSectionsAndSeriesAndEnablingBringsTh
   EXPECT_TRUE(
       eventually([&] { return httpGet(agent.port(), "/plugins/misbehave/state").status == 200; }));
   EXPECT_TRUE(eventually([&] { return metric(agent, runs) >= 1; }));
+  EXPECT_TRUE(eventually(
+      [&] { return metric(agent, "blockbuster_plugin_up{plugin=\"misbehave\"}") == 1; }));
 }
 
 TEST_F(Lifecycle, ARestartOnlyKeyIsNamedAndKeepsItsRunningValue) {
