@@ -49,8 +49,8 @@ root="$work/root"
 dpkg -x "$agent_deb" "$root"
 "$bin/bb-devnode" --listen 127.0.0.1:0 --profile spec --block-ms 200 > "$work/node.out" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do grep -q ready "$work/node.out" && break; sleep 0.1; done
-node_port="$(grep -o 'rpc=[^ ]*' "$work/node.out" | cut -d: -f2)"
+for _ in $(seq 300); do grep -q ready "$work/node.out" && break; sleep 0.1; done
+node_port="$(grep -o 'rpc=[^ ]*' "$work/node.out" | cut -d: -f2 || true)"
 [ -n "$node_port" ] || fail "bb-devnode did not start"
 HOME="$work" THEBLOCK_RPC_URL="http://127.0.0.1:$node_port" BLOCK_BUSTER_HTTP_HOST=127.0.0.1 \
   BLOCK_BUSTER_HTTP_PORT=0 BLOCK_BUSTER_WEB_HOST=127.0.0.1 BLOCK_BUSTER_WEB_PORT=0 \
@@ -58,9 +58,9 @@ HOME="$work" THEBLOCK_RPC_URL="http://127.0.0.1:$node_port" BLOCK_BUSTER_HTTP_HO
   "$root/usr/bin/blockbuster-agent" --config "$root/etc/block-buster/config.yaml" \
   > "$work/agent.out" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do grep -q "ready http=" "$work/agent.out" && break; sleep 0.1; done
-port="$(grep -o ' http=[^ ]*' "$work/agent.out" | cut -d: -f2)"
-web="$(grep -o ' web=[^ ]*' "$work/agent.out" | cut -d: -f2)"
+for _ in $(seq 300); do grep -q "ready http=" "$work/agent.out" && break; sleep 0.1; done
+port="$(grep -o ' http=[^ ]*' "$work/agent.out" | cut -d: -f2 || true)"
+web="$(grep -o ' web=[^ ]*' "$work/agent.out" | cut -d: -f2 || true)"
 [ -n "$port" ] && [ -n "$web" ] || fail "installed agent did not start: $(cat "$work/agent.out")"
 plugins="$(curl -sf "http://127.0.0.1:$port/plugins")" || fail "GET /plugins failed"
 for p in network compute storage energy ads receipts; do
@@ -72,7 +72,7 @@ grep -qi '<!doctype html>' <<<"$page" || fail "web page is not HTML"
 runtime="$(curl -sf "http://127.0.0.1:$web/bb-config.json")" || fail "no bb-config.json"
 grep -q "\"api_port\":$port" <<<"$runtime" || fail "runtime config does not point at the API"
 metrics=""
-for _ in $(seq 100); do
+for _ in $(seq 300); do
   metrics="$(curl -sf "http://127.0.0.1:$port/theblock/network/metrics" || true)"
   grep -q '"block_height":[0-9]' <<<"$metrics" && break
   sleep 0.1

@@ -29,8 +29,8 @@ grep -q "options.greeting" <<<"$listing" || fail "config key not listed: $listin
 echo "== the agent loads it and serves what it publishes"
 "$bin/bb-devnode" --listen 127.0.0.1:0 --profile spec --block-ms 200 > "$work/node.out" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do grep -q ready "$work/node.out" && break; sleep 0.1; done
-node_port="$(grep -o 'rpc=[^ ]*' "$work/node.out" | cut -d: -f2)"
+for _ in $(seq 300); do grep -q ready "$work/node.out" && break; sleep 0.1; done
+node_port="$(grep -o 'rpc=[^ ]*' "$work/node.out" | cut -d: -f2 || true)"
 [ -n "$node_port" ] || fail "bb-devnode did not start: $(cat "$work/node.out")"
 printf 'plugins:\n  hello:\n    interval_ms: 200\n    options:\n      greeting: "hi there"\n' \
   > "$work/agent.yaml"
@@ -39,11 +39,11 @@ HOME="$work" THEBLOCK_RPC_URL="http://127.0.0.1:$node_port" BLOCK_BUSTER_HTTP_HO
   "$bin/blockbuster-agent" --config "$work/agent.yaml" --plugin-dir "$work/plugins" \
   > "$work/agent.out" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do grep -q "ready http=" "$work/agent.out" && break; sleep 0.1; done
-port="$(grep -o 'http=[^ ]*' "$work/agent.out" | cut -d: -f2)"
+for _ in $(seq 300); do grep -q "ready http=" "$work/agent.out" && break; sleep 0.1; done
+port="$(grep -o 'http=[^ ]*' "$work/agent.out" | cut -d: -f2 || true)"
 [ -n "$port" ] || fail "agent did not start: $(cat "$work/agent.out")"
 body=""
-for _ in $(seq 100); do
+for _ in $(seq 300); do
   body="$(curl -sf "http://127.0.0.1:$port/plugins/hello/hello" || true)"
   case "$body" in *'"height":'[0-9]*) break ;; esac
   sleep 0.1
