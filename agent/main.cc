@@ -334,6 +334,8 @@ int main(int argc, char** argv) {
     feature_http.setUpgradeHandler(&feature_ws);
 
     bb::ServerOptions http_options{"http", config.http.host, config.http.port};
+    http_options.tls_cert_file = config.http.tls_cert_file;
+    http_options.tls_key_file = config.http.tls_key_file;
     http_options.auth = authenticator(config.auth.api, "api");
     http_options.path_auth.emplace_back("/metrics", authenticator(config.auth.metrics, "metrics"));
     http_options.decorate_refusal = [&router](const bb::HttpRequest& r, bb::HttpResponse& resp) {
@@ -370,10 +372,12 @@ int main(int argc, char** argv) {
         if (!config.web_root.empty()) throw bb::ConfigError(config.source + ": web.root: " + e.what());
         bb::logWarn("web", std::string(e.what()) + "; the web dashboard is not served");
       }
+      bb::ServerOptions web_options{"web", config.web.host, config.web.port};
+      web_options.tls_cert_file = config.web.tls_cert_file;
+      web_options.tls_key_file = config.web.tls_key_file;
       if (web_files)
         web = std::make_unique<bb::HttpServer>(
-            bb::ServerOptions{"web", config.web.host, config.web.port},
-            [&](bb::HttpRequest&& r) { return web_files->serve(r); });
+            web_options, [&](bb::HttpRequest&& r) { return web_files->serve(r); });
     }
     // The page holds no data, so only the surfaces that serve data need a warning.
     struct Exposed {

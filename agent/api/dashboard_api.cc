@@ -87,7 +87,25 @@ HttpResponse DashboardApi::section(const std::string& name) const {
 }
 
 std::string DashboardApi::marketsHealth() const {
+  // Composing the four markets parses and re-serializes four bodies: under load, build it at
+  // most once per store version and kComposedMaxAge (its ages are then at most that old).
   auto now = Clock::now();
+  uint64_t version = ctx_.store->version();
+  {
+    std::lock_guard<std::mutex> lock(markets_cache_.mutex);
+    if (!markets_cache_.body.empty() && markets_cache_.version == version &&
+        now - markets_cache_.built < kComposedMaxAge)
+      return markets_cache_.body;
+  }
+  std::string body = composeMarketsHealth(now);
+  std::lock_guard<std::mutex> lock(markets_cache_.mutex);
+  markets_cache_.version = version;
+  markets_cache_.built = now;
+  markets_cache_.body = body;
+  return body;
+}
+
+std::string DashboardApi::composeMarketsHealth(std::chrono::steady_clock::time_point now) const {
   Json markets = Json::object();
   std::vector<std::string> statuses;
   double oldest = 0;

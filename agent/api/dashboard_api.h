@@ -49,7 +49,17 @@ class DashboardApi {
 
  private:
   HttpResponse pluginSection(const HttpRequest& req) const;
+  std::string composeMarketsHealth(std::chrono::steady_clock::time_point now) const;
+
+  static constexpr std::chrono::milliseconds kComposedMaxAge{100};
   ApiContext ctx_;
+  struct ComposedCache {
+    std::mutex mutex;
+    uint64_t version = 0;
+    std::chrono::steady_clock::time_point built{};
+    std::string body;
+  };
+  mutable ComposedCache markets_cache_;
 };
 
 }  // namespace bb

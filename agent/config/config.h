@@ -24,8 +24,8 @@ struct Listener {
   std::string host;
   int port = 0;  ///< 0 = any free port (tests); 1..65535 otherwise
   /// TLS (http and web listeners only): PEM files; both "" = plain HTTP.
-  std::string tls_cert_file;
-  std::string tls_key_file;
+  std::string tls_cert_file{};
+  std::string tls_key_file{};
 };
 
 struct RpcConfig {

@@ -4,6 +4,8 @@
 #include <Poco/DigestEngine.h>
 #include <Poco/SHA2Engine.h>
 
+#include <cctype>
+#include <iterator>
 #include <sstream>
 
 namespace bb {

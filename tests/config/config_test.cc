@@ -475,13 +475,13 @@ INSTANTIATE_TEST_SUITE_P(
                   "backoff_initial_ms, backoff_max_ms, max_requests_per_second, burst, "
                   "max_connections, max_response_bytes (did you mean 'rpc_url'?)"},
         ErrorCase{"http:\n  prot: 1\n",
-                  "http.prot: unknown key; known keys: host, port, cors_origins (did you mean "
+                  "http.prot: unknown key; known keys: host, port, cors_origins, tls (did you mean "
                   "'port'?)"},
-        ErrorCase{"web:\n  zzz: 1\n", "web.zzz: unknown key; known keys: host, port, root"},
+        ErrorCase{"web:\n  zzz: 1\n", "web.zzz: unknown key; known keys: host, port, root, tls"},
         ErrorCase{"http:\n  port: 1\n  port: 2\n",
                   "http.port: duplicate key; keep one of the two entries"},
         ErrorCase{"http: 5000\n",
-                  "http: found '5000'; expected a mapping with keys host, port, cors_origins"},
+                  "http: found '5000'; expected a mapping with keys host, port, cors_origins, tls"},
         ErrorCase{"- a\n- b\n",
                   "(top level): found a list; expected a mapping of keys such as rpc_url: "
                   "http://localhost:9933"},
@@ -843,6 +843,31 @@ TEST(ConfigAuth, DescribeShowsTheShapeNeverTheHashes) {
   EXPECT_NE(d.find("# metrics: open"), std::string::npos) << d;
   // Still parses: the description is a config file.
   EXPECT_NO_THROW(bb::parseConfig(d, "described"));
+}
+
+// ---- tls ----------------------------------------------------------------------------------------
+
+TEST(ConfigTls, ReadsBothFilesPerListener) {
+  Config c = bb::parseConfig(
+      "http:\n  tls: {cert_file: /etc/bb/c.pem, key_file: /etc/bb/k.pem}\nweb:\n  tls:\n", "f");
+  EXPECT_EQ(c.http.tls_cert_file, "/etc/bb/c.pem");
+  EXPECT_EQ(c.http.tls_key_file, "/etc/bb/k.pem");
+  EXPECT_EQ(c.web.tls_cert_file, "");
+  Config back = bb::parseConfig(bb::describeConfig(c), "described");
+  EXPECT_EQ(back.http.tls_key_file, "/etc/bb/k.pem");
+}
+
+TEST(ConfigTls, NeedsBothOrNeither) {
+  try {
+    bb::parseConfig("web:\n  tls: {cert_file: /c.pem}\n", "/c.yaml");
+    FAIL() << "a certificate without a key was accepted";
+  } catch (const bb::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("web.tls: has only one of cert_file and key_file"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(bb::parseConfig("ws:\n  tls: {cert_file: /c, key_file: /k}\n", "f"),
+               bb::ConfigError);
 }
 
 }  // namespace

@@ -64,7 +64,8 @@ TEST(AgentSecurity, EachSurfaceNeedsItsOwnCredential) {
 
   auto health = httpRequest(agent.port(), "GET", "/health");
   EXPECT_EQ(health.status, 401);
-  EXPECT_NE(health.headers["www-authenticate"].find("realm=\"blockbuster api\""), std::string::npos);
+  EXPECT_NE(health.headers["www-authenticate"].find("realm=\"blockbuster api\""),
+            std::string::npos);
   EXPECT_EQ(httpRequest(agent.port(), "GET", "/health", bearer(kMetricsToken)).status, 401);
   health = httpRequest(agent.port(), "GET", "/health", bearer(kApiToken));
   EXPECT_EQ(health.status, 200) << health.body;
