@@ -2,7 +2,8 @@
 //   {"api_port", "ws_port", "feature_ws_port", "refresh_ms", "version"[, "ws_enabled"]}
 // Without it (the page served by `python3 -m http.server`) the guide's ports apply, on the host
 // the page came from. `?api=http://host:port` overrides the API base and `?ws=ws://host:port`
-// the stream (`?ws=off` disables it).
+// the stream (`?ws=off` disables it). `?token=T` is the API token when the agent requires one
+// (docs/security.md): kept in sessionStorage for this tab only and removed from the address bar.
 
 export const DEFAULT_API_PORT = 5000;
 export const DEFAULT_WS_PORT = 5001;
@@ -33,6 +34,27 @@ function wsBase(text) {
   }
 }
 
+const TOKEN_KEY = 'blockbuster.token';
+
+// The API token, from ?token= (then stored for this tab and taken out of the address bar, so it
+// is not bookmarked or shared by accident) or from an earlier visit in this tab.
+function apiToken(loc, params) {
+  const given = params.get('token');
+  try {
+    if (given) {
+      sessionStorage.setItem(TOKEN_KEY, given);
+      params.delete('token');
+      const rest = params.toString();
+      if (window.history && loc === window.location)
+        window.history.replaceState(null, '', `${loc.pathname}${rest ? `?${rest}` : ''}${loc.hash}`);
+      return given;
+    }
+    return sessionStorage.getItem(TOKEN_KEY);
+  } catch {
+    return given || null;  // storage disabled: use it for this page only
+  }
+}
+
 async function fetchRuntimeConfig(timeoutMs) {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeoutMs);
@@ -50,10 +72,11 @@ async function fetchRuntimeConfig(timeoutMs) {
 
 /**
  * Resolves the runtime config: {apiBase, wsUrl (null: no stream), refreshMs, version, source,
- * warnings[]}. Never throws.
+ * token (null: none), warnings[]}. Never throws.
  */
 export async function loadConfig(loc = window.location) {
   const params = new URLSearchParams(loc.search);
+  const token = apiToken(loc, params);
   const file = await fetchRuntimeConfig(3000);
   const warnings = [];
 
@@ -93,6 +116,7 @@ export async function loadConfig(loc = window.location) {
     refreshMs,
     version: file && typeof file.version === 'string' ? file.version : null,
     source: file ? 'bb-config.json' : 'defaults',
+    token,
     warnings,
   };
 }

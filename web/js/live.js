@@ -31,6 +31,12 @@ export const RECEIPTS_PAGE_SIZE = 20;
  *   {reached: false, error} when the agent did not answer (refused, reset, timed out), or
  *   {reached: true, status, body, error} where body is the parsed JSON or null.
  */
+let apiToken = null;
+/** Sets the bearer token sent with every API request (null: none). */
+export function setApiToken(token) {
+  apiToken = token || null;
+}
+
 export async function getJson(url, timeoutMs, signal) {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeoutMs);
@@ -40,7 +46,9 @@ export async function getJson(url, timeoutMs, signal) {
     const r = await fetch(url, {
       signal: controller.signal,
       cache: 'no-store',
-      headers: { Accept: 'application/json' },
+      headers: apiToken
+        ? { Accept: 'application/json', Authorization: `Bearer ${apiToken}` }
+        : { Accept: 'application/json' },
     });
     let body = null;
     let error = null;
@@ -289,7 +297,11 @@ export class LiveClient {
     if (!this.config.wsUrl || this.stopped) return;
     let ws;
     try {
-      ws = new WebSocket(this.config.wsUrl);
+      // Browsers cannot set headers on a WebSocket: the token rides in the subprotocol list,
+      // which the agent accepts (and answers with "blockbuster" only).
+      ws = this.config.token
+        ? new WebSocket(this.config.wsUrl, ['blockbuster', `bearer.${this.config.token}`])
+        : new WebSocket(this.config.wsUrl);
     } catch {
       this.scheduleReconnect();
       return;

@@ -4,7 +4,7 @@
 
 import { loadConfig } from './config.js';
 import { h, replace } from './dom.js';
-import { LiveClient } from './live.js';
+import { LiveClient, setApiToken } from './live.js';
 import { connectionState } from './status.js';
 import { initTheme } from './theme.js';
 import { tickRelativeTimes } from './panels/common.js';
@@ -37,6 +37,8 @@ async function main() {
   const pillEl = document.getElementById('conn-pill');
 
   const config = await loadConfig();
+
+  setApiToken(config.token);
   document.getElementById('footer-version').textContent =
     config.version ? `Block Buster v${config.version}` : 'Block Buster';
   document.getElementById('footer-api').textContent = `API: ${config.apiBase} (${config.source})`;

@@ -104,8 +104,11 @@ export async function startDevnode(binDir, { port = 0, extraArgs = [] } = {}) {
   return { ...p, port: Number(p.match[1]), url: `http://127.0.0.1:${p.match[1]}` };
 }
 
-/** Starts blockbuster-agent against `rpcUrl`, HTTP API and web page on free loopback ports. */
-export async function startAgent(binDir, rpcUrl, home) {
+/**
+ * Starts blockbuster-agent against `rpcUrl`, every listener on a free loopback port. `configYaml`
+ * (optional) is written to <home>/agent.yaml and passed with --config.
+ */
+export async function startAgent(binDir, rpcUrl, home, { configYaml } = {}) {
   const env = {
     ...process.env,
     HOME: home,
@@ -113,10 +116,18 @@ export async function startAgent(binDir, rpcUrl, home) {
     BLOCK_BUSTER_HTTP_PORT: '0',
     BLOCK_BUSTER_WEB_HOST: '127.0.0.1',
     BLOCK_BUSTER_WEB_PORT: '0',
+    BLOCK_BUSTER_WS_HOST: '127.0.0.1',
+    BLOCK_BUSTER_WS_PORT: '0',
+    BLOCK_BUSTER_FEATURE_WS_PORT: '0',
     THEBLOCK_RPC_URL: rpcUrl,
   };
+  const args = [];
+  if (configYaml) {
+    fs.writeFileSync(path.join(home, 'agent.yaml'), configYaml);
+    args.push('--config', path.join(home, 'agent.yaml'));
+  }
   for (const k of ['THEBLOCK_AUTH_TOKEN', 'THEBLOCK_WS_URL', 'BLOCK_BUSTER_LOG_LEVEL']) delete env[k];
-  const p = await startProcess(path.join(binDir, 'blockbuster-agent'), [],
+  const p = await startProcess(path.join(binDir, 'blockbuster-agent'), args,
     { env, cwd: home, ready: /blockbuster-agent ready http=127\.0\.0\.1:(\d+) web=127\.0\.0\.1:(\d+)/ });
   return {
     ...p,
