@@ -64,7 +64,8 @@ Endpoints (main port): /health /metrics /theblock/network/metrics /theblock/mark
 WebSocket: /theblock/ws (dashboard stream) on the WS port and on the main port; the feature
   stream on the feature port (any path) and on /theblock/ws/features of the main port.
 When ready it prints one line to stdout:
-  "blockbuster-agent ready http=HOST:PORT web=HOST:PORT ws=HOST:PORT feature=HOST:PORT".
+  "blockbuster-agent ready http=HOST:PORT web=HOST:PORT ws=HOST:PORT feature=HOST:PORT"
+  (and metrics=HOST:PORT when http.metrics_port is set).
 Docs: docs/ in the source tree; the config keys: docs/configuration.md.
 )";
 
@@ -355,6 +356,21 @@ int main(int argc, char** argv) {
         });
     http.setUpgradeHandler(&main_ws);
 
+    // /metrics alone on its own port (http.metrics_port), e.g. for a scraper on another network.
+    std::unique_ptr<bb::HttpServer> metrics_http;
+    if (config.metrics_port >= 0) {
+      bb::ServerOptions metrics_options{"metrics", config.http.host, config.metrics_port, 8, 256};
+      metrics_options.auth = authenticator(config.auth.metrics, "metrics");
+      metrics_http = std::make_unique<bb::HttpServer>(metrics_options, [&](bb::HttpRequest&& r) {
+        if (r.path != "/metrics")
+          return bb::HttpResponse::error(404, "not_found",
+                                         "this port serves /metrics only; the API is on port " +
+                                             std::to_string(http.port()));
+        bb::HttpRequest get = std::move(r);
+        return router.handle(std::move(get));
+      });
+    }
+
     std::unique_ptr<bb::StaticFiles> web_files;
     std::unique_ptr<bb::HttpServer> web;
     if (config.web.port >= 0) {
@@ -406,9 +422,12 @@ int main(int argc, char** argv) {
     ws_http.start();
     feature_http.start();
     if (web) web->start();
+    if (metrics_http) metrics_http->start();
     std::string ready = "blockbuster-agent ready http=" + config.http.host + ":" +
                         std::to_string(http.port());
     if (web) ready += " web=" + config.web.host + ":" + std::to_string(web->port());
+    if (metrics_http)
+      ready += " metrics=" + config.http.host + ":" + std::to_string(metrics_http->port());
     ready += " ws=" + config.ws.host + ":" + std::to_string(ws_http.port());
     ready += " feature=" + config.feature_ws.host + ":" + std::to_string(feature_http.port());
     std::printf("%s\n", ready.c_str());
@@ -437,6 +456,7 @@ int main(int argc, char** argv) {
     plugins.stopAll();
     hub.stop();
     if (web) web->stop();
+    if (metrics_http) metrics_http->stop();
     feature_http.stop();
     ws_http.stop();
     http.stop();

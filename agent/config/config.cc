@@ -37,7 +37,7 @@ const char* const kRpcKeys[] = {"connect_timeout_ms",
                                 "burst",
                                 "max_connections",
                                 "max_response_bytes"};
-const char* const kHttpKeys[] = {"host", "port", "cors_origins", "tls"};
+const char* const kHttpKeys[] = {"host", "port", "cors_origins", "tls", "metrics_port"};
 const char* const kWsKeys[] = {"host", "port", "feature_port"};
 const char* const kWebKeys[] = {"host", "port", "root", "tls"};
 const char* const kTlsKeys[] = {"cert_file", "key_file"};
@@ -803,6 +803,8 @@ void parseHttp(const Context& ctx, const YAML::Node& node, Config& config) {
                  config.http.port = readIntField(ctx, path, v, portRule());
                } else if (key == "tls") {
                  parseTls(ctx, child, "http", config.http);
+               } else if (key == "metrics_port") {
+                 config.metrics_port = readIntField(ctx, path, v, webPortRule());
                } else if (key == "cors_origins") {
                  config.cors_origins.clear();
                  if (v.kind == Value::Kind::kNull) {
@@ -1321,6 +1323,7 @@ std::string describeConfig(const Config& config) {
     out << (i == 0 ? "" : ", ") << quoted(config.cors_origins[i]);
   }
   out << "]\n";
+  out << "  metrics_port: " << config.metrics_port << "\n";
   out << "  tls: {cert_file: " << quoted(config.http.tls_cert_file)
       << ", key_file: " << quoted(config.http.tls_key_file) << "}\n";
   out << "ws:\n";

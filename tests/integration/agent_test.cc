@@ -213,6 +213,23 @@ TEST(AgentHttp, AnswersErrorsAsJsonWithTheRightStatus) {
   EXPECT_EQ(httpGet(agent.port(), "/health").headers["content-type"], "application/json");
 }
 
+TEST(AgentHttp, MetricsAloneOnTheirOwnPortWhenConfigured) {
+  DevNode node("spec");
+  TempDir home;
+  Agent agent(home, node.url(), "http:\n  metrics_port: 0\n");
+  auto line = agent.process().waitForLine("blockbuster-agent ready", std::chrono::seconds(5));
+  ASSERT_TRUE(line);
+  auto port = bbtest::portFromLine(*line, "metrics");
+  ASSERT_TRUE(port) << *line;
+  auto scrape = httpGet(*port, "/metrics");
+  EXPECT_EQ(scrape.status, 200);
+  EXPECT_NE(scrape.body.find("blockbuster_build_info"), std::string::npos);
+  EXPECT_NE(scrape.headers["content-type"].find("version=0.0.4"), std::string::npos);
+  auto other = httpGet(*port, "/theblock/network/metrics");
+  EXPECT_EQ(other.status, 404) << "the metrics port serves /metrics only";
+  EXPECT_EQ(httpGet(agent.port(), "/metrics").status, 200) << "and the main port still does";
+}
+
 struct BadConfigCase {
   const char* name;
   const char* yaml;
