@@ -46,6 +46,24 @@ std::vector<std::string> restartOnlyChanges(const Config& a, const Config& b,
   if (a.state_dir != b.state_dir) keys.push_back("state_dir");
   if (a.web_root != b.web_root) keys.push_back("web.root");
   if (a.cors_origins != b.cors_origins) keys.push_back("http.cors_origins");
+  if (a.metrics_port != b.metrics_port) keys.push_back("http.metrics_port");
+  auto tls = [&](const char* name, const Listener& x, const Listener& y) {
+    if (x.tls_cert_file != y.tls_cert_file || x.tls_key_file != y.tls_key_file)
+      keys.push_back(std::string(name) + ".tls");
+  };
+  tls("http", a.http, b.http);
+  tls("web", a.web, b.web);
+  // Credentials are compared, never shown: only the key is named.
+  auto auth = [&](const char* name, const AuthSurface& x, const AuthSurface& y) {
+    bool same = x.bearer_sha256 == y.bearer_sha256 && x.basic.size() == y.basic.size();
+    for (size_t i = 0; same && i < x.basic.size(); ++i)
+      same = x.basic[i].user == y.basic[i].user &&
+             x.basic[i].password_sha256 == y.basic[i].password_sha256;
+    if (!same) keys.push_back(name);
+  };
+  auth("auth.api", a.auth.api, b.auth.api);
+  auth("auth.metrics", a.auth.metrics, b.auth.metrics);
+  auth("auth.ws", a.auth.ws, b.auth.ws);
   return keys;
 }
 
