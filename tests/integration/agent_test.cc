@@ -17,17 +17,6 @@ using bbtest::TempDir;
 
 namespace {
 
-int freePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
 
 Json getJson(int port, const std::string& path, int expect_status = 200) {
   auto r = httpGet(port, path);
@@ -141,7 +130,7 @@ TEST_P(AgentProfiles, ServesEveryMarketFieldOfTheGuide) {
 INSTANTIATE_TEST_SUITE_P(BothProfiles, AgentProfiles, ::testing::Values("spec", "theblock"));
 
 TEST(AgentNodeDown, StartsWithoutTheNodeSaysDegradedAndRecoversWhenItAppears) {
-  int port = freePort();
+  int port = bbtest::freeLoopbackPort();
   TempDir home;
   Agent agent(home, "http://127.0.0.1:" + std::to_string(port),
               "plugins:\n  network:\n    interval_ms: 300\n");

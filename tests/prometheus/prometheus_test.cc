@@ -50,20 +50,6 @@ std::string readFile(const std::string& path) {
 
 // A port no one listens on now: bound to 0 and released, for a program that takes a port
 // number rather than reporting the one it picked.
-int freePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof addr;
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
-    port = ntohs(addr.sin_port);
-  close(fd);
-  return port;
-}
 
 // One node of a profile and the agent polling it, with the agent's default plugin intervals.
 struct Stack {
@@ -362,7 +348,7 @@ TEST(GrafanaDashboardTest, EveryPanelQueryReturnsSeriesFromARealPrometheus) {
   Stack spec("spec");
   Stack theblock("theblock");
   TempDir dir;
-  int port = freePort();
+  int port = bbtest::freeLoopbackPort();
   ASSERT_NE(port, 0);
   dir.write("prometheus.yml",
             "global:\n"

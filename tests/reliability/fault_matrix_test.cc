@@ -186,7 +186,7 @@ struct Stack {
 // ---- the node is not there ------------------------------------------------------------------
 
 TEST(FaultMatrix, NodeDownAtStartThenAppears) {
-  const int node_port = bbrel::freePort();
+  const int node_port = bbtest::freeLoopbackPort();
   TempDir home;
   Agent agent(home, "http://127.0.0.1:" + std::to_string(node_port), agentConfig());
   ASSERT_TRUE(eventually([&] {

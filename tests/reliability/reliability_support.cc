@@ -73,17 +73,6 @@ Json getJson(int port, const std::string& target, int expect_status) {
   }
 }
 
-int freePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
 
 bool setFaults(bbtest::DevNode& node, const std::string& json) {
   return bbtest::httpRequest(node.port(), "POST", "/_devnode/faults",

@@ -35,9 +35,6 @@ Timed timedGet(int port, const std::string& target);
 /// The body of a GET as JSON when the status is `expect_status`; a null Json otherwise.
 blockbuster::Json getJson(int port, const std::string& target, int expect_status = 200);
 
-/// A loopback port nobody listens on right now.
-int freePort();
-
 /// POST /_devnode/faults with `json`; true when bb-devnode accepted it.
 bool setFaults(bbtest::DevNode& node, const std::string& json);
 /// DELETE /_devnode/faults; true when bb-devnode accepted it.

@@ -60,6 +60,10 @@ class TempDir {
   std::string path_;
 };
 
+/// A TCP port free on 127.0.0.1 right now (bound and released): for a process that must be
+/// started later on a known port. Another process may take it in between; tests that can, bind 0.
+int freeLoopbackPort();
+
 /// Parses "name=host:port" tokens out of a ready line, e.g. "... http=127.0.0.1:4321 ...".
 std::optional<int> portFromLine(const std::string& line, const std::string& name);
 
