@@ -35,7 +35,8 @@ node_port="$(grep -o 'rpc=[^ ]*' "$work/node.out" | cut -d: -f2 || true)"
 printf 'plugins:\n  hello:\n    interval_ms: 200\n    options:\n      greeting: "hi there"\n' \
   > "$work/agent.yaml"
 HOME="$work" THEBLOCK_RPC_URL="http://127.0.0.1:$node_port" BLOCK_BUSTER_HTTP_HOST=127.0.0.1 \
-  BLOCK_BUSTER_HTTP_PORT=0 BLOCK_BUSTER_WEB_PORT=-1 \
+  BLOCK_BUSTER_HTTP_PORT=0 BLOCK_BUSTER_WEB_PORT=-1 BLOCK_BUSTER_WS_HOST=127.0.0.1 \
+  BLOCK_BUSTER_WS_PORT=0 BLOCK_BUSTER_FEATURE_WS_PORT=0 \
   "$bin/blockbuster-agent" --config "$work/agent.yaml" --plugin-dir "$work/plugins" \
   > "$work/agent.out" 2>&1 &
 pids+=($!)
