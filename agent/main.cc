@@ -79,8 +79,7 @@ struct Args {
 };
 
 [[noreturn]] void usageError(const std::string& message) {
-  std::fprintf(stderr, "blockbuster-agent: %s\nTry 'blockbuster-agent --help'.\n",
-               message.c_str());
+  std::fprintf(stderr, "blockbuster-agent: %s\nTry 'blockbuster-agent --help'.\n", message.c_str());
   std::exit(2);
 }
 
@@ -138,8 +137,7 @@ bb::Authenticator authenticator(const bb::AuthSurface& surface, const std::strin
 }
 
 bool isLoopback(const std::string& host) {
-  return host == "127.0.0.1" || host == "localhost" || host == "::1" ||
-         host.rfind("127.", 0) == 0;
+  return host == "127.0.0.1" || host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
 // The commented default config, its plugins section written out from the plugins found: each
@@ -155,17 +153,17 @@ int printDefaultConfig(const std::string& dir) {
   std::printf("plugins:%s\n", libs.empty() ? " {}" : "");
   for (const auto& lib : libs) {
     const auto& i = lib->info();
-    std::printf("  %s:  # %s %s\n    enabled: true\n    interval_ms: 2000\n    timeout_ms: 0\n"
-                "    isolation: inprocess\n    options:%s\n",
-                i.name.c_str(), i.description.c_str(), i.version.c_str(),
-                i.config_keys.empty() ? " {}" : "");
+    std::printf(
+        "  %s:  # %s %s\n    enabled: true\n    interval_ms: 2000\n    timeout_ms: 0\n"
+        "    isolation: inprocess\n    options:%s\n",
+        i.name.c_str(), i.description.c_str(), i.version.c_str(),
+        i.config_keys.empty() ? " {}" : "");
     for (const auto& k : i.config_keys) {
       if (k.default_json.empty())
         std::printf("      # %s:  # %s, no default. %s\n", k.name.c_str(),
                     bb::configTypeName(k.type), k.help.c_str());
       else
-        std::printf("      %s: %s  # %s\n", k.name.c_str(), k.default_json.c_str(),
-                    k.help.c_str());
+        std::printf("      %s: %s  # %s\n", k.name.c_str(), k.default_json.c_str(), k.help.c_str());
     }
   }
   for (const auto& e : errors) std::printf("# refused: %s\n", e.c_str());
@@ -178,12 +176,11 @@ int listPlugins(const std::string& dir) {
   std::printf("Plugins in %s:\n", dir.c_str());
   for (const auto& lib : libs) {
     const auto& i = lib->info();
-    std::printf("\n%s %s (ABI %u.%u)\n  %s\n  %s\n", i.name.c_str(), i.version.c_str(),
-                i.abi_major, i.abi_minor, i.description.c_str(), i.path.c_str());
+    std::printf("\n%s %s (ABI %u.%u)\n  %s\n  %s\n", i.name.c_str(), i.version.c_str(), i.abi_major,
+                i.abi_minor, i.description.c_str(), i.path.c_str());
     for (const auto& k : i.config_keys)
-      std::printf("  options.%s: %s, default %s. %s\n", k.name.c_str(),
-                  bb::configTypeName(k.type), k.default_json.empty() ? "none" : k.default_json.c_str(),
-                  k.help.c_str());
+      std::printf("  options.%s: %s, default %s. %s\n", k.name.c_str(), bb::configTypeName(k.type),
+                  k.default_json.empty() ? "none" : k.default_json.c_str(), k.help.c_str());
   }
   for (const auto& e : errors) std::printf("\nrefused: %s\n", e.c_str());
   return errors.empty() ? 0 : 1;
@@ -226,7 +223,7 @@ int main(int argc, char** argv) {
   bb::addSecret(config.rpc.auth_token);
 
   const std::string base = exeDir();
-  std::string plugin_dir = args.plugin_dir ? *args.plugin_dir
+  std::string plugin_dir = args.plugin_dir              ? *args.plugin_dir
                            : !config.plugin_dir.empty() ? config.plugin_dir
                                                         : base + "/../lib/blockbuster/plugins";
   plugin_dir = std::filesystem::weakly_canonical(plugin_dir).string();
@@ -246,8 +243,8 @@ int main(int argc, char** argv) {
           bb::effectiveOptions(lib->info(), kv.second.options_json);
         }
         if (!found)
-          throw bb::ConfigError("plugins." + kv.first + ": no plugin named '" + kv.first +
-                                "' in " + plugin_dir);
+          throw bb::ConfigError("plugins." + kv.first + ": no plugin named '" + kv.first + "' in " +
+                                plugin_dir);
       }
     } catch (const std::exception& e) {
       std::fprintf(stderr, "blockbuster-agent: %s: %s\n", config.source.c_str(), e.what());
@@ -261,9 +258,12 @@ int main(int argc, char** argv) {
 
   std::string state_dir = config.state_dir;
   if (state_dir.empty()) {
-    if (const char* sd = std::getenv("STATE_DIRECTORY")) state_dir = sd;  // systemd
-    else if (const char* home = std::getenv("HOME")) state_dir = std::string(home) + "/.block-buster/state";
-    else state_dir = "/var/lib/block-buster";
+    if (const char* sd = std::getenv("STATE_DIRECTORY"))
+      state_dir = sd;  // systemd
+    else if (const char* home = std::getenv("HOME"))
+      state_dir = std::string(home) + "/.block-buster/state";
+    else
+      state_dir = "/var/lib/block-buster";
   }
 
   try {
@@ -304,8 +304,9 @@ int main(int argc, char** argv) {
     hub_options.sources[bb::ws::streamIndex("operations")] = sectionBody("receipts.operations");
     hub_options.sources[bb::ws::streamIndex("markets_health")] =
         [&api]() -> std::optional<std::string> { return api.marketsHealth(); };
-    hub_options.sources[bb::ws::streamIndex("health")] =
-        [&api]() -> std::optional<std::string> { return api.health(); };
+    hub_options.sources[bb::ws::streamIndex("health")] = [&api]() -> std::optional<std::string> {
+      return api.health();
+    };
     hub_options.sources[bb::ws::streamIndex("receipts")] =
         [&routes]() -> std::optional<std::string> {
       if (!routes.has("/theblock/receipts")) return std::nullopt;
@@ -349,9 +350,9 @@ int main(int argc, char** argv) {
           // label, so a scanner probing random paths cannot create series.
           std::string route = router.routeLabel(r.path);
           if (route == "fallback")
-            route = routes.has(r.path) ? r.path
+            route = routes.has(r.path)                  ? r.path
                     : r.path.rfind("/plugins/", 0) == 0 ? "/plugins/*"
-                                                          : "unmatched";
+                                                        : "unmatched";
           metrics.httpRequest(route, resp.status, seconds);
         });
     http.setUpgradeHandler(&main_ws);
@@ -363,9 +364,9 @@ int main(int argc, char** argv) {
       metrics_options.auth = authenticator(config.auth.metrics, "metrics");
       metrics_http = std::make_unique<bb::HttpServer>(metrics_options, [&](bb::HttpRequest&& r) {
         if (r.path != "/metrics")
-          return bb::HttpResponse::error(404, "not_found",
-                                         "this port serves /metrics only; the API is on port " +
-                                             std::to_string(http.port()));
+          return bb::HttpResponse::error(
+              404, "not_found",
+              "this port serves /metrics only; the API is on port " + std::to_string(http.port()));
         bb::HttpRequest get = std::move(r);
         return router.handle(std::move(get));
       });
@@ -378,14 +379,14 @@ int main(int argc, char** argv) {
           config.web_root.empty() ? base + "/../share/blockbuster/web" : config.web_root;
       std::string runtime_config = "{\"api_port\":" + std::to_string(http.port()) +
                                    ",\"ws_port\":" + std::to_string(ws_http.port()) +
-                                   ",\"feature_ws_port\":" +
-                                   std::to_string(feature_http.port()) +
+                                   ",\"feature_ws_port\":" + std::to_string(feature_http.port()) +
                                    ",\"ws_enabled\":true,\"refresh_ms\":2000,"
                                    "\"version\":\"" BB_VERSION "\"}";
       try {
         web_files = std::make_unique<bb::StaticFiles>(root, runtime_config);
       } catch (const std::exception& e) {
-        if (!config.web_root.empty()) throw bb::ConfigError(config.source + ": web.root: " + e.what());
+        if (!config.web_root.empty())
+          throw bb::ConfigError(config.source + ": web.root: " + e.what());
         bb::logWarn("web", std::string(e.what()) + "; the web dashboard is not served");
       }
       bb::ServerOptions web_options{"web", config.web.host, config.web.port};
@@ -423,8 +424,8 @@ int main(int argc, char** argv) {
     feature_http.start();
     if (web) web->start();
     if (metrics_http) metrics_http->start();
-    std::string ready = "blockbuster-agent ready http=" + config.http.host + ":" +
-                        std::to_string(http.port());
+    std::string ready =
+        "blockbuster-agent ready http=" + config.http.host + ":" + std::to_string(http.port());
     if (web) ready += " web=" + config.web.host + ":" + std::to_string(web->port());
     if (metrics_http)
       ready += " metrics=" + config.http.host + ":" + std::to_string(metrics_http->port());

@@ -22,10 +22,15 @@ struct MarketSource {
 };
 const std::vector<MarketSource>& marketSources() {
   static const std::vector<MarketSource> kMarkets{
-      {"compute", "compute.market",
+      {"compute",
+       "compute.market",
        {"active_jobs", "total_providers", "avg_utilization", "total_revenue"}},
-      {"storage", "storage.market", {"total_stored", "total_providers", "avg_price", "capacity_used"}},
-      {"energy", "energy.market", {"total_credits", "avg_price", "active_traders", "trading_volume"}},
+      {"storage",
+       "storage.market",
+       {"total_stored", "total_providers", "avg_price", "capacity_used"}},
+      {"energy",
+       "energy.market",
+       {"total_credits", "avg_price", "active_traders", "trading_volume"}},
       {"ads", "ads.market", {"active_campaigns", "total_impressions", "total_revenue", "avg_cpm"}},
   };
   return kMarkets;
@@ -53,9 +58,12 @@ DashboardApi::DashboardApi(ApiContext context) : ctx_(std::move(context)) {}
 std::string DashboardApi::overallStatus(const std::vector<std::string>& statuses) {
   int healthy = 0, idle = 0, unavailable = 0;
   for (const auto& s : statuses) {
-    if (s == "healthy") ++healthy;
-    else if (s == "idle") ++idle;
-    else ++unavailable;
+    if (s == "healthy")
+      ++healthy;
+    else if (s == "idle")
+      ++idle;
+    else
+      ++unavailable;
   }
   int total = static_cast<int>(statuses.size());
   if (total == 0 || unavailable == total) return "down";
@@ -78,8 +86,8 @@ HttpResponse DashboardApi::section(const std::string& name) const {
     }
     if (!loaded) why = "the plugin is not loaded (disabled, missing, or refused at start)";
     if (s && !s->error.empty()) why = s->error;
-    auto r = HttpResponse::error(503, "no_data",
-                                 "no data yet from plugin '" + plugin + "': " + why);
+    auto r =
+        HttpResponse::error(503, "no_data", "no data yet from plugin '" + plugin + "': " + why);
     r.headers.emplace_back("Retry-After", "2");
     return r;
   }
@@ -159,10 +167,9 @@ std::string DashboardApi::health() const {
   NodeState node = ctx_.node->state();
   if (!node.reachable) {
     reasons.push_back(node.ever_answered ? "node unreachable: " + node.last_error
-                                         : node.last_error.empty()
-                                               ? "node not contacted yet"
-                                               : "node unreachable since start: " +
-                                                     node.last_error);
+                      : node.last_error.empty()
+                          ? "node not contacted yet"
+                          : "node unreachable since start: " + node.last_error);
   }
   if (node.banned) reasons.push_back("node rate-limited the agent; waiting out the ban");
 
@@ -171,22 +178,21 @@ std::string DashboardApi::health() const {
     if (st.state != "ok")
       reasons.push_back("plugin " + st.name + " is " + st.state +
                         (st.last_error.empty() ? "" : ": " + st.last_error));
-    plugins[st.name] = Json{
-        {"state", st.state},
-        {"version", st.version},
-        {"interval_ms", st.interval_ms},
-        {"last_success_age_seconds",
-         st.last_success_age_seconds ? round3(*st.last_success_age_seconds) : Json()},
-        {"last_duration_seconds",
-         st.last_duration_seconds ? round3(*st.last_duration_seconds) : Json()},
-        {"consecutive_failures", st.consecutive_failures},
-        {"collections", st.collections},
-        {"failures", st.failures},
-        {"skipped_runs", st.skipped},
-        {"last_error", st.last_error.empty() ? Json() : Json(st.last_error)}};
+    plugins[st.name] =
+        Json{{"state", st.state},
+             {"version", st.version},
+             {"interval_ms", st.interval_ms},
+             {"last_success_age_seconds",
+              st.last_success_age_seconds ? round3(*st.last_success_age_seconds) : Json()},
+             {"last_duration_seconds",
+              st.last_duration_seconds ? round3(*st.last_duration_seconds) : Json()},
+             {"consecutive_failures", st.consecutive_failures},
+             {"collections", st.collections},
+             {"failures", st.failures},
+             {"skipped_runs", st.skipped},
+             {"last_error", st.last_error.empty() ? Json() : Json(st.last_error)}};
   }
-  for (const auto& d : ctx_.plugins->disabled())
-    plugins[d] = Json{{"state", "disabled"}};
+  for (const auto& d : ctx_.plugins->disabled()) plugins[d] = Json{{"state", "disabled"}};
   Json load_errors = Json::array();
   for (const auto& e : ctx_.plugins->loadErrors()) {
     load_errors.push_back(e);
@@ -224,13 +230,12 @@ std::string DashboardApi::health() const {
       {"version", ctx_.version},
       {"uptime_seconds",
        static_cast<int64_t>(std::chrono::duration<double>(now - ctx_.started).count())},
-      {"node",
-       Json{{"rpc_url", redact(ctx_.rpc_url)},
-            {"reachable", node.reachable},
-            {"banned", node.banned},
-            {"last_answer_age_seconds",
-             node.last_answer_age_seconds ? round3(*node.last_answer_age_seconds) : Json()},
-            {"last_error", node.last_error.empty() ? Json() : Json(node.last_error)}}},
+      {"node", Json{{"rpc_url", redact(ctx_.rpc_url)},
+                    {"reachable", node.reachable},
+                    {"banned", node.banned},
+                    {"last_answer_age_seconds",
+                     node.last_answer_age_seconds ? round3(*node.last_answer_age_seconds) : Json()},
+                    {"last_error", node.last_error.empty() ? Json() : Json(node.last_error)}}},
       {"plugins", plugins},
       {"plugin_load_errors", load_errors},
       {"simple_db", simple_db},
@@ -257,8 +262,8 @@ std::string DashboardApi::dashboard() const {
     auto r = ctx_.plugin_routes->call("/theblock/receipts", {{"limit", "20"}});
     out["receipts"] = r ? bodyOf(HttpResponse::json(r->body, r->status)) : Json();
   } else {
-    out["receipts"] = Json{{"error", Json{{"code", "no_data"},
-                                          {"message", "the receipts plugin is not loaded"}}}};
+    out["receipts"] = Json{
+        {"error", Json{{"code", "no_data"}, {"message", "the receipts plugin is not loaded"}}}};
   }
   out["health"] = Json::parse(health());
   out["timestamp"] = static_cast<int64_t>(std::time(nullptr));
@@ -298,12 +303,12 @@ void DashboardApi::install(Router& router) {
       for (const auto& s : ctx_.store->all())
         if (s->plugin == info.name)
           sections.push_back("/plugins/" + info.name + "/" + s->name.substr(info.name.size() + 1));
-      list.push_back(Json{{"name", info.name},
-                          {"version", info.version},
-                          {"description", info.description},
-                          {"abi", std::to_string(info.abi_major) + "." +
-                                      std::to_string(info.abi_minor)},
-                          {"sections", sections}});
+      list.push_back(
+          Json{{"name", info.name},
+               {"version", info.version},
+               {"description", info.description},
+               {"abi", std::to_string(info.abi_major) + "." + std::to_string(info.abi_minor)},
+               {"sections", sections}});
     }
     return HttpResponse::json(Json{{"plugins", list}}.dump());
   });

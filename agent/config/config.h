@@ -78,10 +78,10 @@ struct Config {
   Listener ws{"0.0.0.0", 5001};          ///< BLOCK_BUSTER_WS_HOST / _PORT
   Listener feature_ws{"0.0.0.0", 5002};  ///< host = ws.host; BLOCK_BUSTER_FEATURE_WS_PORT
   Listener web{"0.0.0.0", 4173};         ///< BLOCK_BUSTER_WEB_HOST / _PORT; port -1 = off
-  int metrics_port = -1;  ///< http.metrics_port: /metrics alone on its own port; -1 = off
-  std::string web_root;                  ///< "" = <exe>/../share/blockbuster/web
-  std::string plugin_dir;                ///< "" = <exe>/../lib/blockbuster/plugins
-  std::string state_dir;                 ///< "" = $HOME/.block-buster/state
+  int metrics_port = -1;   ///< http.metrics_port: /metrics alone on its own port; -1 = off
+  std::string web_root;    ///< "" = <exe>/../share/blockbuster/web
+  std::string plugin_dir;  ///< "" = <exe>/../lib/blockbuster/plugins
+  std::string state_dir;   ///< "" = $HOME/.block-buster/state
   std::vector<std::string> cors_origins{"*"};
   AuthConfig auth;                 ///< auth.api / auth.metrics / auth.ws; absent = open
   std::string log_level = "info";  ///< debug | info | warn | error

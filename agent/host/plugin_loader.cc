@@ -1,8 +1,8 @@
 #include "host/plugin_loader.h"
 
-#include <algorithm>
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <boost/dll/shared_library.hpp>
 #include <cstring>
 #include <filesystem>

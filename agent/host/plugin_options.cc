@@ -10,11 +10,16 @@ using blockbuster::Json;
 
 const char* configTypeName(int type) {
   switch (type) {
-    case BB_CONFIG_BOOL: return "a boolean";
-    case BB_CONFIG_INT: return "an integer";
-    case BB_CONFIG_DOUBLE: return "a number";
-    case BB_CONFIG_STRING: return "a string";
-    case BB_CONFIG_STRING_LIST: return "a list of strings";
+    case BB_CONFIG_BOOL:
+      return "a boolean";
+    case BB_CONFIG_INT:
+      return "an integer";
+    case BB_CONFIG_DOUBLE:
+      return "a number";
+    case BB_CONFIG_STRING:
+      return "a string";
+    case BB_CONFIG_STRING_LIST:
+      return "a list of strings";
   }
   return "a value";
 }
@@ -23,10 +28,14 @@ namespace {
 
 bool matches(const Json& v, int type) {
   switch (type) {
-    case BB_CONFIG_BOOL: return v.isBool();
-    case BB_CONFIG_INT: return v.isInt();
-    case BB_CONFIG_DOUBLE: return v.isNumber();
-    case BB_CONFIG_STRING: return v.isString();
+    case BB_CONFIG_BOOL:
+      return v.isBool();
+    case BB_CONFIG_INT:
+      return v.isInt();
+    case BB_CONFIG_DOUBLE:
+      return v.isNumber();
+    case BB_CONFIG_STRING:
+      return v.isString();
     case BB_CONFIG_STRING_LIST:
       if (!v.isArray()) return false;
       for (const auto& e : v.asArray())
@@ -48,8 +57,7 @@ std::string effectiveOptions(const PluginInfo& plugin, const std::string& option
   }
   if (given.isNull()) given = Json::object();
   if (!given.isObject())
-    throw std::runtime_error(where + ": expected a map of option: value, got " +
-                             given.typeName());
+    throw std::runtime_error(where + ": expected a map of option: value, got " + given.typeName());
   std::string known;
   for (const auto& k : plugin.config_keys) known += (known.empty() ? "" : ", ") + k.name;
   for (const auto& member : given.asObject()) {
@@ -58,12 +66,12 @@ std::string effectiveOptions(const PluginInfo& plugin, const std::string& option
       if (k.name == member.first) key = &k;
     if (!key)
       throw std::runtime_error(where + "." + member.first + ": unknown option of plugin '" +
-                               plugin.name + "'; known options: " +
-                               (known.empty() ? "(none)" : known));
+                               plugin.name +
+                               "'; known options: " + (known.empty() ? "(none)" : known));
     if (!matches(member.second, key->type))
       throw std::runtime_error(where + "." + member.first + ": expected " +
-                               configTypeName(key->type) + ", got " +
-                               member.second.typeName() + " " + member.second.dump());
+                               configTypeName(key->type) + ", got " + member.second.typeName() +
+                               " " + member.second.dump());
   }
   Json effective = Json::object();
   for (const auto& k : plugin.config_keys) {

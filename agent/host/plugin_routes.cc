@@ -4,8 +4,8 @@
 
 namespace bb {
 
-std::string PluginRoutes::add(const std::string& path, const std::string& plugin,
-                              bb_route_fn fn, void* ctx) {
+std::string PluginRoutes::add(const std::string& path, const std::string& plugin, bb_route_fn fn,
+                              void* ctx) {
   if (path.empty() || path[0] != '/' || path.find("..") != std::string::npos)
     return "route '" + path + "' is not an absolute path";
   if (path == "/health" || path == "/metrics" || path.rfind("/plugins/", 0) == 0)
@@ -21,8 +21,10 @@ std::string PluginRoutes::add(const std::string& path, const std::string& plugin
 void PluginRoutes::removePlugin(const std::string& plugin) {
   std::unique_lock<std::shared_mutex> lock(mutex_);
   for (auto it = routes_.begin(); it != routes_.end();) {
-    if (it->second.plugin == plugin) it = routes_.erase(it);
-    else ++it;
+    if (it->second.plugin == plugin)
+      it = routes_.erase(it);
+    else
+      ++it;
   }
 }
 

@@ -44,8 +44,8 @@ bool validFeatureName(const std::string& s) {
   size_t start = 0;
   for (;;) {
     size_t dot = s.find('.', start);
-    if (!validSectionName(s.substr(start, dot == std::string::npos ? std::string::npos
-                                                                    : dot - start)))
+    if (!validSectionName(
+            s.substr(start, dot == std::string::npos ? std::string::npos : dot - start)))
       return false;
     if (dot == std::string::npos) return true;
     start = dot + 1;
@@ -400,8 +400,9 @@ int PluginRuntime::hostMetric(const bb_metric* m) {
 int PluginRuntime::hostFeature(const char* feature, double value) {
   std::string f = text(feature);
   if (!validFeatureName(f)) {
-    logWarn("plugin:" + name(), "feature '" + f + "' refused: a feature name is [a-z0-9_] words "
-                                "joined by dots, e.g. per_second.compute");
+    logWarn("plugin:" + name(), "feature '" + f +
+                                    "' refused: a feature name is [a-z0-9_] words "
+                                    "joined by dots, e.g. per_second.compute");
     return BB_ERR_INVALID;
   }
   services_.features->set(name() + "." + f, value);

@@ -15,8 +15,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <set>
 #include <mutex>
+#include <set>
 #include <sstream>
 
 namespace bb {
@@ -98,8 +98,10 @@ class ProcessCollector : public prometheus::Collectable {
     fam.help = help;
     fam.type = type;
     prometheus::ClientMetric m;
-    if (type == prometheus::MetricType::Counter) m.counter.value = value;
-    else m.gauge.value = value;
+    if (type == prometheus::MetricType::Counter)
+      m.counter.value = value;
+    else
+      m.gauge.value = value;
     fam.metric.push_back(m);
     return fam;
   }
@@ -110,10 +112,14 @@ class ProcessCollector : public prometheus::Collectable {
 // thousands of series (bench/micro: /metrics with 5000 series).
 void appendEscaped(std::string& out, const std::string& s, bool quote) {
   for (char c : s) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '\n') out += "\\n";
-    else if (c == '"' && quote) out += "\\\"";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '\n')
+      out += "\\n";
+    else if (c == '"' && quote)
+      out += "\\\"";
+    else
+      out += c;
   }
 }
 
@@ -172,11 +178,21 @@ std::string textExposition(const std::vector<prometheus::MetricFamily>& families
     out += "\n# TYPE ";
     out += f.name;
     switch (f.type) {
-      case prometheus::MetricType::Counter: out += " counter\n"; break;
-      case prometheus::MetricType::Gauge: out += " gauge\n"; break;
-      case prometheus::MetricType::Histogram: out += " histogram\n"; break;
-      case prometheus::MetricType::Summary: out += " summary\n"; break;
-      default: out += " untyped\n"; break;
+      case prometheus::MetricType::Counter:
+        out += " counter\n";
+        break;
+      case prometheus::MetricType::Gauge:
+        out += " gauge\n";
+        break;
+      case prometheus::MetricType::Histogram:
+        out += " histogram\n";
+        break;
+      case prometheus::MetricType::Summary:
+        out += " summary\n";
+        break;
+      default:
+        out += " untyped\n";
+        break;
     }
     for (const auto& m : f.metric) {
       switch (f.type) {
@@ -308,18 +324,21 @@ struct Metrics::Impl {
                            .Register(r);
     plugin_skipped = &prometheus::BuildCounter()
                           .Name("blockbuster_plugin_skipped_runs_total")
-                          .Help("Scheduled collections skipped because the previous one was "
-                                "still running.")
+                          .Help(
+                              "Scheduled collections skipped because the previous one was "
+                              "still running.")
                           .Register(r);
     plugin_quarantined = &prometheus::BuildCounter()
                               .Name("blockbuster_plugin_quarantines_total")
-                              .Help("Times a plugin was put in quarantine after repeated "
-                                    "failures.")
+                              .Help(
+                                  "Times a plugin was put in quarantine after repeated "
+                                  "failures.")
                               .Register(r);
     plugin_series_dropped = &prometheus::BuildCounter()
                                  .Name("blockbuster_plugin_series_dropped_total")
-                                 .Help("Metric updates of a plugin dropped by the per-plugin "
-                                       "series cap.")
+                                 .Help(
+                                     "Metric updates of a plugin dropped by the per-plugin "
+                                     "series cap.")
                                  .Register(r);
     plugin_metric_errors = &prometheus::BuildCounter()
                                 .Name("blockbuster_plugin_metric_errors_total")
@@ -359,8 +378,9 @@ struct Metrics::Impl {
                    .Register(r);
     ws_dropped = &prometheus::BuildCounter()
                       .Name("blockbuster_ws_messages_dropped_total")
-                      .Help("WebSocket messages a slow client never got: replaced by a newer "
-                            "one of the same stream, or over its queue's cap.")
+                      .Help(
+                          "WebSocket messages a slow client never got: replaced by a newer "
+                          "one of the same stream, or over its queue's cap.")
                       .Register(r);
     ws_closed = &prometheus::BuildCounter()
                      .Name("blockbuster_ws_clients_closed_total")
@@ -445,14 +465,16 @@ void Metrics::rpcCall(const std::string& method, const std::string& outcome, dou
   {
     std::lock_guard<std::mutex> lock(impl_->mutex);
     bool well_formed = !method.empty() && method.size() <= 64 &&
-                       method.find_first_not_of("abcdefghijklmnopqrstuvwxyz"
-                                                "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") ==
-                           std::string::npos;
+                       method.find_first_not_of(
+                           "abcdefghijklmnopqrstuvwxyz"
+                           "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") == std::string::npos;
     if (!well_formed) {
       label = "other";
     } else if (!impl_->rpc_methods.count(method)) {
-      if (impl_->rpc_methods.size() >= kMaxRpcMethods) label = "other";
-      else impl_->rpc_methods.insert(method);
+      if (impl_->rpc_methods.size() >= kMaxRpcMethods)
+        label = "other";
+      else
+        impl_->rpc_methods.insert(method);
     }
   }
   impl_->rpc_requests->Add({{"method", label}, {"outcome", outcome}}).Increment();
@@ -546,16 +568,20 @@ std::string Metrics::applyPluginMetric(const std::string& plugin, const MetricUp
     s.plugin = plugin;
     s.family = u.name;
     prometheus::Labels labels(u.labels.begin(), u.labels.end());
-    if (u.counter) s.counter = &fam.counters->Add(labels);
-    else s.gauge = &fam.gauges->Add(labels);
+    if (u.counter)
+      s.counter = &fam.counters->Add(labels);
+    else
+      s.gauge = &fam.gauges->Add(labels);
     sit = impl_->series.emplace(key, s).first;
     ++count;
     impl_->plugin_series->Add({{"plugin", plugin}}).Set(static_cast<double>(count));
   }
   auto& s = sit->second;
   if (s.gauge) {
-    if (u.op == MetricUpdate::Op::Add) s.gauge->Increment(u.value);
-    else s.gauge->Set(u.value);
+    if (u.op == MetricUpdate::Op::Add)
+      s.gauge->Increment(u.value);
+    else
+      s.gauge->Set(u.value);
     return "";
   }
   if (u.op == MetricUpdate::Op::Add) {

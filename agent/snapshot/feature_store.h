@@ -14,8 +14,8 @@ namespace bb {
 class FeatureStore {
  public:
   struct Vector {
-    std::vector<std::string> names;  ///< sorted, stable
-    std::vector<double> values;      ///< NaN = unknown
+    std::vector<std::string> names;                   ///< sorted, stable
+    std::vector<double> values;                       ///< NaN = unknown
     std::chrono::steady_clock::time_point updated{};  ///< last set(); epoch if never
     uint64_t version = 0;
   };
@@ -29,8 +29,10 @@ class FeatureStore {
   void removePrefix(const std::string& prefix) {
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto it = values_.begin(); it != values_.end();) {
-      if (it->first.rfind(prefix, 0) == 0) it = values_.erase(it);
-      else ++it;
+      if (it->first.rfind(prefix, 0) == 0)
+        it = values_.erase(it);
+      else
+        ++it;
     }
     ++version_;
   }

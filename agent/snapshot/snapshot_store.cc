@@ -55,18 +55,20 @@ std::string SnapshotStore::renderBody(const Section& section,
   out.reserve(section.body_prefix.size() + 96);
   out += section.body_prefix;
   bool empty_object = !out.empty() && out.back() == ' ';
-  if (empty_object) out.pop_back();
-  else out += ',';
+  if (empty_object)
+    out.pop_back();
+  else
+    out += ',';
   out += "\"age_seconds\":";
   out += formatSeconds(section.ageSeconds(now));
   bool stale = section.isStale(now);
   out += stale ? ",\"stale\":true" : ",\"stale\":false";
   if (stale) {
     out += ",\"stale_reason\":";
-    blockbuster::Json::appendString(out, !section.error.empty() ? section.error
-                                                 : "no refresh within " +
-                                                       std::to_string(section.stale_after.count()) +
-                                                       " ms");
+    blockbuster::Json::appendString(
+        out, !section.error.empty()
+                 ? section.error
+                 : "no refresh within " + std::to_string(section.stale_after.count()) + " ms");
   }
   out += '}';
   return out;
@@ -120,8 +122,10 @@ void SnapshotStore::markPluginError(const std::string& plugin, const std::string
 void SnapshotStore::removePlugin(const std::string& plugin) {
   std::lock_guard<std::mutex> lock(mutex_);
   for (auto it = sections_.begin(); it != sections_.end();) {
-    if (it->second->plugin == plugin) it = sections_.erase(it);
-    else ++it;
+    if (it->second->plugin == plugin)
+      it = sections_.erase(it);
+    else
+      ++it;
   }
   ++version_;
 }

@@ -27,7 +27,7 @@ struct Section {
   int64_t published_unix = 0;  ///< wall-clock seconds of the last successful publish
   std::chrono::steady_clock::time_point published_at{};
   std::chrono::milliseconds stale_after{0};  ///< older than this = stale
-  std::string error;  ///< why the last refresh failed; empty when it succeeded
+  std::string error;     ///< why the last refresh failed; empty when it succeeded
   uint64_t version = 0;  ///< store-wide version at which this section last changed
 
   double ageSeconds(std::chrono::steady_clock::time_point now) const;

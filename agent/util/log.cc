@@ -1,12 +1,12 @@
 #include "util/log.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <mutex>
 #include <vector>
-#include <algorithm>
 
 namespace bb {
 namespace {
@@ -22,20 +22,29 @@ uint64_t g_errors_total = 0;
 }  // namespace
 
 bool parseLogLevel(std::string_view text, LogLevel& out) {
-  if (text == "debug") out = LogLevel::Debug;
-  else if (text == "info") out = LogLevel::Info;
-  else if (text == "warn") out = LogLevel::Warn;
-  else if (text == "error") out = LogLevel::Error;
-  else return false;
+  if (text == "debug")
+    out = LogLevel::Debug;
+  else if (text == "info")
+    out = LogLevel::Info;
+  else if (text == "warn")
+    out = LogLevel::Warn;
+  else if (text == "error")
+    out = LogLevel::Error;
+  else
+    return false;
   return true;
 }
 
 const char* toString(LogLevel level) {
   switch (level) {
-    case LogLevel::Debug: return "debug";
-    case LogLevel::Info: return "info";
-    case LogLevel::Warn: return "warn";
-    case LogLevel::Error: return "error";
+    case LogLevel::Debug:
+      return "debug";
+    case LogLevel::Info:
+      return "info";
+    case LogLevel::Warn:
+      return "warn";
+    case LogLevel::Error:
+      return "error";
   }
   return "info";
 }

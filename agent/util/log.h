@@ -2,10 +2,10 @@
 // Thread-safe. Registered secrets are replaced by "<redacted>" in every line, whoever logs it.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
-#include <cstdint>
 
 namespace bb {
 

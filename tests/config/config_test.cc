@@ -475,13 +475,15 @@ INSTANTIATE_TEST_SUITE_P(
                   "backoff_initial_ms, backoff_max_ms, max_requests_per_second, burst, "
                   "max_connections, max_response_bytes (did you mean 'rpc_url'?)"},
         ErrorCase{"http:\n  prot: 1\n",
-                  "http.prot: unknown key; known keys: host, port, cors_origins, tls, metrics_port (did you mean "
+                  "http.prot: unknown key; known keys: host, port, cors_origins, tls, metrics_port "
+                  "(did you mean "
                   "'port'?)"},
         ErrorCase{"web:\n  zzz: 1\n", "web.zzz: unknown key; known keys: host, port, root, tls"},
         ErrorCase{"http:\n  port: 1\n  port: 2\n",
                   "http.port: duplicate key; keep one of the two entries"},
         ErrorCase{"http: 5000\n",
-                  "http: found '5000'; expected a mapping with keys host, port, cors_origins, tls, metrics_port"},
+                  "http: found '5000'; expected a mapping with keys host, port, cors_origins, tls, "
+                  "metrics_port"},
         ErrorCase{"- a\n- b\n",
                   "(top level): found a list; expected a mapping of keys such as rpc_url: "
                   "http://localhost:9933"},

@@ -7,11 +7,11 @@
 
 #include "integration/stack.h"
 
-using blockbuster::Json;
 using bbtest::Agent;
 using bbtest::eventually;
 using bbtest::httpGet;
 using bbtest::TempDir;
+using blockbuster::Json;
 
 namespace {
 
@@ -60,9 +60,8 @@ TEST(PluginFaults, AThrowingPluginIsCountedThenQuarantinedWhileTheOthersGoOn) {
   Json steady = plugin(agent, "steady");
   int64_t steady_runs = steady["collections"].asInt();
   EXPECT_EQ(steady["state"].asString(), "ok");
-  ASSERT_TRUE(eventually([&] {
-    return plugin(agent, "steady")["collections"].asInt() >= steady_runs + 10;
-  }));
+  ASSERT_TRUE(eventually(
+      [&] { return plugin(agent, "steady")["collections"].asInt() >= steady_runs + 10; }));
   EXPECT_LT(plugin(agent, "misbehave")["failures"].asInt(), failures + 10);
   EXPECT_TRUE(agent.process().running());
 }
@@ -70,13 +69,14 @@ TEST(PluginFaults, AThrowingPluginIsCountedThenQuarantinedWhileTheOthersGoOn) {
 TEST(PluginFaults, AHangingPluginHasItsRunsSkippedNotStackedAndDelaysNoOne) {
   TempDir home;
   Agent agent(home, kNoNode, config("{mode: hang, hang_ms: 1500}", 100, 200));
-  ASSERT_TRUE(eventually([&] { return plugin(agent, "misbehave")["state"].asString() == "overdue"; }))
-      << plugin(agent, "misbehave").dump();
+  ASSERT_TRUE(eventually([&] {
+    return plugin(agent, "misbehave")["state"].asString() == "overdue";
+  })) << plugin(agent, "misbehave").dump();
   // While it hangs, the other plugin keeps its 100 ms pace.
   int64_t steady_runs = plugin(agent, "steady")["collections"].asInt();
-  ASSERT_TRUE(eventually(
-      [&] { return plugin(agent, "steady")["collections"].asInt() >= steady_runs + 5; },
-      std::chrono::seconds(5)));
+  ASSERT_TRUE(
+      eventually([&] { return plugin(agent, "steady")["collections"].asInt() >= steady_runs + 5; },
+                 std::chrono::seconds(5)));
   EXPECT_EQ(plugin(agent, "misbehave")["collections"].asInt(), 0) << "still inside its first run";
   // When it returns, the runs it missed were skipped, not run back to back.
   Json m;
@@ -118,7 +118,8 @@ TEST(PluginFaults, AFlakyPluginRecoversAndItsDataIsFreshAgain) {
 TEST(PluginFaults, SigtermStopsTheAgentEvenWithAPluginStuckInCollect) {
   TempDir home;
   Agent agent(home, kNoNode, config("{mode: hang, hang_ms: 30000}", 100, 200));
-  ASSERT_TRUE(eventually([&] { return plugin(agent, "misbehave")["state"].asString() == "overdue"; }));
+  ASSERT_TRUE(
+      eventually([&] { return plugin(agent, "misbehave")["state"].asString() == "overdue"; }));
   agent.process().signal(SIGTERM);
   auto status = agent.process().wait(std::chrono::seconds(10));
   ASSERT_TRUE(status.has_value()) << "the agent did not exit";

@@ -59,15 +59,16 @@ TEST(SnapshotStore, AnErrorKeepsTheLastDataMarkedStaleWithTheReason) {
     EXPECT_TRUE(body["stale"].asBool()) << name;
     EXPECT_EQ(body["stale_reason"].asString(), "node unreachable") << name;
   }
-  EXPECT_EQ(render(store, "network.metrics", std::chrono::steady_clock::now())["peer_count"].asInt(),
-            3);
+  EXPECT_EQ(
+      render(store, "network.metrics", std::chrono::steady_clock::now())["peer_count"].asInt(), 3);
   // The same error again changes nothing (no version bump, so no push to clients).
   uint64_t v = store.version();
   store.markPluginError("network", "node unreachable");
   EXPECT_EQ(store.version(), v);
   // A successful publish clears it.
   store.publish("network.metrics", "network", R"({"peer_count":4})", false, 60000ms);
-  EXPECT_FALSE(render(store, "network.metrics", std::chrono::steady_clock::now())["stale"].asBool());
+  EXPECT_FALSE(
+      render(store, "network.metrics", std::chrono::steady_clock::now())["stale"].asBool());
 }
 
 TEST(SnapshotStore, NotifiesListenersOfEveryChange) {

@@ -7,16 +7,15 @@
 
 #include "integration/stack.h"
 
-using blockbuster::Json;
 using bbtest::Agent;
 using bbtest::DevNode;
 using bbtest::eventually;
 using bbtest::httpGet;
 using bbtest::httpRequest;
 using bbtest::TempDir;
+using blockbuster::Json;
 
 namespace {
-
 
 Json getJson(int port, const std::string& path, int expect_status = 200) {
   auto r = httpGet(port, path);
@@ -28,9 +27,9 @@ Json getJson(int port, const std::string& path, int expect_status = 200) {
   }
 }
 
-const char* kNetworkFields[] = {"network_strength", "block_height",  "finality_time",
-                                "peer_count",       "tps",           "bandwidth_in",
-                                "bandwidth_out",    "active_connections", "timestamp"};
+const char* kNetworkFields[] = {
+    "network_strength", "block_height",  "finality_time",      "peer_count", "tps",
+    "bandwidth_in",     "bandwidth_out", "active_connections", "timestamp"};
 const char* kPeerFields[] = {"id",      "address",      "connected_at", "latency_ms",
                              "version", "is_validator", "reputation"};
 
@@ -47,7 +46,8 @@ TEST_P(AgentProfiles, ServesHealthMetricsAndTheNetworkEndpointsAsTheChainMoves) 
     metrics = getJson(agent.port(), "/theblock/network/metrics");
     return metrics.isObject();
   })) << agent.process().output();
-  for (const char* f : kNetworkFields) EXPECT_TRUE(metrics.contains(f)) << f << " in " << metrics.dump();
+  for (const char* f : kNetworkFields)
+    EXPECT_TRUE(metrics.contains(f)) << f << " in " << metrics.dump();
   EXPECT_TRUE(metrics["block_height"].isInt());
   EXPECT_TRUE(metrics["peer_count"].isInt());
   EXPECT_TRUE(metrics["network_strength"].isInt());
@@ -153,16 +153,16 @@ TEST(AgentNodeDown, StartsWithoutTheNodeSaysDegradedAndRecoversWhenItAppears) {
   EXPECT_TRUE(eventually([&] {
     return getJson(agent.port(), "/theblock/network/metrics")["block_height"].isInt();
   })) << agent.process().output();
-  EXPECT_TRUE(eventually([&] { return getJson(agent.port(), "/health")["status"].asString() == "ok"; }));
+  EXPECT_TRUE(
+      eventually([&] { return getJson(agent.port(), "/health")["status"].asString() == "ok"; }));
 }
 
 TEST(AgentNodeDown, KeepsServingTheLastDataMarkedStaleWhenTheNodeDies) {
   TempDir home;
   auto node = std::make_unique<DevNode>("spec");
   Agent agent(home, node->url(), "plugins:\n  network:\n    interval_ms: 300\n");
-  ASSERT_TRUE(eventually([&] {
-    return getJson(agent.port(), "/theblock/network/metrics")["block_height"].isInt();
-  }));
+  ASSERT_TRUE(eventually(
+      [&] { return getJson(agent.port(), "/theblock/network/metrics")["block_height"].isInt(); }));
   node->process().signal(SIGKILL);
   node->process().wait(std::chrono::seconds(5));
   Json body;
@@ -232,9 +232,9 @@ class AgentBadConfig : public ::testing::TestWithParam<BadConfigCase> {};
 TEST_P(AgentBadConfig, StopsStartupWithOneLineNamingTheFileAndTheKey) {
   TempDir dir;
   dir.write("c.yaml", GetParam().yaml);
-  auto [status, out] = bbtest::runProgram({bbtest::binPath("blockbuster-agent"), "--config",
-                                           dir.file("c.yaml")},
-                                          {{"HOME", dir.path()}}, std::chrono::seconds(20));
+  auto [status, out] =
+      bbtest::runProgram({bbtest::binPath("blockbuster-agent"), "--config", dir.file("c.yaml")},
+                         {{"HOME", dir.path()}}, std::chrono::seconds(20));
   EXPECT_EQ(status, 2) << out;
   EXPECT_NE(out.find(dir.file("c.yaml")), std::string::npos) << out;
   EXPECT_NE(out.find(GetParam().key), std::string::npos) << out;
@@ -246,7 +246,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(BadConfigCase{"unknown_key", "rpc_urll: http://x\n", "rpc_urll"},
                       BadConfigCase{"wrong_type", "http:\n  port: [1]\n", "http.port"},
                       BadConfigCase{"port_range", "http:\n  port: 70000\n", "http.port"},
-                      BadConfigCase{"plugin_option", "plugins:\n  network:\n    options:\n      peers_targt: 3\n",
+                      BadConfigCase{"plugin_option",
+                                    "plugins:\n  network:\n    options:\n      peers_targt: 3\n",
                                     "peers_targt"},
                       BadConfigCase{"unknown_plugin", "plugins:\n  nosuch: {}\n", "nosuch"}),
     [](const auto& info) { return std::string(info.param.name); });

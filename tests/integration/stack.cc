@@ -13,8 +13,7 @@
 namespace bbtest {
 
 HttpResult httpRequest(int port, const std::string& method, const std::string& target,
-                       const std::map<std::string, std::string>& headers,
-                       const std::string& body) {
+                       const std::map<std::string, std::string>& headers, const std::string& body) {
   HttpResult r;
   try {
     Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(port));

@@ -73,7 +73,6 @@ Json getJson(int port, const std::string& target, int expect_status) {
   }
 }
 
-
 bool setFaults(bbtest::DevNode& node, const std::string& json) {
   return bbtest::httpRequest(node.port(), "POST", "/_devnode/faults",
                              {{"Content-Type", "application/json"}}, json)

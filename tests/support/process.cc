@@ -3,9 +3,9 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <sys/socket.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -194,9 +194,8 @@ std::optional<int> portFromLine(const std::string& line, const std::string& name
   while ((pos = line.find(key, pos)) != std::string::npos) {
     if (pos == 0 || line[pos - 1] == ' ') {
       size_t end = line.find(' ', pos);
-      std::string value = line.substr(pos + key.size(), end == std::string::npos
-                                                            ? std::string::npos
-                                                            : end - pos - key.size());
+      std::string value = line.substr(
+          pos + key.size(), end == std::string::npos ? std::string::npos : end - pos - key.size());
       auto colon = value.rfind(':');
       if (colon == std::string::npos) return std::nullopt;
       try {

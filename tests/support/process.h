@@ -42,10 +42,9 @@ class ChildProcess {
 };
 
 /// Runs a program to completion (with a timeout) and returns {exit status, output}.
-std::pair<int, std::string> runProgram(std::vector<std::string> argv,
-                                       std::map<std::string, std::string> env = {},
-                                       std::chrono::milliseconds timeout =
-                                           std::chrono::seconds(60));
+std::pair<int, std::string> runProgram(
+    std::vector<std::string> argv, std::map<std::string, std::string> env = {},
+    std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
 /// A fresh temporary directory, removed with its contents on destruction.
 class TempDir {

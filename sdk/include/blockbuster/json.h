@@ -41,14 +41,14 @@ class Json {
   static constexpr int kMaxDepth = 128;
 
   Json() noexcept = default;
-  Json(std::nullptr_t) noexcept {}                                // NOLINT
-  Json(bool b) noexcept : type_(Type::Bool), b_(b) {}            // NOLINT
-  Json(int v) noexcept : type_(Type::Int), i_(v) {}              // NOLINT
-  Json(long v) noexcept : type_(Type::Int), i_(v) {}             // NOLINT
-  Json(long long v) noexcept : type_(Type::Int), i_(v) {}        // NOLINT
-  Json(unsigned v) noexcept : type_(Type::Int), i_(v) {}         // NOLINT
+  Json(std::nullptr_t) noexcept {}                                     // NOLINT
+  Json(bool b) noexcept : type_(Type::Bool), b_(b) {}                  // NOLINT
+  Json(int v) noexcept : type_(Type::Int), i_(v) {}                    // NOLINT
+  Json(long v) noexcept : type_(Type::Int), i_(v) {}                   // NOLINT
+  Json(long long v) noexcept : type_(Type::Int), i_(v) {}              // NOLINT
+  Json(unsigned v) noexcept : type_(Type::Int), i_(v) {}               // NOLINT
   Json(unsigned long v) : Json(static_cast<unsigned long long>(v)) {}  // NOLINT
-  Json(unsigned long long v) {                                   // NOLINT
+  Json(unsigned long long v) {                                         // NOLINT
     if (v <= static_cast<unsigned long long>(INT64_MAX)) {
       type_ = Type::Int;
       i_ = static_cast<int64_t>(v);
@@ -57,11 +57,11 @@ class Json {
       d_ = static_cast<double>(v);
     }
   }
-  Json(double v) noexcept : type_(Type::Double), d_(v) {}  // NOLINT
-  Json(const char* s) : type_(Type::String), s_(s) {}      // NOLINT
-  Json(std::string s) : type_(Type::String), s_(std::move(s)) {}  // NOLINT
-  Json(std::string_view s) : type_(Type::String), s_(s) {}        // NOLINT
-  Json(Array a) : type_(Type::Array), a_(std::make_shared<Array>(std::move(a))) {}  // NOLINT
+  Json(double v) noexcept : type_(Type::Double), d_(v) {}                              // NOLINT
+  Json(const char* s) : type_(Type::String), s_(s) {}                                  // NOLINT
+  Json(std::string s) : type_(Type::String), s_(std::move(s)) {}                       // NOLINT
+  Json(std::string_view s) : type_(Type::String), s_(s) {}                             // NOLINT
+  Json(Array a) : type_(Type::Array), a_(std::make_shared<Array>(std::move(a))) {}     // NOLINT
   Json(Object o) : type_(Type::Object), o_(std::make_shared<Object>(std::move(o))) {}  // NOLINT
   /// Builds an object: Json{{"a", 1}, {"b", "x"}}.
   Json(std::initializer_list<Member> members)
@@ -176,13 +176,19 @@ class Json {
 
   std::string typeName() const {
     switch (type_) {
-      case Type::Null: return "null";
-      case Type::Bool: return "boolean";
+      case Type::Null:
+        return "null";
+      case Type::Bool:
+        return "boolean";
       case Type::Int:
-      case Type::Double: return "number";
-      case Type::String: return "string";
-      case Type::Array: return "array";
-      case Type::Object: return "object";
+      case Type::Double:
+        return "number";
+      case Type::String:
+        return "string";
+      case Type::Array:
+        return "array";
+      case Type::Object:
+        return "object";
     }
     return "?";
   }
@@ -195,11 +201,21 @@ class Json {
   }
   void dumpTo(std::string& out) const {
     switch (type_) {
-      case Type::Null: out += "null"; break;
-      case Type::Bool: out += b_ ? "true" : "false"; break;
-      case Type::Int: out += std::to_string(i_); break;
-      case Type::Double: appendDouble(out, d_); break;
-      case Type::String: appendString(out, s_); break;
+      case Type::Null:
+        out += "null";
+        break;
+      case Type::Bool:
+        out += b_ ? "true" : "false";
+        break;
+      case Type::Int:
+        out += std::to_string(i_);
+        break;
+      case Type::Double:
+        appendDouble(out, d_);
+        break;
+      case Type::String:
+        appendString(out, s_);
+        break;
       case Type::Array: {
         out += '[';
         bool first = true;
@@ -244,12 +260,18 @@ class Json {
     }
     if (a.type_ != b.type_) return false;
     switch (a.type_) {
-      case Type::Null: return true;
-      case Type::Bool: return a.b_ == b.b_;
-      case Type::String: return a.s_ == b.s_;
-      case Type::Array: return *a.a_ == *b.a_;
-      case Type::Object: return *a.o_ == *b.o_;
-      default: return false;
+      case Type::Null:
+        return true;
+      case Type::Bool:
+        return a.b_ == b.b_;
+      case Type::String:
+        return a.s_ == b.s_;
+      case Type::Array:
+        return *a.a_ == *b.a_;
+      case Type::Object:
+        return *a.o_ == *b.o_;
+      default:
+        return false;
     }
   }
   friend bool operator!=(const Json& a, const Json& b) { return !(a == b); }
@@ -258,13 +280,27 @@ class Json {
     out += '"';
     for (unsigned char c : s) {
       switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        case '\b': out += "\\b"; break;
-        case '\f': out += "\\f"; break;
+        case '"':
+          out += "\\\"";
+          break;
+        case '\\':
+          out += "\\\\";
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
+        case '\b':
+          out += "\\b";
+          break;
+        case '\f':
+          out += "\\f";
+          break;
         default:
           if (c < 0x20) {
             char buf[8];
@@ -431,10 +467,14 @@ class Json {
       for (int i = 0; i < 4; ++i) {
         char h = t[pos++];
         v <<= 4;
-        if (h >= '0' && h <= '9') v |= static_cast<uint32_t>(h - '0');
-        else if (h >= 'a' && h <= 'f') v |= static_cast<uint32_t>(h - 'a' + 10);
-        else if (h >= 'A' && h <= 'F') v |= static_cast<uint32_t>(h - 'A' + 10);
-        else fail("bad hex digit in \\u escape");
+        if (h >= '0' && h <= '9')
+          v |= static_cast<uint32_t>(h - '0');
+        else if (h >= 'a' && h <= 'f')
+          v |= static_cast<uint32_t>(h - 'a' + 10);
+        else if (h >= 'A' && h <= 'F')
+          v |= static_cast<uint32_t>(h - 'A' + 10);
+        else
+          fail("bad hex digit in \\u escape");
       }
       return v;
     }
@@ -453,14 +493,30 @@ class Json {
         if (pos >= t.size()) fail("unterminated escape");
         char e = t[pos++];
         switch (e) {
-          case '"': out += '"'; break;
-          case '\\': out += '\\'; break;
-          case '/': out += '/'; break;
-          case 'b': out += '\b'; break;
-          case 'f': out += '\f'; break;
-          case 'n': out += '\n'; break;
-          case 'r': out += '\r'; break;
-          case 't': out += '\t'; break;
+          case '"':
+            out += '"';
+            break;
+          case '\\':
+            out += '\\';
+            break;
+          case '/':
+            out += '/';
+            break;
+          case 'b':
+            out += '\b';
+            break;
+          case 'f':
+            out += '\f';
+            break;
+          case 'n':
+            out += '\n';
+            break;
+          case 'r':
+            out += '\r';
+            break;
+          case 't':
+            out += '\t';
+            break;
           case 'u': {
             uint32_t cp = hex4();
             if (cp >= 0xD800 && cp <= 0xDBFF) {
@@ -476,7 +532,8 @@ class Json {
             appendUtf8(out, cp);
             break;
           }
-          default: fail("bad escape");
+          default:
+            fail("bad escape");
         }
       }
     }

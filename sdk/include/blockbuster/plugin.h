@@ -35,7 +35,12 @@
 
 namespace blockbuster {
 
-enum class LogLevel { Debug = BB_LOG_DEBUG, Info = BB_LOG_INFO, Warn = BB_LOG_WARN, Error = BB_LOG_ERROR };
+enum class LogLevel {
+  Debug = BB_LOG_DEBUG,
+  Info = BB_LOG_INFO,
+  Warn = BB_LOG_WARN,
+  Error = BB_LOG_ERROR
+};
 
 /// A failed RPC call: `status` is a bb_status, `code` the JSON-RPC error code when the node
 /// answered with one (e.g. -32601 method not found), else 0.
@@ -169,9 +174,12 @@ class Host {
     std::vector<bb_rpc_request> reqs(calls.size());
     for (size_t i = 0; i < calls.size(); ++i) {
       params[i] = calls[i].params.dump();
-      reqs[i] = bb_rpc_request{sizeof(bb_rpc_request), calls[i].method.c_str(),
-                               params[i].c_str(),     &detail::appendSink,
-                               &outs[i],              BB_ERR_INTERNAL};
+      reqs[i] = bb_rpc_request{sizeof(bb_rpc_request),
+                               calls[i].method.c_str(),
+                               params[i].c_str(),
+                               &detail::appendSink,
+                               &outs[i],
+                               BB_ERR_INTERNAL};
     }
     api_->rpc_call_many(host_, reqs.data(), reqs.size());
     std::vector<RpcResult> results;
@@ -194,8 +202,8 @@ class Host {
   /// Sets a gauge. A NaN value removes the series (unknown is absent, never 0).
   void gauge(const std::string& name, const std::string& help, double value,
              const Labels& labels = {}) const {
-    metric(name, help, BB_METRIC_GAUGE, std::isnan(value) ? BB_METRIC_REMOVE : BB_METRIC_SET,
-           value, labels);
+    metric(name, help, BB_METRIC_GAUGE, std::isnan(value) ? BB_METRIC_REMOVE : BB_METRIC_SET, value,
+           labels);
   }
   /// Sets a counter to an absolute total the node reports (e.g. bytes sent since start).
   void counterTotal(const std::string& name, const std::string& help, double total,
@@ -324,10 +332,9 @@ struct Entry {
   Entry(const char* name, const char* version, const char* description) {
     if constexpr (HasConfigKeys<T>::value) keys = T::configKeys();
     for (const auto& k : keys)
-      cKeys.push_back(bb_config_key{sizeof(bb_config_key), k.name.c_str(),
-                                    static_cast<uint32_t>(k.type),
-                                    k.default_json.empty() ? nullptr : k.default_json.c_str(),
-                                    k.help.c_str()});
+      cKeys.push_back(
+          bb_config_key{sizeof(bb_config_key), k.name.c_str(), static_cast<uint32_t>(k.type),
+                        k.default_json.empty() ? nullptr : k.default_json.c_str(), k.help.c_str()});
     plugin = bb_plugin{sizeof(bb_plugin),
                        BB_ABI_VERSION_MAJOR,
                        BB_ABI_VERSION_MINOR,
@@ -387,12 +394,12 @@ struct Entry {
 
 /// Declares the plugin class of this .so and exports its entry symbol.
 #define BLOCKBUSTER_PLUGIN(Class, name, version, description)                      \
-  extern "C" BB_PLUGIN_EXPORT const bb_plugin* bb_plugin_entry(void) {            \
-    try {                                                                         \
+  extern "C" BB_PLUGIN_EXPORT const bb_plugin* bb_plugin_entry(void) {             \
+    try {                                                                          \
       return ::blockbuster::detail::Entry<Class>::get(name, version, description); \
-    } catch (...) {                                                               \
-      return nullptr; /* the agent refuses a plugin whose entry returns NULL */   \
-    }                                                                             \
+    } catch (...) {                                                                \
+      return nullptr; /* the agent refuses a plugin whose entry returns NULL */    \
+    }                                                                              \
   }
 
 #endif  // BLOCKBUSTER_PLUGIN_H_

@@ -102,7 +102,7 @@ typedef struct bb_metric {
 /** A parsed HTTP request handed to a route registered with bb_host_api::serve. */
 typedef struct bb_request {
   uint32_t struct_size;
-  const char* path; /**< the decoded path, e.g. "/theblock/receipts" */
+  const char* path;                /**< the decoded path, e.g. "/theblock/receipts" */
   const char* const* query_keys;   /**< percent-decoded, in order of appearance */
   const char* const* query_values; /**< percent-decoded; "" for a key without '=' */
   size_t query_count;
@@ -113,8 +113,7 @@ typedef struct bb_request {
  * (200, 400, ...). For an error status the body should be {"error":{"code","message"}}.
  * Called on HTTP worker threads, concurrently; must not block on the node.
  */
-typedef int (*bb_route_fn)(void* ctx, const bb_request* request, bb_sink_fn sink,
-                           void* sink_ctx);
+typedef int (*bb_route_fn)(void* ctx, const bb_request* request, bb_sink_fn sink, void* sink_ctx);
 
 /** Services the agent lends a plugin. Every member may be called from any thread. */
 typedef struct bb_host_api {
