@@ -1,7 +1,5 @@
 #include "rpc/rpc_client.h"
 
-#include <blockbuster/json.h>
-
 #include <Poco/Dynamic/Var.h>
 #include <Poco/Exception.h>
 #include <Poco/JSON/Object.h>
@@ -16,6 +14,7 @@
 #include <Poco/Net/SocketAddress.h>
 #include <Poco/Timespan.h>
 #include <Poco/URI.h>
+#include <blockbuster/json.h>
 
 #include <algorithm>
 #include <cctype>
