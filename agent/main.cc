@@ -16,6 +16,7 @@
 #include "api/dashboard_api.h"
 #include "api/node_monitor.h"
 #include "config/config.h"
+#include "config/exposure.h"
 #include "default_config.h"
 #include "host/config_reload.h"
 #include "host/plugin_manager.h"
@@ -130,14 +131,18 @@ std::string exeDir() {
   return std::filesystem::path(buf).parent_path().string();
 }
 
+// bb-plugin-runner, for plugins with isolation: process: where the build tree and the package
+// both put it, relative to the agent's own binary (bin/ -> libexec/blockbuster/).
+std::string pluginRunnerPath(const std::string& exe_dir) {
+  return std::filesystem::weakly_canonical(exe_dir + "/../" BB_LIBEXECDIR
+                                                    "/blockbuster/bb-plugin-runner")
+      .string();
+}
+
 bb::Authenticator authenticator(const bb::AuthSurface& surface, const std::string& realm) {
   std::vector<bb::Authenticator::BasicUser> basic;
   for (const auto& u : surface.basic) basic.push_back({u.user, u.password_sha256});
   return bb::Authenticator(surface.bearer_sha256, std::move(basic), "blockbuster " + realm);
-}
-
-bool isLoopback(const std::string& host) {
-  return host == "127.0.0.1" || host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
 // The commented default config, its plugins section written out from the plugins found: each
@@ -241,6 +246,12 @@ int main(int argc, char** argv) {
           if (lib->info().name != kv.first) continue;
           found = true;
           bb::effectiveOptions(lib->info(), kv.second.options_json);
+          const std::string runner = pluginRunnerPath(base);
+          if (kv.second.isolation == "process" && access(runner.c_str(), X_OK) != 0)
+            throw bb::ConfigError("plugins." + kv.first +
+                                  ".isolation: 'process' needs bb-plugin-runner, which is not "
+                                  "at " +
+                                  runner + "; install it with the agent, or use 'inprocess'");
         }
         if (!found)
           throw bb::ConfigError("plugins." + kv.first + ": no plugin named '" + kv.first + "' in " +
@@ -252,6 +263,8 @@ int main(int argc, char** argv) {
     }
     std::fputs(bb::describeConfig(config).c_str(), stdout);
     for (const auto& e : errors) std::fprintf(stderr, "warning: plugin refused: %s\n", e.c_str());
+    for (const auto& w : bb::exposureWarnings(config))
+      std::fprintf(stderr, "warning: %s\n", w.c_str());
     std::printf("# config OK (plugins from %s)\n", plugin_dir.c_str());
     return 0;
   }
@@ -278,7 +291,8 @@ int main(int argc, char** argv) {
     bb::SnapshotStore store;
     bb::FeatureStore features;
     bb::PluginRoutes routes;
-    bb::HostServices services{&rpc, &store, &metrics, &features, &routes, state_dir};
+    bb::HostServices services{&rpc, &store, &metrics, &features, &routes, state_dir,
+                              pluginRunnerPath(base)};
     bb::PluginManager plugins(services);
     plugins.load(config, plugin_dir);
 
@@ -397,24 +411,7 @@ int main(int argc, char** argv) {
             web_options, [&](bb::HttpRequest&& r) { return web_files->serve(r); });
     }
     // The page holds no data, so only the surfaces that serve data need a warning.
-    struct Exposed {
-      const bb::Listener* listener;
-      const bb::AuthSurface* auth;
-      const char* what;
-      const char* key;
-    };
-    for (const Exposed& e :
-         {Exposed{&config.http, &config.auth.api, "the REST API", "auth.api"},
-          Exposed{&config.http, &config.auth.metrics, "/metrics", "auth.metrics"},
-          Exposed{&config.ws, &config.auth.ws, "the WebSocket ports", "auth.ws"}}) {
-      if (e.listener->port >= 0 && !isLoopback(e.listener->host) && e.auth->open())
-        bb::logWarn("security",
-                    "listening on " + e.listener->host + ":" + std::to_string(e.listener->port) +
-                        " without authentication for " + e.what +
-                        ": anyone who can reach this address can read it; set " + e.key +
-                        " in the config (docs/security.md), bind "
-                        "127.0.0.1, or put an authenticating proxy in front");
-    }
+    for (const auto& w : bb::exposureWarnings(config)) bb::logWarn("security", w);
 
     ws_server.start();
     hub.start();

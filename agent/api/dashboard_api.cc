@@ -190,7 +190,14 @@ std::string DashboardApi::health() const {
              {"collections", st.collections},
              {"failures", st.failures},
              {"skipped_runs", st.skipped},
-             {"last_error", st.last_error.empty() ? Json() : Json(st.last_error)}};
+             {"last_error", st.last_error.empty() ? Json() : Json(st.last_error)},
+             {"isolation", st.isolation}};
+    if (st.isolation == "process") {
+      Json& p = plugins[st.name];
+      p["pid"] = st.pid ? Json(st.pid) : Json();
+      p["process_restarts"] = st.process_restarts;
+      p["last_exit"] = st.last_exit.empty() ? Json() : Json(st.last_exit);
+    }
   }
   for (const auto& d : ctx_.plugins->disabled()) plugins[d] = Json{{"state", "disabled"}};
   Json load_errors = Json::array();

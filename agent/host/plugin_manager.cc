@@ -1,5 +1,7 @@
 #include "host/plugin_manager.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <set>
@@ -64,10 +66,12 @@ std::vector<PluginManager::Settings> PluginManager::check(
     } catch (const std::exception& e) {
       throw ConfigError(config.source + ": " + e.what());
     }
-    if (s.config.isolation == "process")
-      throw ConfigError(config.source + ": plugins." + lib->info().name +
-                        ".isolation: 'process' is not available in this build of the agent; "
-                        "use 'inprocess'");
+    if (s.config.isolation == "process" && access(services_.plugin_runner.c_str(), X_OK) != 0)
+      throw ConfigError(
+          config.source + ": plugins." + lib->info().name +
+          ".isolation: 'process' needs bb-plugin-runner, which is not at " +
+          (services_.plugin_runner.empty() ? std::string("(unset)") : services_.plugin_runner) +
+          "; install it with the agent, or use 'inprocess'");
     out.push_back(std::move(s));
   }
   return out;

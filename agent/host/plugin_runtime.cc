@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "host/plugin_routes.h"
+#include "host/process_plugin.h"
 #include "metrics/metrics.h"
 #include "rpc/rpc_client.h"
 #include "snapshot/feature_store.h"
@@ -95,6 +96,7 @@ PluginRuntime::~PluginRuntime() {
     return;
   }
   if (services_.routes) services_.routes->removePlugin(name());
+  process_.reset();
   if (instance_) library_->plugin().destroy(instance_);
   instance_ = nullptr;
 }
@@ -106,6 +108,21 @@ void PluginRuntime::create(const std::string& effective_options_json) {
     if (ec)
       throw std::runtime_error("plugin '" + name() + "': cannot create its state directory " +
                                state_dir_ + " (" + ec.message() + "); set state_dir");
+  }
+  if (config_.isolation == "process") {
+    ProcessPlugin::Options o;
+    o.name = name();
+    o.plugin_path = info().path;
+    o.runner = services_.plugin_runner;
+    o.state_dir = state_dir_;
+    // Killed as hung past this: RPC calls fail at the deadline (timeout), so a collect still
+    // running long after it is stuck in the plugin's own code.
+    o.collect_limit =
+        std::max<std::chrono::milliseconds>(2 * timeout(), timeout() + std::chrono::seconds(5));
+    o.metrics = services_.metrics;
+    process_ = std::make_unique<ProcessPlugin>(std::move(o), host_.get(), &kHostApi);
+    process_->create(effective_options_json);
+    return;
   }
   std::string error;
   instance_ = library_->plugin().create(host_.get(), &kHostApi, effective_options_json.c_str(),
@@ -136,7 +153,9 @@ bool PluginRuntime::stop(std::chrono::milliseconds grace) {
   stopping_ = true;
   cv_.notify_all();
   if (!thread_.joinable()) return !abandoned_;
-  if (!cv_.wait_for(lock, grace, [this] { return thread_done_; })) {
+  // A plugin in its own process is killed at half the grace: its collect() then returns.
+  if (process_ && !cv_.wait_for(lock, grace / 2, [this] { return thread_done_; })) process_->kill();
+  if (!cv_.wait_for(lock, process_ ? grace / 2 : grace, [this] { return thread_done_; })) {
     logWarn("plugin:" + name(),
             "still inside collect() after " + std::to_string(grace.count()) + " ms; abandoning it");
     abandoned_ = true;
@@ -204,7 +223,8 @@ void PluginRuntime::collectOnce() {
   deadline_ns_.store((started + timeout()).time_since_epoch().count());
   node_fault_.store(false);
   std::string error;
-  int status = library_->plugin().collect(instance_, &appendTo, &error);
+  int status = process_ ? process_->collect(error)
+                        : library_->plugin().collect(instance_, &appendTo, &error);
   deadline_ns_.store(0);
   auto finished = Clock::now();
   double seconds = std::chrono::duration<double>(finished - started).count();
@@ -265,6 +285,13 @@ PluginStatus PluginRuntime::status() const {
   s.collections = collections_;
   s.failures = failures_;
   s.skipped = skipped_;
+  s.isolation = config_.isolation;
+  if (process_) {
+    ProcessPlugin::State p = process_->state();
+    s.pid = p.pid;
+    s.process_restarts = p.restarts;
+    s.last_exit = p.last_exit;
+  }
   if (stopping_)
     s.state = "stopped";
   else if (collecting_ && now - collect_started_ > timeout())

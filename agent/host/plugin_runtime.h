@@ -35,6 +35,7 @@ class SnapshotStore;
 class Metrics;
 class FeatureStore;
 class PluginRoutes;
+class ProcessPlugin;
 
 /// The agent services a plugin may use. Not owned; must outlive every PluginRuntime.
 struct HostServices {
@@ -43,7 +44,8 @@ struct HostServices {
   Metrics* metrics = nullptr;
   FeatureStore* features = nullptr;
   PluginRoutes* routes = nullptr;
-  std::string state_dir;  ///< each plugin gets <state_dir>/<plugin>
+  std::string state_dir;      ///< each plugin gets <state_dir>/<plugin>
+  std::string plugin_runner;  ///< bb-plugin-runner, for plugins with isolation: process
 };
 
 struct PluginStatus {
@@ -59,6 +61,10 @@ struct PluginStatus {
   uint64_t collections = 0;
   uint64_t failures = 0;
   uint64_t skipped = 0;
+  std::string isolation = "inprocess";  ///< inprocess | process
+  int pid = 0;                          ///< process: pid of the plugin's process, 0 if none
+  uint64_t process_restarts = 0;        ///< process: processes lost and replaced
+  std::string last_exit;                ///< process: how the last lost one ended
 };
 
 class PluginRuntime {
@@ -110,6 +116,7 @@ class PluginRuntime {
   HostServices services_;
   std::unique_ptr<bb_host> host_;
   void* instance_ = nullptr;
+  std::unique_ptr<ProcessPlugin> process_;  // isolation: process: stands in for instance_
   std::string state_dir_;
 
   std::thread thread_;

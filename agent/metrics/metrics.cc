@@ -259,6 +259,7 @@ struct Metrics::Impl {
   Family<Gauge>* plugin_interval;
   Family<Counter>* plugin_skipped;
   Family<Counter>* plugin_quarantined;
+  Family<Counter>* plugin_process_restarts;
   Family<Counter>* plugin_series_dropped;
   Family<Counter>* plugin_metric_errors;
   Family<Gauge>* plugin_series;
@@ -334,6 +335,12 @@ struct Metrics::Impl {
                                   "Times a plugin was put in quarantine after repeated "
                                   "failures.")
                               .Register(r);
+    plugin_process_restarts = &prometheus::BuildCounter()
+                                   .Name("blockbuster_plugin_process_restarts_total")
+                                   .Help(
+                                       "Times the process of a plugin with isolation: process "
+                                       "died (crash, kill, hang) and was started again.")
+                                   .Register(r);
     plugin_series_dropped = &prometheus::BuildCounter()
                                  .Name("blockbuster_plugin_series_dropped_total")
                                  .Help(
@@ -428,6 +435,7 @@ void Metrics::removePlugin(const std::string& plugin, const std::string& version
   drop(impl_->plugin_errors);
   drop(impl_->plugin_skipped);
   drop(impl_->plugin_quarantined);
+  drop(impl_->plugin_process_restarts);
   drop(impl_->plugin_series_dropped);
   drop(impl_->plugin_metric_errors);
   drop(impl_->plugin_series);
@@ -456,6 +464,10 @@ void Metrics::pluginSkipped(const std::string& plugin) {
 
 void Metrics::pluginQuarantined(const std::string& plugin) {
   impl_->plugin_quarantined->Add({{"plugin", plugin}}).Increment();
+}
+
+void Metrics::pluginProcessRestarts(const std::string& plugin, double add) {
+  impl_->plugin_process_restarts->Add({{"plugin", plugin}}).Increment(add);
 }
 
 void Metrics::rpcCall(const std::string& method, const std::string& outcome, double seconds) {

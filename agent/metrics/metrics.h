@@ -41,6 +41,8 @@ class Metrics {
   void pluginUp(const std::string& plugin, bool up);
   void pluginSkipped(const std::string& plugin);  ///< a run skipped: the previous still running
   void pluginQuarantined(const std::string& plugin);
+  /// Counts restarts of the process of a plugin with isolation: process (0 creates the series).
+  void pluginProcessRestarts(const std::string& plugin, double add);
   void rpcCall(const std::string& method, const std::string& outcome, double seconds);
   void httpRequest(const std::string& route, int code, double seconds);
   void nodeUp(bool up);

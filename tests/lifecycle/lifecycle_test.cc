@@ -139,6 +139,41 @@ TEST_F(Lifecycle, ANewIntervalRestartsOnlyThatPluginAndKeepsWebSocketClients) {
   EXPECT_FALSE(ws.closed()) << "close code " << ws.closeCode();
 }
 
+TEST_F(Lifecycle, SwitchingIsolationMovesOnlyThatPluginIntoItsOwnProcessAndBack) {
+  start(config(100));
+  Agent& agent = *agent_;
+  EXPECT_EQ(plugin(agent, "misbehave")["isolation"].asString(), "inprocess");
+  const int64_t steady_before = collections(agent, "steady");
+  std::string isolated = config(100);
+  const std::string key = "    interval_ms: 100\n    options:";
+  ASSERT_NE(isolated.find(key), std::string::npos);
+  isolated.replace(isolated.find(key), key.size(),
+                   "    interval_ms: 100\n    isolation: process\n    options:");
+  std::string line = reload(agent, home_, isolated, "SIGHUP: reloaded");
+  ASSERT_NE(line.find("restarted misbehave"), std::string::npos) << agent.process().output();
+  Json m;
+  ASSERT_TRUE(eventually([&] {
+    m = plugin(agent, "misbehave");
+    return m["isolation"].asString() == "process" && m["pid"].isInt() &&
+           m["state"].asString() == "ok";
+  })) << m.dump();
+  const int64_t pid = m["pid"].asInt();
+  EXPECT_NE(pid, agent.process().pid());
+  EXPECT_EQ(httpGet(agent.port(), "/fixture/misbehave").json()["pid"].asInt(), pid);
+  EXPECT_GE(collections(agent, "steady"), steady_before) << "steady was restarted";
+
+  line = reload(agent, home_, config(100), "SIGHUP: reloaded");
+  ASSERT_NE(line.find("restarted misbehave"), std::string::npos) << agent.process().output();
+  ASSERT_TRUE(eventually([&] {
+    return plugin(agent, "misbehave")["isolation"].asString() == "inprocess" &&
+           hasState(agent, "misbehave", "ok");
+  }));
+  EXPECT_EQ(httpGet(agent.port(), "/fixture/misbehave").json()["pid"].asInt(),
+            agent.process().pid());
+  EXPECT_TRUE(eventually([&] { return ::kill(static_cast<pid_t>(pid), 0) != 0; }))
+      << "the plugin's process outlived its switch back";
+}
+
 TEST_F(Lifecycle, AnInvalidConfigIsRefusedAndTheOldOneKeepsServing) {
   start(config(100));
   Agent& agent = *agent_;

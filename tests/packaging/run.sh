@@ -33,6 +33,8 @@ grep -q ' ./usr/lib/systemd/system/blockbuster-agent.service$' <<<"$agent_files"
   || fail "no systemd unit"
 grep -q ' ./usr/lib/blockbuster/plugins/bb_network.so$' <<<"$agent_files" || fail "no plugins"
 grep -q ' ./usr/share/blockbuster/web/index.html$' <<<"$agent_files" || fail "no web files"
+grep -q ' ./usr/libexec/blockbuster/bb-plugin-runner$' <<<"$agent_files" \
+  || fail "no bb-plugin-runner (isolation: process)"
 if grep -q 'bb-devnode' <<<"$agent_files"; then fail "bb-devnode must not be shipped"; fi
 grep -q ' ./usr/include/blockbuster/plugin_abi.h$' <<<"$sdk_files" || fail "no SDK header"
 
@@ -78,4 +80,9 @@ for _ in $(seq 300); do
   sleep 0.1
 done
 grep -q '"block_height":[0-9]' <<<"$metrics" || fail "no network metrics from the installed agent"
+# The installed agent finds the installed runner: isolation: process passes its check.
+printf 'plugins:\n  network: {isolation: process}\n' > "$work/isolated.yaml"
+HOME="$work" "$root/usr/bin/blockbuster-agent" --config "$work/isolated.yaml" \
+  --plugin-dir "$root/usr/lib/blockbuster/plugins" --check-config > "$work/check.out" 2>&1 \
+  || fail "isolation: process refused by the installed agent: $(cat "$work/check.out")"
 echo "deb_package: OK"

@@ -168,3 +168,31 @@ TEST(AgentSecurity, CheckConfigAndConfigErrorsNeverShowSecrets) {
 }
 
 }  // namespace
+
+namespace {
+
+// The non-loopback warning, through the real binary: --check-config computes it from the same
+// function the agent logs it with at start (config/exposure.cc), without binding anything, so
+// the test never listens on a non-loopback address.
+TEST(AgentSecurity, CheckConfigWarnsAboutEachOpenSurfaceOnANonLoopbackAddress) {
+  TempDir home;
+  home.write("open.yaml", "http: {host: 0.0.0.0, port: 5000}\nws: {host: 127.0.0.1}\n");
+  auto [status, out] = bbtest::runProgram(
+      {bbtest::binPath("blockbuster-agent"), "--config", home.file("open.yaml"), "--check-config"},
+      {{"HOME", home.path()}});
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("warning: listening on 0.0.0.0:5000 without authentication for the REST API"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("without authentication for /metrics"), std::string::npos) << out;
+  EXPECT_EQ(out.find("for the WebSocket ports"), std::string::npos) << "ws is on loopback: " << out;
+
+  home.write("closed.yaml", "http: {host: 127.0.0.1}\nws: {host: 127.0.0.1}\n");
+  std::tie(status, out) = bbtest::runProgram({bbtest::binPath("blockbuster-agent"), "--config",
+                                              home.file("closed.yaml"), "--check-config"},
+                                             {{"HOME", home.path()}});
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_EQ(out.find("without authentication"), std::string::npos) << out;
+}
+
+}  // namespace
