@@ -5,40 +5,28 @@
 
 #include <regex>
 
+#include "host/misbehave_support.h"
 #include "integration/stack.h"
 
 using bbtest::Agent;
 using bbtest::eventually;
 using bbtest::httpGet;
+using bbtest::kNoNode;
 using bbtest::TempDir;
 using blockbuster::Json;
 
 namespace {
 
-std::string config(const std::string& misbehave_options, int interval_ms = 100,
-                   int timeout_ms = 0) {
-  std::string yaml = "plugin_dir: " BB_MISBEHAVE_DIR "\nplugins:\n  misbehave:\n    interval_ms: " +
-                     std::to_string(interval_ms) + "\n";
-  if (timeout_ms) yaml += "    timeout_ms: " + std::to_string(timeout_ms) + "\n";
-  yaml += "    options: " + misbehave_options + "\n  steady:\n    interval_ms: 100\n";
-  return yaml;
+std::string config(const std::string& options, int interval_ms = 100, int timeout_ms = 0) {
+  return bbtest::misbehaveConfig(options, interval_ms, timeout_ms);
 }
 
 Json plugin(const Agent& agent, const std::string& name) {
-  auto r = httpGet(agent.port(), "/health");
-  if (r.status != 200) return Json();
-  return r.json()["plugins"][name];
+  return bbtest::pluginHealth(agent, name);
 }
-
 double metric(const Agent& agent, const std::string& series) {
-  std::string text = httpGet(agent.port(), "/metrics").body;
-  auto pos = text.find("\n" + series + " ");
-  if (pos == std::string::npos) return -1;
-  return std::stod(text.substr(pos + series.size() + 2));
+  return bbtest::metricValue(agent, series);
 }
-
-// No node is needed: the fixtures never call it.
-const std::string kNoNode = "http://127.0.0.1:9";
 
 TEST(PluginFaults, AThrowingPluginIsCountedThenQuarantinedWhileTheOthersGoOn) {
   TempDir home;
