@@ -5,6 +5,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <fstream>
+#include <iterator>
+
 #include "integration/stack.h"
 
 using bbtest::Agent;
@@ -299,6 +303,41 @@ TEST(AgentCli, HelpAndVersion) {
   auto [bs, bad] = bbtest::runProgram({bbtest::binPath("blockbuster-agent"), "--frobnicate"});
   EXPECT_EQ(bs, 2);
   EXPECT_NE(bad.find("unknown option '--frobnicate'"), std::string::npos);
+}
+
+// The agent runs with glibc's per-thread cache off (agent/main.cc, tuneAllocator): it sets
+// GLIBC_TUNABLES and executes itself once, keeping its pid; an operator's own malloc tunables
+// or BLOCK_BUSTER_ALLOCATOR_TUNING=off keep glibc's defaults.
+std::string environOf(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
+  std::string env((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::replace(env.begin(), env.end(), '\0', '\n');
+  return "\n" + env;
+}
+
+TEST(AgentAllocator, RunsWithTheTcacheOffUnlessTheOperatorSaysOtherwise) {
+  DevNode node("spec");
+  {
+    TempDir home;
+    Agent agent(home, node.url());
+    const std::string env = environOf(agent.process().pid());
+    EXPECT_NE(env.find("\nBLOCK_BUSTER_ALLOCATOR_TUNING=applied"), std::string::npos) << env;
+    EXPECT_NE(env.find("\nGLIBC_TUNABLES=glibc.malloc.tcache_count=0"), std::string::npos) << env;
+    EXPECT_EQ(httpGet(agent.port(), "/health").status, 200);
+  }
+  {
+    TempDir home;
+    Agent agent(home, node.url(), "", {{"BLOCK_BUSTER_ALLOCATOR_TUNING", "off"}});
+    const std::string env = environOf(agent.process().pid());
+    EXPECT_EQ(env.find("GLIBC_TUNABLES"), std::string::npos) << env;
+  }
+  {
+    TempDir home;
+    Agent agent(home, node.url(), "", {{"GLIBC_TUNABLES", "glibc.malloc.arena_max=3"}});
+    const std::string env = environOf(agent.process().pid());
+    EXPECT_NE(env.find("\nGLIBC_TUNABLES=glibc.malloc.arena_max=3"), std::string::npos) << env;
+    EXPECT_EQ(env.find("tcache_count"), std::string::npos) << env;
+  }
 }
 
 }  // namespace
