@@ -368,14 +368,20 @@ int main(int argc, char** argv) {
       return bb::HttpResponse::error(404, "not_found",
                                      "this port serves the WebSocket stream on /theblock/ws only");
     };
-    // Few threads: they only do handshakes, the event loop serves the connections.
-    bb::ServerOptions ws_options{"ws", config.ws.host, config.ws.port, 4, 4096, 5};
+    // Few threads: they only do handshakes, the event loop serves the connections. Over TLS a
+    // client keeps a thread that relays its bytes to the loop: as many as clients expected.
+    const bool ws_tls = !config.ws.tls_cert_file.empty();
+    bb::ServerOptions ws_options{"ws", config.ws.host, config.ws.port, ws_tls ? 256 : 4, 4096, 5};
     ws_options.auth = authenticator(config.auth.ws, "websocket");
+    ws_options.tls_cert_file = config.ws.tls_cert_file;
+    ws_options.tls_key_file = config.ws.tls_key_file;
     bb::HttpServer ws_http(ws_options, wsOnly);
     ws_http.setUpgradeHandler(&dashboard_ws);
     bb::ServerOptions feature_options{
-        "feature-ws", config.feature_ws.host, config.feature_ws.port, 2, 1024, 5};
+        "feature-ws", config.feature_ws.host, config.feature_ws.port, ws_tls ? 64 : 2, 1024, 5};
     feature_options.auth = ws_options.auth;
+    feature_options.tls_cert_file = config.ws.tls_cert_file;
+    feature_options.tls_key_file = config.ws.tls_key_file;
     bb::HttpServer feature_http(feature_options, wsOnly);
     feature_http.setUpgradeHandler(&feature_ws);
 

@@ -38,7 +38,7 @@ const char* const kRpcKeys[] = {"connect_timeout_ms",
                                 "max_connections",
                                 "max_response_bytes"};
 const char* const kHttpKeys[] = {"host", "port", "cors_origins", "tls", "metrics_port"};
-const char* const kWsKeys[] = {"host", "port", "feature_port"};
+const char* const kWsKeys[] = {"host", "port", "feature_port", "tls"};
 const char* const kWebKeys[] = {"host", "port", "root", "tls"};
 const char* const kTlsKeys[] = {"cert_file", "key_file"};
 const char* const kAuthKeys[] = {"api", "metrics", "ws"};
@@ -920,6 +920,8 @@ void parseWs(const Context& ctx, const YAML::Node& node, Config& config) {
                  config.ws.port = readIntField(ctx, path, v, portRule());
                } else if (key == "feature_port") {
                  config.feature_ws.port = readIntField(ctx, path, v, portRule());
+               } else if (key == "tls") {
+                 parseTls(ctx, child, "ws", config.ws);  // both WebSocket ports
                }
              });
 }
@@ -1330,6 +1332,8 @@ std::string describeConfig(const Config& config) {
   out << "  host: " << quoted(config.ws.host) << "\n";
   out << "  port: " << config.ws.port << "\n";
   out << "  feature_port: " << config.feature_ws.port << "\n";
+  out << "  tls: {cert_file: " << quoted(config.ws.tls_cert_file)
+      << ", key_file: " << quoted(config.ws.tls_key_file) << "}\n";
   out << "web:\n";
   out << "  host: " << quoted(config.web.host) << "\n";
   out << "  port: " << config.web.port << "\n";

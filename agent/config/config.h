@@ -23,7 +23,7 @@ class ConfigError : public std::runtime_error {
 struct Listener {
   std::string host;
   int port = 0;  ///< 0 = any free port (tests); 1..65535 otherwise
-  /// TLS (http and web listeners only): PEM files; both "" = plain HTTP.
+  /// TLS (http, web, and ws for both WebSocket ports): PEM files; both "" = plain.
   std::string tls_cert_file{};
   std::string tls_key_file{};
 };

@@ -53,6 +53,7 @@ std::vector<std::string> restartOnlyChanges(const Config& a, const Config& b,
   };
   tls("http", a.http, b.http);
   tls("web", a.web, b.web);
+  tls("ws", a.ws, b.ws);
   // Credentials are compared, never shown: only the key is named.
   auto auth = [&](const char* name, const AuthSurface& x, const AuthSurface& y) {
     bool same = x.bearer_sha256 == y.bearer_sha256 && x.basic.size() == y.basic.size();

@@ -1,6 +1,6 @@
 #include "http/server.h"
 
-#include <Poco/Net/Context.h>
+#include <Poco/Base64Encoder.h>
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
 #include <Poco/Net/HTTPServer.h>
@@ -10,20 +10,26 @@
 #include <Poco/Net/HTTPServerResponse.h>
 #include <Poco/Net/HTTPServerSession.h>
 #include <Poco/Net/NetException.h>
-#include <Poco/Net/NetSSL.h>
-#include <Poco/Net/SecureServerSocket.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/StreamSocket.h>
 #include <Poco/Net/TCPServer.h>
 #include <Poco/Net/WebSocket.h>
+#include <Poco/SHA1Engine.h>
 #include <Poco/ThreadPool.h>
+#include <dlfcn.h>
+#include <limits.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <mutex>
+#include <sstream>
 #include <stdexcept>
 
 #include "util/log.h"
@@ -93,11 +99,6 @@ class Handler : public Poco::Net::HTTPRequestHandler {
     if (refusal) {
       resp = std::move(*refusal);
       if (options_.decorate_refusal) options_.decorate_refusal(req, resp);
-    } else if (upgrade_ && upgrade_->handlesPath(req.path) && !options_.tls_cert_file.empty()) {
-      resp = HttpResponse::error(501, "websocket_over_tls_unsupported",
-                                 "this listener serves HTTPS, and the agent's WebSocket streams "
-                                 "do not speak TLS; connect to the WebSocket port, behind a "
-                                 "TLS-terminating proxy if needed (docs/security.md)");
     } else if (upgrade_ && upgrade_->handlesPath(req.path)) {
       if (upgradeWebSocket(request, response, req, resp)) {
         observe(request, raw_path, resp, started);
@@ -184,6 +185,8 @@ class Handler : public Poco::Net::HTTPRequestHandler {
       if (protocols.find(",blockbuster,") != std::string::npos)
         response.set("Sec-WebSocket-Protocol", "blockbuster");
     }
+    if (!options_.tls_cert_file.empty())
+      return upgradeOverTls(request, response, req, resp, pending);
     int fd = -1;
     try {
       // The server-side constructor checks the handshake, sends the 101 and detaches the socket
@@ -212,6 +215,113 @@ class Handler : public Poco::Net::HTTPRequestHandler {
     } catch (const std::exception& e) {
       logError("http", std::string("WebSocket hand-over failed: ") + e.what());
       ::close(fd);
+    }
+    return true;
+  }
+
+  // The upgrade on a TLS listener. The event loop cannot take this socket over (OpenSSL's state
+  // lives in Poco's socket object), so this thread stays with the connection and relays bytes
+  // between it and one end of a local socket pair; the loop adopts the other end as a plain
+  // client, so the streams, their protocol and limits are those of every other client.
+  bool upgradeOverTls(Poco::Net::HTTPServerRequest& request,
+                      Poco::Net::HTTPServerResponse& response, const HttpRequest& req,
+                      HttpResponse& resp, std::string& pending) {
+    auto* impl = dynamic_cast<Poco::Net::HTTPServerRequestImpl*>(&request);
+    const std::string key = request.get("Sec-WebSocket-Key", "");
+    if (!impl || key.empty() || request.get("Sec-WebSocket-Version", "") != "13") {
+      resp = HttpResponse::error(400, "bad_handshake",
+                                 "invalid WebSocket handshake; send Sec-WebSocket-Key and "
+                                 "Sec-WebSocket-Version: 13");
+      return false;
+    }
+    int pair[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+      resp = HttpResponse::error(503, "busy", "the agent cannot take another WebSocket client now");
+      return false;
+    }
+    Poco::SHA1Engine sha1;
+    sha1.update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11");  // RFC 6455, 1.3
+    const Poco::DigestEngine::Digest& digest = sha1.digest();
+    std::ostringstream accept;
+    {
+      Poco::Base64Encoder b64(accept);
+      b64.write(reinterpret_cast<const char*>(digest.data()),
+                static_cast<std::streamsize>(digest.size()));
+      b64.close();
+    }
+    Poco::Net::StreamSocket tls;
+    try {
+      response.setStatusAndReason(Poco::Net::HTTPResponse::HTTP_SWITCHING_PROTOCOLS);
+      response.set("Upgrade", "websocket");
+      response.set("Connection", "Upgrade");
+      response.set("Sec-WebSocket-Accept", accept.str());
+      response.setContentLength(Poco::Net::HTTPResponse::UNKNOWN_CONTENT_LENGTH);
+      response.send().flush();
+      tls = impl->detachSocket();
+    } catch (const Poco::Exception& e) {
+      ::close(pair[0]);
+      ::close(pair[1]);
+      logWarn("http", "WebSocket handshake over TLS failed: " + e.displayText());
+      resp = HttpResponse::json("", 101);
+      return true;  // the connection is unusable; nothing more to send
+    }
+    resp = HttpResponse::json("", 101);
+    try {
+      upgrade_->adopt(pair[0], req, std::move(pending));
+    } catch (const std::exception& e) {
+      logError("http", std::string("WebSocket hand-over failed: ") + e.what());
+      ::close(pair[0]);
+      ::close(pair[1]);
+      return true;
+    }
+    relay(tls, pair[1]);
+    return true;
+  }
+
+  // Copies bytes both ways until either side ends: the client's TLS connection and the loop's
+  // end of the pair. A client that stops reading is dropped after read_timeout_seconds of
+  // blocked sending; the loop applies its own stall and ping timeouts to the other end.
+  void relay(Poco::Net::StreamSocket& tls, int local) {
+    const Poco::Timespan timeout(options_.read_timeout_seconds, 0);
+    char buf[16384];
+    try {
+      tls.setBlocking(true);
+      tls.setSendTimeout(timeout);
+      tls.setReceiveTimeout(timeout);
+      const int tls_fd = tls.impl()->sockfd();
+      for (;;) {
+        // Bytes OpenSSL has decrypted already do not show on the descriptor.
+        const bool buffered = tls.available() > 0;
+        pollfd fds[2] = {{tls_fd, POLLIN, 0}, {local, POLLIN, 0}};
+        if (!buffered && ::poll(fds, 2, 1000) < 0 && errno != EINTR) break;
+        if (buffered || (fds[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+          int n = tls.receiveBytes(buf, sizeof buf);
+          if (n <= 0 || !sendAll(local, buf, static_cast<size_t>(n))) break;
+        }
+        if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+          ssize_t n = ::recv(local, buf, sizeof buf, 0);
+          if (n <= 0) break;
+          tls.sendBytes(buf, static_cast<int>(n));
+        }
+      }
+    } catch (const Poco::Exception&) {
+      // The client went away, timed out or broke the TLS stream: end both sides.
+    }
+    ::shutdown(local, SHUT_RDWR);
+    ::close(local);
+    try {
+      tls.shutdown();
+    } catch (const Poco::Exception&) {
+    }
+  }
+
+  static bool sendAll(int fd, const char* data, size_t len) {
+    while (len > 0) {
+      ssize_t n = ::send(fd, data, len, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      data += n;
+      len -= static_cast<size_t>(n);
     }
     return true;
   }
@@ -282,22 +392,43 @@ class Factory : public Poco::Net::HTTPRequestHandlerFactory {
 };
 
 // An unbound TLS server socket for the options' certificate and key; TLS 1.2 or later only.
-Poco::Net::SecureServerSocket secureSocket(const ServerOptions& options) {
-  static std::once_flag ssl_once;
-  std::call_once(ssl_once, [] { Poco::Net::initializeSSL(); });
-  Poco::Net::Context::Ptr context;
-  try {
-    context = new Poco::Net::Context(Poco::Net::Context::TLS_SERVER_USE, options.tls_key_file,
-                                     options.tls_cert_file, "", Poco::Net::Context::VERIFY_NONE);
-    context->disableProtocols(Poco::Net::Context::PROTO_SSLV2 | Poco::Net::Context::PROTO_SSLV3 |
-                              Poco::Net::Context::PROTO_TLSV1 | Poco::Net::Context::PROTO_TLSV1_1);
-  } catch (const Poco::Exception& e) {
+// Made by bb_tls.so (tls_module.cc), loaded on first use from beside the running program
+// (<exe dir>/../lib/blockbuster/, in the build tree as installed; BLOCK_BUSTER_TLS_MODULE, a
+// path, overrides it).
+Poco::Net::ServerSocket secureSocket(const ServerOptions& options) {
+  using Make =
+      bool (*)(const std::string&, const std::string&, Poco::Net::ServerSocket&, std::string&);
+  static std::mutex mutex;
+  static Make make = nullptr;
+  static std::string module_error;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!make && module_error.empty()) {
+      char exe[PATH_MAX];
+      ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+      std::string dir = n > 0 ? std::string(exe, static_cast<size_t>(n)) : std::string(".");
+      dir = dir.substr(0, dir.rfind('/') + 1);
+      const char* chosen = std::getenv("BLOCK_BUSTER_TLS_MODULE");  // e.g. for test programs
+      const std::string path = chosen && *chosen ? chosen : dir + BB_TLS_MODULE_RELPATH;
+      void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+      if (handle) make = reinterpret_cast<Make>(dlsym(handle, "bb_tls_server_socket"));
+      if (!make) {
+        const char* why = dlerror();
+        module_error = "the TLS module " + path + " cannot be loaded (" +
+                       (why ? why : "no bb_tls_server_socket") +
+                       "); install it with the agent, or remove the tls settings";
+      }
+    }
+  }
+  if (!make) throw std::runtime_error(options.name + ": " + module_error);
+  Poco::Net::ServerSocket socket;
+  std::string error;
+  if (!make(options.tls_cert_file, options.tls_key_file, socket, error))
     throw std::runtime_error(options.name + ": cannot load the TLS certificate " +
                              options.tls_cert_file + " and key " + options.tls_key_file + " (" +
-                             e.displayText() +
+                             error +
                              "); give PEM files readable by the agent, the key unencrypted");
-  }
-  return Poco::Net::SecureServerSocket(context);
+  return socket;
 }
 
 }  // namespace

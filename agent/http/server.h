@@ -40,7 +40,8 @@ struct ServerOptions {
   int max_connections = 1024;
 
   /// HTTPS: PEM certificate (chain) and private key; both "" = plain HTTP. TLS 1.2 minimum.
-  /// WebSocket upgrades are refused (501) on a TLS listener: the event loop speaks plain TCP.
+  /// A WebSocket client of a TLS listener keeps its HTTP thread, which relays its bytes to the
+  /// event loop through a local socket pair: max_threads bounds such clients.
   std::string tls_cert_file{};
   std::string tls_key_file{};
 

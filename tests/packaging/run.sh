@@ -33,6 +33,7 @@ grep -q ' ./usr/lib/systemd/system/blockbuster-agent.service$' <<<"$agent_files"
   || fail "no systemd unit"
 grep -q ' ./usr/lib/blockbuster/plugins/bb_network.so$' <<<"$agent_files" || fail "no plugins"
 grep -q ' ./usr/share/blockbuster/web/index.html$' <<<"$agent_files" || fail "no web files"
+grep -q ' ./usr/lib/blockbuster/bb_tls.so$' <<<"$agent_files" || fail "no TLS module"
 grep -q ' ./usr/libexec/blockbuster/bb-plugin-runner$' <<<"$agent_files" \
   || fail "no bb-plugin-runner (isolation: process)"
 if grep -q 'bb-devnode' <<<"$agent_files"; then fail "bb-devnode must not be shipped"; fi

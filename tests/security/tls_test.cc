@@ -4,10 +4,12 @@
 #include <Poco/Net/HTTPResponse.h>
 #include <Poco/Net/HTTPSClientSession.h>
 #include <Poco/Net/NetSSL.h>
+#include <Poco/Net/WebSocket.h>
 #include <Poco/StreamCopier.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <memory>
@@ -19,6 +21,11 @@
 #include "support/process.h"
 
 namespace {
+
+// Test programs live in tests/bin, not beside the agent: say where the TLS module is.
+const bool kTlsModuleSet = [] {
+  return setenv("BLOCK_BUSTER_TLS_MODULE", BB_TLS_MODULE, 1) == 0;
+}();
 
 struct TlsServer {
   TlsServer() {
@@ -90,34 +97,6 @@ TEST(Tls, BadCertificateFilesAreNamed) {
   }
 }
 
-// Accepts every upgrade; on a TLS listener it must never be reached.
-class AcceptAll : public bb::UpgradeHandler {
- public:
-  bool handlesPath(const std::string& path) const override { return path == "/theblock/ws"; }
-  std::optional<bb::HttpResponse> checkUpgrade(const bb::HttpRequest&) override {
-    return std::nullopt;
-  }
-  void adopt(int fd, const bb::HttpRequest&, std::string) override {
-    adopted = true;
-    ::close(fd);
-  }
-  std::atomic<bool> adopted{false};
-};
-
-TEST(Tls, WebSocketUpgradeOnATlsListenerIs501) {
-  TlsServer s;
-  AcceptAll handler;
-  s.server->setUpgradeHandler(&handler);
-  auto [status, body] = httpsGet(s.server->port(), "/theblock/ws", false,
-                                 {{"Upgrade", "websocket"},
-                                  {"Connection", "Upgrade"},
-                                  {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="},
-                                  {"Sec-WebSocket-Version", "13"}});
-  EXPECT_EQ(status, 501) << body;
-  EXPECT_NE(body.find("websocket_over_tls_unsupported"), std::string::npos) << body;
-  EXPECT_FALSE(handler.adopted);
-}
-
 TEST(Tls, AgentServesTheApiAndThePageOverHttps) {
   TlsServer certs;  // only for its certificate files
   bbtest::DevNode node("spec");
@@ -132,6 +111,94 @@ TEST(Tls, AgentServesTheApiAndThePageOverHttps) {
   EXPECT_EQ(page_status, 200) << page;
   // No plain-HTTP answer on the TLS port.
   EXPECT_EQ(bbtest::httpGet(agent.port(), "/health").status, 0);
+}
+
+// A WebSocket client over TLS (Poco's client on an HTTPS session): the first text message.
+struct TlsWebSocket {
+  TlsWebSocket(int port, const std::string& path) {
+    Poco::Net::initializeSSL();
+    ctx = new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, "",
+                                 Poco::Net::Context::VERIFY_NONE);
+    session = std::make_unique<Poco::Net::HTTPSClientSession>("127.0.0.1",
+                                                              static_cast<Poco::UInt16>(port), ctx);
+    session->setTimeout(Poco::Timespan(20, 0));
+    Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET, path,
+                                   Poco::Net::HTTPMessage::HTTP_1_1);
+    Poco::Net::HTTPResponse response;
+    ws = std::make_unique<Poco::Net::WebSocket>(*session, request, response);
+    ws->setReceiveTimeout(Poco::Timespan(20, 0));
+  }
+  blockbuster::Json receive() {
+    std::string buf(1 << 20, '\0');
+    int flags = 0;
+    int n = ws->receiveFrame(buf.data(), static_cast<int>(buf.size()), flags);
+    return blockbuster::Json::parse(buf.substr(0, static_cast<size_t>(std::max(n, 0))));
+  }
+  void send(const std::string& text) {
+    ws->sendFrame(text.data(), static_cast<int>(text.size()), Poco::Net::WebSocket::FRAME_TEXT);
+  }
+  Poco::Net::Context::Ptr ctx;
+  std::unique_ptr<Poco::Net::HTTPSClientSession> session;
+  std::unique_ptr<Poco::Net::WebSocket> ws;
+};
+
+TEST(Tls, AgentServesEveryWebSocketStreamOverTls) {
+  TlsServer certs;  // only for its certificate files
+  bbtest::DevNode node("spec");
+  bbtest::TempDir home;
+  const std::string tls = "{cert_file: \"" + certs.dir.file("cert.pem") + "\", key_file: \"" +
+                          certs.dir.file("key.pem") + "\"}";
+  bbtest::Agent agent(home, node.url(), "http:\n  tls: " + tls + "\nws:\n  tls: " + tls + "\n");
+  const std::string ready =
+      agent.process().waitForLine("blockbuster-agent ready", std::chrono::seconds(1)).value_or("");
+  const int ws_port = bbtest::portFromLine(ready, "ws").value_or(0);
+  const int feature_port = bbtest::portFromLine(ready, "feature").value_or(0);
+  ASSERT_GT(ws_port, 0) << ready;
+  ASSERT_GT(feature_port, 0) << ready;
+
+  // The dashboard stream on its own port and on the main port: welcome, then a ping answered.
+  for (int port : {ws_port, agent.port()}) {
+    TlsWebSocket client(port, "/theblock/ws");
+    blockbuster::Json welcome = client.receive();
+    EXPECT_EQ(welcome["type"].asString(), "welcome") << welcome.dump();
+    client.send(R"({"type":"ping"})");
+    blockbuster::Json m;
+    for (int i = 0; i < 20; ++i) {
+      m = client.receive();
+      if (m["type"].isString() && m["type"].asString() == "pong") break;
+    }
+    EXPECT_EQ(m["type"].asString(), "pong") << "port " << port << ": " << m.dump();
+  }
+  // The feature stream: a vector of names and values.
+  TlsWebSocket features(feature_port, "/");
+  blockbuster::Json f = features.receive();
+  EXPECT_EQ(f["topic"].asString(), "features") << f.dump();
+  EXPECT_TRUE(f["names"].isArray()) << f.dump();
+  // Plain TCP on the TLS WebSocket port gets no upgrade.
+  std::string answer = sectest::exchange(
+      ws_port,
+      "GET /theblock/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
+  EXPECT_EQ(sectest::statusOf(answer), 0) << answer;
+}
+
+TEST(Tls, AMissingTlsModuleStopsStartUpNamingIt) {
+  TlsServer certs;  // only for its certificate files
+  bbtest::TempDir home;
+  home.write("tls.yaml", "http:\n  port: 0\n  host: 127.0.0.1\n  tls: {cert_file: \"" +
+                             certs.dir.file("cert.pem") + "\", key_file: \"" +
+                             certs.dir.file("key.pem") + "\"}\n");
+  auto [status, out] =
+      bbtest::runProgram({bbtest::binPath("blockbuster-agent"), "--config", home.file("tls.yaml")},
+                         {{"HOME", home.path()},
+                          {"BLOCK_BUSTER_TLS_MODULE", home.file("nowhere.so")},
+                          {"BLOCK_BUSTER_WS_PORT", "0"},
+                          {"BLOCK_BUSTER_FEATURE_WS_PORT", "0"},
+                          {"BLOCK_BUSTER_WEB_PORT", "-1"},
+                          {"THEBLOCK_RPC_URL", "http://127.0.0.1:9"}});
+  EXPECT_NE(status, 0) << out;
+  EXPECT_NE(out.find("TLS module"), std::string::npos) << out;
+  EXPECT_NE(out.find("nowhere.so"), std::string::npos) << out;
 }
 
 }  // namespace
