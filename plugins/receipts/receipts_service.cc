@@ -49,31 +49,14 @@ ReceiptsService::Health ReceiptsService::health() const {
   return health_;
 }
 
-std::string ReceiptsService::cachedPage(const ReceiptQuery& q) const {
-  const std::string key = std::to_string(q.limit) + "|" + std::to_string(q.offset) + "|" + q.market;
-  const uint64_t version = store_->version();
-  {
-    std::lock_guard<std::mutex> lock(cache_mutex_);
-    for (auto it = cache_.begin(); it != cache_.end(); ++it) {
-      if (it->key == key && it->version == version) {
-        cache_.splice(cache_.begin(), cache_, it);
-        return cache_.front().text;
-      }
-    }
-  }
-  // Rendered outside the lock: two threads may render the same page once each, which is
-  // cheaper than making every reader wait for one.
+std::string ReceiptsService::renderPage(const ReceiptQuery& q) const {
   ReceiptPage page = store_->query(q);
-  std::string text = "\"receipts\":[";
+  std::string text = "{\"receipts\":[";
   for (size_t i = 0; i < page.receipts.size(); ++i) {
     if (i) text += ',';
     appendReceiptText(text, page.receipts[i]);
   }
   text += "],\"total\":" + std::to_string(page.total);
-  std::lock_guard<std::mutex> lock(cache_mutex_);
-  cache_.remove_if([&](const CacheEntry& e) { return e.key == key; });
-  cache_.push_front(CacheEntry{key, version, text});
-  while (cache_.size() > kCacheEntries) cache_.pop_back();
   return text;
 }
 
@@ -85,20 +68,44 @@ HttpAnswer ReceiptsService::handleReceipts(
     return HttpAnswer{400, e.dump()};
   }
   const ReceiptQuery& q = *parsed.query;
-  std::string body = "{" + cachedPage(q);
   const Health h = health();
-  body += ",\"limit\":" + std::to_string(q.limit) + ",\"offset\":" + std::to_string(q.offset) +
-          ",\"timestamp\":" + std::to_string(now_s) + ",\"age_seconds\":";
-  if (h.last_success)
-    body += std::to_string(std::max<int64_t>(0, now_s - *h.last_success));
-  else
-    body += "null";
   // Stale: never ingested, the last ingest failed, or none succeeded for two intervals.
   bool stale = !h.last_success || h.last_failed;
   if (!stale && h.interval && *h.interval > 0)
     stale = static_cast<double>(now_s - *h.last_success) > 2.0 * *h.interval + 1.0;
-  body += std::string(",\"stale\":") + (stale ? "true" : "false") + "}";
-  return HttpAnswer{200, std::move(body)};
+  std::string stamp = ",\"timestamp\":" + std::to_string(now_s) + ",\"age_seconds\":";
+  if (h.last_success)
+    stamp += std::to_string(std::max<int64_t>(0, now_s - *h.last_success));
+  else
+    stamp += "null";
+  stamp += std::string(",\"stale\":") + (stale ? "true" : "false") + "}";
+
+  std::string key = std::to_string(q.limit);
+  key += '|';
+  key += std::to_string(q.offset);
+  key += '|';
+  key += q.market;
+  const uint64_t version = store_->version();
+  {
+    std::lock_guard<std::mutex> lock(cache_mutex_);
+    for (auto it = cache_.begin(); it != cache_.end(); ++it) {
+      if (it->key == key && it->version == version && it->second == now_s && it->stamp == stamp) {
+        cache_.splice(cache_.begin(), cache_, it);
+        return HttpAnswer{200, *cache_.front().body};
+      }
+    }
+  }
+  // Rendered outside the lock: two threads may render the same answer once each, which is
+  // cheaper than making every reader wait for one.
+  std::string body = renderPage(q);
+  body += ",\"limit\":" + std::to_string(q.limit) + ",\"offset\":" + std::to_string(q.offset);
+  body += stamp;
+  auto shared = std::make_shared<const std::string>(std::move(body));
+  std::lock_guard<std::mutex> lock(cache_mutex_);
+  cache_.remove_if([&](const CacheEntry& e) { return e.key == key; });
+  cache_.push_front(CacheEntry{key, version, now_s, std::move(stamp), shared});
+  while (cache_.size() > kCacheEntries) cache_.pop_back();
+  return HttpAnswer{200, *shared};
 }
 
 Json ReceiptsService::operationsBody() const {

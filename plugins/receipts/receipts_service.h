@@ -73,7 +73,7 @@ class ReceiptsService {
     std::map<std::string, std::string> unavailable;
   };
   Health health() const;
-  std::string cachedPage(const ReceiptQuery& q) const;
+  std::string renderPage(const ReceiptQuery& q) const;
 
   ServiceOptions options_;
   std::unique_ptr<ReceiptStore> store_;
@@ -83,10 +83,15 @@ class ReceiptsService {
   mutable std::mutex health_mutex_;
   Health health_;
 
+  /// The whole answer to one query: everything in it (the page, the store's total, and the
+  /// timestamp, age and stale stamp) depends only on the query, the store's version, the
+  /// second and the ingest health, so it is built once for all and served as it is.
   struct CacheEntry {
-    std::string key;
+    std::string key;  ///< limit|offset|market
     uint64_t version;
-    std::string text;
+    int64_t second;
+    std::string stamp;  ///< the health fields the body was stamped with
+    std::shared_ptr<const std::string> body;
   };
   static constexpr size_t kCacheEntries = 32;
   mutable std::mutex cache_mutex_;
