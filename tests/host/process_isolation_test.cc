@@ -26,12 +26,8 @@ std::string config(const std::string& options, int interval_ms = 100, int timeou
   return bbtest::misbehaveConfig(options, interval_ms, timeout_ms, "process");
 }
 
-Json plugin(const Agent& agent, const std::string& name) {
-  return bbtest::pluginHealth(agent, name);
-}
-double metric(const Agent& agent, const std::string& series) {
-  return bbtest::metricValue(agent, series);
-}
+using bbtest::metricValue;
+using bbtest::pluginHealth;
 
 bool processGone(int pid) { return pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH; }
 
@@ -40,11 +36,11 @@ TEST(ProcessIsolation, APluginRunsInItsOwnProcessAndServesItsRouteFromThere) {
   Agent agent(home, kNoNode, config("{mode: ok}"));
   Json m;
   ASSERT_TRUE(eventually([&] {
-    m = plugin(agent, "misbehave");
+    m = pluginHealth(agent, "misbehave");
     return m["state"].asString() == "ok" && m["pid"].isInt();
   })) << m.dump();
   EXPECT_EQ(m["isolation"].asString(), "process");
-  EXPECT_EQ(plugin(agent, "steady")["isolation"].asString(), "inprocess");
+  EXPECT_EQ(pluginHealth(agent, "steady")["isolation"].asString(), "inprocess");
   const int64_t pid = m["pid"].asInt();
   EXPECT_NE(pid, agent.process().pid());
   // Its route is answered by its process; the in-process plugin's by the agent.
@@ -56,8 +52,9 @@ TEST(ProcessIsolation, APluginRunsInItsOwnProcessAndServesItsRouteFromThere) {
   auto section = httpGet(agent.port(), "/plugins/misbehave/state");
   ASSERT_EQ(section.status, 200) << section.body;
   EXPECT_GE(section.json()["runs"].asInt(), 1);
-  EXPECT_GE(metric(agent, "fixture_runs{plugin=\"misbehave\"}"), 1);
-  EXPECT_EQ(metric(agent, "blockbuster_plugin_process_restarts_total{plugin=\"misbehave\"}"), 0);
+  EXPECT_GE(metricValue(agent, "fixture_runs{plugin=\"misbehave\"}"), 1);
+  EXPECT_EQ(metricValue(agent, "blockbuster_plugin_process_restarts_total{plugin=\"misbehave\"}"),
+            0);
 }
 
 TEST(ProcessIsolation, ASegfaultRestartsOnlyThePluginsProcess) {
@@ -65,13 +62,14 @@ TEST(ProcessIsolation, ASegfaultRestartsOnlyThePluginsProcess) {
   Agent agent(home, kNoNode, config("{mode: crash_once}"));
   Json m;
   ASSERT_TRUE(eventually([&] {
-    m = plugin(agent, "misbehave");
+    m = pluginHealth(agent, "misbehave");
     return m["process_restarts"].asInt() == 1 && m["state"].asString() == "ok";
   })) << m.dump();
   EXPECT_NE(m["last_exit"].asString().find("killed by signal 11"), std::string::npos) << m.dump();
   EXPECT_TRUE(agent.process().running());
   EXPECT_TRUE(agent.process().waitForLine("was killed by signal 11", std::chrono::seconds(5)));
-  EXPECT_EQ(metric(agent, "blockbuster_plugin_process_restarts_total{plugin=\"misbehave\"}"), 1);
+  EXPECT_EQ(metricValue(agent, "blockbuster_plugin_process_restarts_total{plugin=\"misbehave\"}"),
+            1);
   // The new process works: its collects publish and its route answers.
   const int64_t runs = httpGet(agent.port(), "/plugins/misbehave/state").json()["runs"].asInt();
   ASSERT_TRUE(eventually([&] {
@@ -79,7 +77,7 @@ TEST(ProcessIsolation, ASegfaultRestartsOnlyThePluginsProcess) {
   }));
   EXPECT_EQ(httpGet(agent.port(), "/fixture/misbehave").status, 200);
   // The other plugin never noticed.
-  Json steady = plugin(agent, "steady");
+  Json steady = pluginHealth(agent, "steady");
   EXPECT_EQ(steady["state"].asString(), "ok");
   EXPECT_EQ(steady["failures"].asInt(), 0);
 }
@@ -94,7 +92,7 @@ TEST(ProcessIsolation, RepeatedCrashesAreRestartedWithGrowingBackoff) {
                                           std::chrono::seconds(10)));
   ASSERT_TRUE(agent.process().waitForLine("starting a new one in 2.0 s (death 3 in a row)",
                                           std::chrono::seconds(10)));
-  Json m = plugin(agent, "misbehave");
+  Json m = pluginHealth(agent, "misbehave");
   EXPECT_NE(m["last_error"].asString().find("killed by signal 11"), std::string::npos) << m.dump();
   // While it waits, its route says why it cannot answer instead of hanging.
   auto route = httpGet(agent.port(), "/fixture/misbehave");
@@ -102,7 +100,7 @@ TEST(ProcessIsolation, RepeatedCrashesAreRestartedWithGrowingBackoff) {
     EXPECT_NE(route.body.find("runs in its own process"), std::string::npos) << route.body;
   }
   EXPECT_TRUE(agent.process().running());
-  EXPECT_EQ(plugin(agent, "steady")["state"].asString(), "ok");
+  EXPECT_EQ(pluginHealth(agent, "steady")["state"].asString(), "ok");
 }
 
 TEST(ProcessIsolation, AProcessKilledFromOutsideIsReplaced) {
@@ -110,14 +108,14 @@ TEST(ProcessIsolation, AProcessKilledFromOutsideIsReplaced) {
   Agent agent(home, kNoNode, config("{mode: ok}"));
   int64_t pid = 0;
   ASSERT_TRUE(eventually([&] {
-    Json m = plugin(agent, "misbehave");
+    Json m = pluginHealth(agent, "misbehave");
     pid = m["pid"].isInt() ? m["pid"].asInt() : 0;
     return pid > 0;
   }));
   ASSERT_EQ(::kill(static_cast<pid_t>(pid), SIGKILL), 0);
   Json m;
   ASSERT_TRUE(eventually([&] {
-    m = plugin(agent, "misbehave");
+    m = pluginHealth(agent, "misbehave");
     return m["pid"].isInt() && m["pid"].asInt() != pid && m["state"].asString() == "ok";
   })) << m.dump();
   EXPECT_NE(m["last_exit"].asString().find("killed by signal 9"), std::string::npos) << m.dump();
@@ -131,10 +129,10 @@ TEST(ProcessIsolation, ACollectHungPastItsLimitIsKilledAndRestarted) {
   Agent agent(home, kNoNode, config("{mode: hang, hang_ms: 60000}", 100, 200));
   ASSERT_TRUE(
       agent.process().waitForLine("collect still running after 5.2 s", std::chrono::seconds(20)));
-  Json m = plugin(agent, "misbehave");
+  Json m = pluginHealth(agent, "misbehave");
   EXPECT_NE(m["last_exit"].asString().find("killed by signal 9"), std::string::npos) << m.dump();
   EXPECT_GE(m["process_restarts"].asInt(), 1);
-  EXPECT_EQ(plugin(agent, "steady")["state"].asString(), "ok");
+  EXPECT_EQ(pluginHealth(agent, "steady")["state"].asString(), "ok");
 }
 
 TEST(ProcessIsolation, SigtermEndsThePluginProcessesToo) {
@@ -142,7 +140,7 @@ TEST(ProcessIsolation, SigtermEndsThePluginProcessesToo) {
   Agent agent(home, kNoNode, config("{mode: hang, hang_ms: 30000}", 100, 200));
   int64_t pid = 0;
   ASSERT_TRUE(eventually([&] {
-    Json m = plugin(agent, "misbehave");
+    Json m = pluginHealth(agent, "misbehave");
     pid = m["pid"].isInt() ? m["pid"].asInt() : 0;
     return pid > 0 && m["state"].asString() == "overdue";
   }));

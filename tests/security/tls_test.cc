@@ -41,6 +41,11 @@ struct TlsServer {
         o, [](bb::HttpRequest&&) { return bb::HttpResponse::json("{\"tls\":true}"); });
     server->start();
   }
+  /// `{cert_file: ..., key_file: ...}` for a listener's `tls:` key.
+  std::string yaml() const {
+    return "{cert_file: \"" + dir.file("cert.pem") + "\", key_file: \"" + dir.file("key.pem") +
+           "\"}";
+  }
   bbtest::TempDir dir;
   std::unique_ptr<bb::HttpServer> server;
 };
@@ -101,8 +106,7 @@ TEST(Tls, AgentServesTheApiAndThePageOverHttps) {
   TlsServer certs;  // only for its certificate files
   bbtest::DevNode node("spec");
   bbtest::TempDir home;
-  const std::string tls = "{cert_file: \"" + certs.dir.file("cert.pem") + "\", key_file: \"" +
-                          certs.dir.file("key.pem") + "\"}";
+  const std::string tls = certs.yaml();
   bbtest::Agent agent(home, node.url(), "http:\n  tls: " + tls + "\nweb:\n  tls: " + tls + "\n");
   auto [status, body] = httpsGet(agent.port(), "/health");
   EXPECT_EQ(status, 200) << body;
@@ -146,8 +150,7 @@ TEST(Tls, AgentServesEveryWebSocketStreamOverTls) {
   TlsServer certs;  // only for its certificate files
   bbtest::DevNode node("spec");
   bbtest::TempDir home;
-  const std::string tls = "{cert_file: \"" + certs.dir.file("cert.pem") + "\", key_file: \"" +
-                          certs.dir.file("key.pem") + "\"}";
+  const std::string tls = certs.yaml();
   bbtest::Agent agent(home, node.url(), "http:\n  tls: " + tls + "\nws:\n  tls: " + tls + "\n");
   const std::string ready =
       agent.process().waitForLine("blockbuster-agent ready", std::chrono::seconds(1)).value_or("");
@@ -185,9 +188,7 @@ TEST(Tls, AgentServesEveryWebSocketStreamOverTls) {
 TEST(Tls, AMissingTlsModuleStopsStartUpNamingIt) {
   TlsServer certs;  // only for its certificate files
   bbtest::TempDir home;
-  home.write("tls.yaml", "http:\n  port: 0\n  host: 127.0.0.1\n  tls: {cert_file: \"" +
-                             certs.dir.file("cert.pem") + "\", key_file: \"" +
-                             certs.dir.file("key.pem") + "\"}\n");
+  home.write("tls.yaml", "http:\n  port: 0\n  host: 127.0.0.1\n  tls: " + certs.yaml() + "\n");
   auto [status, out] =
       bbtest::runProgram({bbtest::binPath("blockbuster-agent"), "--config", home.file("tls.yaml")},
                          {{"HOME", home.path()},
