@@ -368,22 +368,44 @@ int main(int argc, char** argv) {
       return bb::HttpResponse::error(404, "not_found",
                                      "this port serves the WebSocket stream on /theblock/ws only");
     };
-    // Few threads: they only do handshakes, the event loop serves the connections. Over TLS a
-    // client keeps a thread that relays its bytes to the loop: as many as clients expected.
     const bool ws_tls = !config.ws.tls_cert_file.empty();
-    bb::ServerOptions ws_options{"ws", config.ws.host, config.ws.port, ws_tls ? 256 : 4, 4096, 5};
-    ws_options.auth = authenticator(config.auth.ws, "websocket");
-    ws_options.tls_cert_file = config.ws.tls_cert_file;
-    ws_options.tls_key_file = config.ws.tls_key_file;
-    bb::HttpServer ws_http(ws_options, wsOnly);
-    ws_http.setUpgradeHandler(&dashboard_ws);
-    bb::ServerOptions feature_options{
-        "feature-ws", config.feature_ws.host, config.feature_ws.port, ws_tls ? 64 : 2, 1024, 5};
-    feature_options.auth = ws_options.auth;
-    feature_options.tls_cert_file = config.ws.tls_cert_file;
-    feature_options.tls_key_file = config.ws.tls_key_file;
-    bb::HttpServer feature_http(feature_options, wsOnly);
-    feature_http.setUpgradeHandler(&feature_ws);
+    std::unique_ptr<bb::HttpServer> ws_http;
+    std::unique_ptr<bb::HttpServer> feature_http;
+    int ws_port = 0;
+    int feature_port = 0;
+    if (!ws_tls) {
+      // Few threads: they only do handshakes, the event loop serves the connections.
+      bb::ServerOptions ws_options{"ws", config.ws.host, config.ws.port, 4, 4096, 5};
+      ws_options.auth = authenticator(config.auth.ws, "websocket");
+      ws_http = std::make_unique<bb::HttpServer>(ws_options, wsOnly);
+      ws_http->setUpgradeHandler(&dashboard_ws);
+      bb::ServerOptions feature_options{
+          "feature-ws", config.feature_ws.host, config.feature_ws.port, 2, 1024, 5};
+      feature_options.auth = ws_options.auth;
+      feature_http = std::make_unique<bb::HttpServer>(feature_options, wsOnly);
+      feature_http->setUpgradeHandler(&feature_ws);
+      ws_port = ws_http->port();
+      feature_port = feature_http->port();
+    } else {
+      // ws.tls: the event loop serves both ports itself, TLS handshake and HTTP upgrade
+      // included, so a wss:// client costs no thread either (docs/websocket.md, "TLS").
+      bb::ws::TlsListenerOptions tls_options;
+      tls_options.name = "ws";
+      tls_options.host = config.ws.host;
+      tls_options.port = config.ws.port;
+      tls_options.cert_file = config.ws.tls_cert_file;
+      tls_options.key_file = config.ws.tls_key_file;
+      tls_options.auth = authenticator(config.auth.ws, "websocket");
+      tls_options.routes = {{"/theblock/ws", bb::ws::Channel::kDashboard}};
+      tls_options.not_found = "this port serves the WebSocket stream on /theblock/ws only";
+      ws_port = ws_server.listenTls(tls_options);
+      tls_options.name = "feature-ws";
+      tls_options.host = config.feature_ws.host;
+      tls_options.port = config.feature_ws.port;
+      tls_options.routes.clear();
+      tls_options.any_path = bb::ws::Channel::kFeatures;
+      feature_port = ws_server.listenTls(tls_options);
+    }
 
     bb::ServerOptions http_options{"http", config.http.host, config.http.port};
     http_options.tls_cert_file = config.http.tls_cert_file;
@@ -427,11 +449,13 @@ int main(int argc, char** argv) {
     if (config.web.port >= 0) {
       std::string root =
           config.web_root.empty() ? base + "/../share/blockbuster/web" : config.web_root;
-      std::string runtime_config = "{\"api_port\":" + std::to_string(http.port()) +
-                                   ",\"ws_port\":" + std::to_string(ws_http.port()) +
-                                   ",\"feature_ws_port\":" + std::to_string(feature_http.port()) +
-                                   ",\"ws_enabled\":true,\"refresh_ms\":2000,"
-                                   "\"version\":\"" BB_VERSION "\"}";
+      std::string runtime_config =
+          "{\"api_port\":" + std::to_string(http.port()) +
+          ",\"ws_port\":" + std::to_string(ws_port) +
+          ",\"feature_ws_port\":" + std::to_string(feature_port) +
+          ",\"ws_enabled\":true,\"ws_tls\":" + (ws_tls ? "true" : "false") +
+          ",\"refresh_ms\":2000,"
+          "\"version\":\"" BB_VERSION "\"}";
       try {
         web_files = std::make_unique<bb::StaticFiles>(root, runtime_config);
       } catch (const std::exception& e) {
@@ -453,8 +477,8 @@ int main(int argc, char** argv) {
     hub.start();
     plugins.startAll();
     http.start();
-    ws_http.start();
-    feature_http.start();
+    if (ws_http) ws_http->start();
+    if (feature_http) feature_http->start();
     if (web) web->start();
     if (metrics_http) metrics_http->start();
     std::string ready =
@@ -462,8 +486,8 @@ int main(int argc, char** argv) {
     if (web) ready += " web=" + config.web.host + ":" + std::to_string(web->port());
     if (metrics_http)
       ready += " metrics=" + config.http.host + ":" + std::to_string(metrics_http->port());
-    ready += " ws=" + config.ws.host + ":" + std::to_string(ws_http.port());
-    ready += " feature=" + config.feature_ws.host + ":" + std::to_string(feature_http.port());
+    ready += " ws=" + config.ws.host + ":" + std::to_string(ws_port);
+    ready += " feature=" + config.feature_ws.host + ":" + std::to_string(feature_port);
     std::printf("%s\n", ready.c_str());
     std::fflush(stdout);
     bb::logInfo("agent", "serving the API on " + config.http.host + ":" +
@@ -499,8 +523,8 @@ int main(int argc, char** argv) {
     hub.stop();
     if (web) web->stop();
     if (metrics_http) metrics_http->stop();
-    feature_http.stop();
-    ws_http.stop();
+    if (feature_http) feature_http->stop();
+    if (ws_http) ws_http->stop();
     http.stop();
     ws_server.stop();
     bb::logInfo("agent", "stopped");

@@ -784,8 +784,12 @@ void parseTls(const Context& ctx, const YAML::Node& node, const std::string& sec
                (key == "cert_file" ? listener.tls_cert_file : listener.tls_key_file) = value;
              });
   if (listener.tls_cert_file.empty() != listener.tls_key_file.empty()) {
-    ctx.fail(where, "has only one of cert_file and key_file",
-             "give both PEM files for TLS, or neither for plain HTTP");
+    // Name the key that is missing, e.g. "ws.tls.key_file: missing while ws.tls.cert_file is set".
+    const bool no_key = listener.tls_key_file.empty();
+    ctx.fail(
+        where + (no_key ? ".key_file" : ".cert_file"),
+        std::string("missing while ") + where + (no_key ? ".cert_file" : ".key_file") + " is set",
+        "give both PEM files (certificate and private key) for TLS, or neither for no TLS");
   }
 }
 

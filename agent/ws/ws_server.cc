@@ -1,5 +1,11 @@
 #include "ws/ws_server.h"
 
+#include <Poco/Base64Encoder.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/Net/SocketAddress.h>
+#include <Poco/SHA1Engine.h>
 #include <blockbuster/json.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +22,7 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
@@ -24,6 +31,7 @@
 #include "util/log.h"
 #include "ws/frame.h"
 #include "ws/protocol.h"
+#include "ws/tls_stream.h"
 
 namespace bb::ws {
 namespace {
@@ -36,6 +44,20 @@ constexpr auto kHousekeeping = std::chrono::milliseconds(250);
 constexpr size_t kMaxInbox = 256;
 // Reads per readable event before moving on, so that one chatty client cannot starve others.
 constexpr int kReadsPerEvent = 4;
+// Epoll keys: 0 wakes the loop, clients count up from 1, TLS listeners have this bit set.
+constexpr uint64_t kListenerBit = uint64_t{1} << 63;
+// Connections accepted per readable event of a TLS listener.
+constexpr int kAcceptsPerEvent = 64;
+// An HTTP upgrade request's head (request line and headers) on a TLS listener: the limits of
+// the HTTP listeners (ServerOptions), so a request gets the same answer on either kind of port.
+constexpr size_t kMaxHeadBytes = 32 * 1024;
+constexpr size_t kMaxUriBytes = 8192;
+constexpr size_t kMaxHeaderFields = 64;
+constexpr size_t kMaxHeaderBytes = 16384;
+constexpr long long kMaxBodyBytes = 4096;
+// readSome/writeSome: nothing to do until the socket is ready; the connection is broken.
+constexpr long kWouldBlock = -1;
+constexpr long kBroken = -2;
 
 const char* channelName(Channel c) { return c == Channel::kDashboard ? "dashboard" : "features"; }
 
@@ -60,12 +82,32 @@ std::string streamList(uint32_t mask) {
   return out + "]";
 }
 
+struct TlsListener;
+
+// Where a connection of a TLS listener is; adopted connections are kOpen from the start.
+enum class Phase {
+  kTlsHandshake,  // the TLS handshake
+  kRequest,       // reading the HTTP upgrade request
+  kRefusing,      // writing an HTTP error answer, then closing
+  kOpen,          // a WebSocket client
+};
+
 struct Client {
   Client(uint64_t i, int f, Channel ch, size_t max_bytes)
       : id(i), fd(f), channel(ch), decoder(true, max_bytes) {}
   uint64_t id;  // epoll key: fds are reused, ids never
   int fd;
   bool closed = false;  // closed, erased at the end of the loop iteration
+  Phase phase = Phase::kOpen;
+  // TLS (a TLS listener's connection): its OpenSSL stream; null on a plain socket.
+  void* tls = nullptr;
+  const TlsListener* listener = nullptr;
+  std::string request;       // the HTTP request head as it arrives (kRequest)
+  bool http_answer = false;  // `current` is the 101 or an error answer, not a frame
+  Clock::time_point accepted{};
+  bool tls_wants_write = false;   // a TLS read or handshake waits for the socket to take bytes
+  bool write_wants_read = false;  // a TLS write waits for bytes from the peer
+  bool epollout = false;          // EPOLLOUT registered
   Channel channel;
   FrameDecoder decoder;
   ClientQueue queue;
@@ -73,12 +115,49 @@ struct Client {
   size_t offset = 0;
   uint32_t mask = kAllStreams;
   bool explicit_subscription = false;
-  bool want_write = false;  // EPOLLOUT registered
+  bool want_write = false;  // unsent data waits for the socket
   Clock::time_point last_read = Clock::now();
   std::optional<Clock::time_point> ping_sent;
   // Since when unsent data has waited without the socket taking a byte.
   std::optional<Clock::time_point> blocked_since;
 };
+
+struct TlsListener {
+  TlsListenerOptions options;
+  Poco::Net::ServerSocket socket;  // bound and listening; non-blocking
+  int fd = -1;
+  void* context = nullptr;  // the module's server context (SSL_CTX)
+  uint64_t key = 0;         // epoll key
+  bool paused = false;      // out of descriptors: not watched until the next housekeeping
+};
+
+// An HTTP answer as bytes, for a connection that is closed after it.
+std::string httpBytes(const HttpResponse& r) {
+  auto status = static_cast<Poco::Net::HTTPResponse::HTTPStatus>(r.status);
+  std::string out = "HTTP/1.1 " + std::to_string(r.status) + " " +
+                    Poco::Net::HTTPResponse::getReasonForStatus(status) + "\r\n";
+  if (!r.content_type.empty()) out += "Content-Type: " + r.content_type + "\r\n";
+  for (const auto& h : r.headers) out += h.first + ": " + h.second + "\r\n";
+  out += "Content-Length: " + std::to_string(r.body.size()) + "\r\nConnection: close\r\n\r\n";
+  return out + r.body;
+}
+
+bool containsToken(const std::string& value, const std::string& token) {
+  return lower(value).find(token) != std::string::npos;
+}
+
+// Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455, 1.3).
+std::string acceptKey(const std::string& key) {
+  Poco::SHA1Engine sha1;
+  sha1.update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+  const Poco::DigestEngine::Digest& digest = sha1.digest();
+  std::ostringstream out;
+  Poco::Base64Encoder b64(out);
+  b64.write(reinterpret_cast<const char*>(digest.data()),
+            static_cast<std::streamsize>(digest.size()));
+  b64.close();
+  return out.str();
+}
 
 }  // namespace
 
@@ -95,8 +174,13 @@ struct WsServer::Loop {
     epoll_ctl(epfd, EPOLL_CTL_ADD, evfd, &ev);
   }
   ~Loop() {
-    for (auto& kv : clients)
-      if (!kv.second->closed) ::close(kv.second->fd);
+    for (auto& kv : clients) {
+      if (kv.second->closed) continue;
+      if (kv.second->tls) tls->close(kv.second->tls);
+      ::close(kv.second->fd);
+    }
+    for (auto& l : listeners)
+      if (l->context) tls->free_context(l->context);
     std::lock_guard<std::mutex> lock(mutex);
     for (auto& a : adopts) ::close(a.fd);
     ::close(epfd);
@@ -139,6 +223,13 @@ struct WsServer::Loop {
   std::array<size_t, 2> per_channel{0, 0};
   uint64_t sent = 0;
 
+  // TLS listeners (set up before the loop starts, then loop-thread state).
+  const TlsStreamApi* tls = nullptr;  // bb_tls.so, loaded by the first listenTls
+  std::vector<std::unique_ptr<TlsListener>> listeners;
+  size_t handshaking = 0;           // connections of TLS listeners before their 101
+  std::vector<uint64_t> tls_ready;  // TLS clients with decrypted bytes epoll cannot see
+  uint64_t refused_accepts = 0;
+
   void wake() {
     uint64_t one = 1;
     ssize_t n = ::write(evfd, &one, sizeof one);
@@ -151,12 +242,14 @@ struct WsServer::Loop {
     std::vector<epoll_event> events(256);
     auto next_housekeeping = Clock::now() + kHousekeeping;
     while (!stopping.load()) {
-      int n = epoll_wait(epfd, events.data(), static_cast<int>(events.size()),
-                         static_cast<int>(kHousekeeping.count()));
+      // Decrypted bytes waiting inside a TLS stream raise no event: do not sleep on them.
+      int timeout = tls_ready.empty() ? static_cast<int>(kHousekeeping.count()) : 0;
+      int n = epoll_wait(epfd, events.data(), static_cast<int>(events.size()), timeout);
       if (n < 0 && errno != EINTR) {
         logError("ws", std::string("epoll_wait failed: ") + std::strerror(errno));
         break;
       }
+      if (!tls_ready.empty()) readBuffered();
       for (int i = 0; i < n; ++i) {
         uint64_t id = events[static_cast<size_t>(i)].data.u64;
         uint32_t what = events[static_cast<size_t>(i)].events;
@@ -167,9 +260,17 @@ struct WsServer::Loop {
           drainInbox();
           continue;
         }
+        if (id & kListenerBit) {
+          acceptTls(*listeners[static_cast<size_t>(id & ~kListenerBit)]);
+          continue;
+        }
         auto it = clients.find(id);
         if (it == clients.end() || it->second->closed) continue;
         Client& c = *it->second;
+        if (c.tls) {
+          onTlsEvent(c, what);
+          continue;
+        }
         if (what & EPOLLIN) {
           if (!onReadable(c)) continue;  // closed
         } else if (what & (EPOLLERR | EPOLLHUP)) {
@@ -185,7 +286,11 @@ struct WsServer::Loop {
         next_housekeeping = now + kHousekeeping;
       }
     }
-    // Stopping: say goodbye to everyone, best effort.
+    // Stopping: no new connections; say goodbye to everyone, best effort.
+    for (auto& l : listeners) {
+      epoll_ctl(epfd, EPOLL_CTL_DEL, l->fd, nullptr);
+      l->socket.close();
+    }
     std::vector<Client*> all;
     for (auto& kv : clients) all.push_back(kv.second.get());
     for (Client* c : all)
@@ -210,7 +315,9 @@ struct WsServer::Loop {
       snapshots[static_cast<size_t>(s)] = u.snapshot;
       for (auto& kv : clients) {
         Client& c = *kv.second;
-        if (c.closed || c.channel != Channel::kDashboard || !(c.mask & (1u << s))) continue;
+        if (c.closed || c.channel != Channel::kDashboard || !(c.mask & (1u << s)) ||
+            c.phase != Phase::kOpen)
+          continue;
         // Hand the previous update of this stream to the socket first, so that a client that
         // keeps up gets every update, not only the latest of the batch.
         if (c.queue.hasStream(s)) flush(c);
@@ -220,7 +327,8 @@ struct WsServer::Loop {
     if (features) {
       feature_latest = features;
       for (auto& kv : clients)
-        if (kv.second->channel == Channel::kFeatures) kv.second->queue.pushLatest(0, features);
+        if (kv.second->channel == Channel::kFeatures && kv.second->phase == Phase::kOpen)
+          kv.second->queue.pushLatest(0, features);
     }
     // Flush after queueing everything, so each client writes its batch in one pass.
     std::vector<Client*> all;
@@ -265,6 +373,12 @@ struct WsServer::Loop {
       return;
     }
     clients.emplace(id, std::move(client));
+    start(c, std::move(a.pending));
+  }
+
+  // A new WebSocket client (adopted, or upgraded on a TLS listener): counted, welcomed, given
+  // the current state, then the bytes it sent after its request are handled.
+  void start(Client& c, std::string pending) {
     ++per_channel[static_cast<size_t>(c.channel)];
     if (metrics())
       metrics()->wsClients(channelName(c.channel), per_channel[static_cast<size_t>(c.channel)]);
@@ -282,8 +396,8 @@ struct WsServer::Loop {
     } else if (feature_latest) {
       c.queue.pushLatest(0, feature_latest);
     }
-    if (!a.pending.empty()) {
-      c.decoder.feed(a.pending.data(), a.pending.size());
+    if (!pending.empty()) {
+      c.decoder.feed(pending.data(), pending.size());
       if (!processMessages(c)) return;
     }
     flush(c);
@@ -293,7 +407,7 @@ struct WsServer::Loop {
   bool onReadable(Client& c) {
     char buf[16 * 1024];
     for (int i = 0; i < kReadsPerEvent; ++i) {
-      ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
+      long n = readSome(c, buf, sizeof buf);
       if (n > 0) {
         c.last_read = Clock::now();
         c.ping_sent.reset();
@@ -306,12 +420,46 @@ struct WsServer::Loop {
         closeClient(c, 0, "", "client");
         return false;
       }
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      if (errno == EINTR) continue;
+      if (n == kWouldBlock) break;
       closeClient(c, 0, "", "error");
       return false;
     }
+    // Bytes OpenSSL decrypted already do not show on the socket: come back for them.
+    if (c.tls && tls->pending(c.tls) > 0) tls_ready.push_back(c.id);
     return true;
+  }
+
+  // The transport: recv/send on a plain socket, the OpenSSL stream on a TLS one. Bytes (> 0),
+  // 0 when the peer closed (reads), kWouldBlock, or kBroken.
+  long readSome(Client& c, char* buf, size_t len) {
+    if (!c.tls) {
+      for (;;) {
+        ssize_t n = ::recv(c.fd, buf, len, 0);
+        if (n >= 0) return static_cast<long>(n);
+        if (errno == EINTR) continue;
+        return errno == EAGAIN || errno == EWOULDBLOCK ? kWouldBlock : kBroken;
+      }
+    }
+    long n = tls->read(c.tls, buf, len);
+    setTlsWantsWrite(c, n == kTlsWantWrite);
+    if (n >= 0) return n;  // bytes, or kTlsClosed (0)
+    return n == kTlsWantRead || n == kTlsWantWrite ? kWouldBlock : kBroken;
+  }
+
+  long writeSome(Client& c, const char* data, size_t len) {
+    if (!c.tls) {
+      for (;;) {
+        ssize_t n = ::send(c.fd, data, len, MSG_NOSIGNAL);
+        if (n >= 0) return static_cast<long>(n);
+        if (errno == EINTR) continue;
+        return errno == EAGAIN || errno == EWOULDBLOCK ? kWouldBlock : kBroken;
+      }
+    }
+    long n = tls->write(c.tls, data, len);
+    // Waiting for the peer's bytes needs no EPOLLOUT (EPOLLIN is always watched).
+    c.write_wants_read = n == kTlsWantRead;
+    if (n > 0) return n;
+    return n == kTlsWantRead || n == kTlsWantWrite ? kWouldBlock : kBroken;
   }
 
   // Handles the complete messages in the decoder; false when the client was closed.
@@ -395,10 +543,23 @@ struct WsServer::Loop {
   }
 
   void setWantWrite(Client& c, bool want) {
-    if (c.want_write == want) return;
     c.want_write = want;
+    updateEvents(c);
+  }
+
+  void setTlsWantsWrite(Client& c, bool want) {
+    if (c.tls_wants_write == want) return;
+    c.tls_wants_write = want;
+    updateEvents(c);
+  }
+
+  // EPOLLOUT while unsent data waits for the socket, or a TLS read or handshake does.
+  void updateEvents(Client& c) {
+    bool out = (c.want_write && !c.write_wants_read) || c.tls_wants_write;
+    if (c.epollout == out) return;
+    c.epollout = out;
     epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLRDHUP | (want ? EPOLLOUT : 0u);
+    ev.events = EPOLLIN | EPOLLRDHUP | (out ? EPOLLOUT : 0u);
     ev.data.u64 = c.id;
     epoll_ctl(epfd, EPOLL_CTL_MOD, c.fd, &ev);
   }
@@ -413,23 +574,29 @@ struct WsServer::Loop {
         if (!c.current) break;
       }
       const std::string& f = *c.current;
-      ssize_t n = ::send(c.fd, f.data() + c.offset, f.size() - c.offset, MSG_NOSIGNAL);
+      long n = writeSome(c, f.data() + c.offset, f.size() - c.offset);
       if (n > 0) {
         // Progress: a slow reader is not a stalled one.
         c.blocked_since.reset();
         c.offset += static_cast<size_t>(n);
         if (c.offset == f.size()) {
           c.current.reset();
-          ++sent;
+          if (!c.http_answer) {
+            ++sent;
+          } else if (c.phase != Phase::kOpen) {
+            // An HTTP error answer is all this connection gets.
+            closeClient(c, 0, "", "refused");
+            return false;
+          }
+          c.http_answer = false;
         }
         continue;
       }
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (n == kWouldBlock) {
         if (!c.blocked_since) c.blocked_since = Clock::now();
         setWantWrite(c, true);
         return true;
       }
-      if (n < 0 && errno == EINTR) continue;
       closeClient(c, 0, "", "error");
       return false;
     }
@@ -443,24 +610,36 @@ struct WsServer::Loop {
   void closeClient(Client& c, uint16_t code, const std::string& reason, const char* why) {
     if (c.closed) return;
     c.closed = true;
-    if (code != 0) {
+    if (code != 0 && c.phase == Phase::kOpen) {
       // Best effort: finish the frame in flight (a frame cut in half would corrupt the close),
-      // then the close frame, without ever blocking.
+      // then the close frame, without ever blocking (every socket is non-blocking).
       std::string tail;
       if (c.current) tail.assign(*c.current, c.offset, std::string::npos);
       tail += encodeClose(code, reason);
-      ssize_t n = ::send(c.fd, tail.data(), tail.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      long n = writeSome(c, tail.data(), tail.size());
       (void)n;
     }
     epoll_ctl(epfd, EPOLL_CTL_DEL, c.fd, nullptr);
+    if (c.tls) {
+      tls->close(c.tls);
+      c.tls = nullptr;
+    }
     ::close(c.fd);
+    graveyard.push_back(c.id);
+    if (c.phase != Phase::kOpen) {
+      // Not a WebSocket client yet: nothing was counted for it but the handshake.
+      --handshaking;
+      if (logEnabled(LogLevel::Debug))
+        logDebug("ws",
+                 c.listener->options.name + ": connection closed before the upgrade (" + why + ")");
+      return;
+    }
     Channel ch = c.channel;
     uint64_t dropped = c.queue.takeDropped();
     if (metrics()) {
       if (dropped) metrics()->wsMessagesDropped(dropped);
       metrics()->wsClientClosed(why);
     }
-    graveyard.push_back(c.id);
     --per_channel[static_cast<size_t>(ch)];
     owner.admitted_.fetch_sub(1);
     if (metrics()) metrics()->wsClients(channelName(ch), per_channel[static_cast<size_t>(ch)]);
@@ -474,6 +653,11 @@ struct WsServer::Loop {
     for (auto& kv : clients) {
       Client& c = *kv.second;
       if (c.closed) continue;
+      if (c.phase != Phase::kOpen) {
+        // A handshake that stalls, or an answer the client does not read, ends here.
+        if (now - c.accepted > lim.handshake_timeout) doomed.emplace_back(&c, "handshake_timeout");
+        continue;
+      }
       dropped += c.queue.takeDropped();
       if (c.blocked_since && now - *c.blocked_since > lim.stall_timeout) {
         doomed.emplace_back(&c, "stalled");
@@ -482,6 +666,14 @@ struct WsServer::Loop {
       } else if (!c.ping_sent && now - c.last_read > lim.ping_interval) {
         to_ping.push_back(&c);
       }
+    }
+    for (auto& l : listeners) {
+      if (!l->paused) continue;
+      l->paused = false;
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.u64 = l->key;
+      epoll_ctl(epfd, EPOLL_CTL_MOD, l->fd, &ev);
     }
     for (auto& d : doomed) {
       bool stalled = std::strcmp(d.second, "stalled") == 0;
@@ -504,6 +696,257 @@ struct WsServer::Loop {
   void reportCounters() {
     if (metrics() && sent) metrics()->wsMessagesSent(sent);
     sent = 0;
+  }
+
+  // ---- TLS listeners ---------------------------------------------------------------------------
+
+  void acceptTls(TlsListener& l) {
+    const auto now = Clock::now();
+    for (int i = 0; i < kAcceptsPerEvent; ++i) {
+      int fd = ::accept4(l.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+          // Out of descriptors: the pending connection would wake the loop again at once, so
+          // stop watching the listener until the next housekeeping.
+          logWarn("ws", l.options.name + ": cannot accept a connection (" + std::strerror(errno) +
+                            "); raise the open-file limit (ulimit -n)");
+          l.paused = true;
+          epoll_event ev{};
+          ev.data.u64 = l.key;
+          epoll_ctl(epfd, EPOLL_CTL_MOD, l.fd, &ev);
+        }
+        return;  // EAGAIN: none left
+      }
+      if (handshaking >= owner.limits_.max_handshakes) {
+        // The cap of connections before their 101: an answer would need a handshake first.
+        ::close(fd);
+        if (refused_accepts++ % 1000 == 0)
+          logWarn("ws", l.options.name + ": over " + std::to_string(owner.limits_.max_handshakes) +
+                            " connections in their handshake, closing new ones");
+        continue;
+      }
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      void* stream = tls->open(l.context, fd);
+      if (!stream) {
+        ::close(fd);
+        continue;
+      }
+      uint64_t id = next_id++;
+      auto client =
+          std::make_unique<Client>(id, fd, Channel::kDashboard, owner.limits_.max_message_bytes);
+      Client& c = *client;
+      c.tls = stream;
+      c.listener = &l;
+      c.phase = Phase::kTlsHandshake;
+      c.accepted = now;
+      epoll_event ev{};
+      ev.events = EPOLLIN | EPOLLRDHUP;
+      ev.data.u64 = id;
+      if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        tls->close(stream);
+        ::close(fd);
+        continue;
+      }
+      clients.emplace(id, std::move(client));
+      ++handshaking;
+      advance(c);  // the ClientHello may be there already
+    }
+  }
+
+  void onTlsEvent(Client& c, uint32_t what) {
+    if (c.phase != Phase::kOpen) {
+      advance(c);
+      return;
+    }
+    // Read when there is something to read (or a read waits for writability), then write what
+    // is queued: a write may have waited for bytes from the peer.
+    if ((what & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) || c.tls_wants_write) {
+      if (!onReadable(c)) return;
+    }
+    if (!c.closed) flush(c);
+  }
+
+  // Reads what TLS streams hold already decrypted (see onReadable).
+  void readBuffered() {
+    std::vector<uint64_t> ready;
+    ready.swap(tls_ready);
+    for (uint64_t id : ready) {
+      auto it = clients.find(id);
+      if (it == clients.end() || it->second->closed || it->second->phase != Phase::kOpen) continue;
+      if (onReadable(*it->second)) flush(*it->second);
+    }
+  }
+
+  // Moves a TLS listener's connection on: the TLS handshake, then the HTTP request; false when
+  // it was closed.
+  bool advance(Client& c) {
+    if (c.phase == Phase::kTlsHandshake) {
+      long r = tls->handshake(c.tls);
+      if (r == kTlsWantRead || r == kTlsWantWrite) {
+        setTlsWantsWrite(c, r == kTlsWantWrite);
+        return true;
+      }
+      if (r != 1) {
+        // Plain HTTP on this port, an old TLS version, a client that gave up: its problem only.
+        if (logEnabled(LogLevel::Debug)) {
+          char why[512];
+          tls->last_error(why, sizeof why);
+          logDebug("ws", c.listener->options.name + ": TLS handshake failed: " + why);
+        }
+        closeClient(c, 0, "", "handshake");
+        return false;
+      }
+      setTlsWantsWrite(c, false);
+      c.phase = Phase::kRequest;
+    }
+    if (c.phase == Phase::kRequest) {
+      char buf[4096];
+      for (;;) {
+        long n = readSome(c, buf, sizeof buf);
+        if (n == kWouldBlock) return true;
+        if (n <= 0) {
+          closeClient(c, 0, "", "handshake");
+          return false;
+        }
+        size_t from = c.request.size() < 3 ? 0 : c.request.size() - 3;
+        c.request.append(buf, static_cast<size_t>(n));
+        size_t end = c.request.find("\r\n\r\n", from);
+        if (end != std::string::npos) {
+          std::string pending = c.request.substr(end + 4);
+          c.request.resize(end + 4);
+          return onRequest(c, std::move(pending));
+        }
+        if (c.request.size() > kMaxHeadBytes)
+          return refuse(c, HttpResponse::error(431, "headers_too_large",
+                                               "the request head is longer than " +
+                                                   std::to_string(kMaxHeadBytes) + " bytes"));
+      }
+    }
+    if (c.phase == Phase::kRefusing) {
+      // Whatever the client still sends is not read: drain it so that it raises no event.
+      char buf[4096];
+      long n;
+      while ((n = readSome(c, buf, sizeof buf)) > 0) {
+      }
+      if (n == kBroken) {
+        closeClient(c, 0, "", "refused");
+        return false;
+      }
+      if (n == 0) {
+        // The client has said all (a half-close): still answer it, watching writability only.
+        c.epollout = true;
+        epoll_event ev{};
+        ev.events = EPOLLOUT;
+        ev.data.u64 = c.id;
+        epoll_ctl(epfd, EPOLL_CTL_MOD, c.fd, &ev);
+      }
+      return flush(c);
+    }
+    return true;
+  }
+
+  // The HTTP request of a TLS listener's connection, checked as the HTTP listeners check an
+  // upgrade (http/server.cc): limits, credentials, path, upgrade headers, Origin and the client
+  // cap, the WebSocket key; then the 101 and the client starts. False when it was closed.
+  bool onRequest(Client& c, std::string pending) {
+    const TlsListenerOptions& o = c.listener->options;
+    Poco::Net::HTTPRequest request;
+    try {
+      std::istringstream in(c.request);
+      request.read(in);
+    } catch (const Poco::Exception& e) {
+      return refuse(
+          c, HttpResponse::error(400, "bad_request", "malformed HTTP request: " + e.displayText()));
+    }
+    c.request.clear();
+    c.request.shrink_to_fit();
+    HttpRequest req;
+    req.method = request.getMethod();
+    const std::string& uri = request.getURI();
+    size_t q = uri.find('?');
+    std::string raw_path = uri.substr(0, q);
+    if (q != std::string::npos) req.raw_query = uri.substr(q + 1);
+    req.token_param = takeTokenParameter(req.raw_query);
+    if (!percentDecode(raw_path, req.path, false)) req.path = raw_path;
+    req.origin = request.get("Origin", "");
+    req.authorization = request.get("Authorization", "");
+    req.ws_protocols = request.get("Sec-WebSocket-Protocol", "");
+
+    if (uri.size() > kMaxUriBytes)
+      return refuse(c, HttpResponse::error(414, "uri_too_long",
+                                           "the request target is longer than " +
+                                               std::to_string(kMaxUriBytes) + " bytes"));
+    size_t fields = 0, bytes = 0;
+    for (const auto& h : request) {
+      ++fields;
+      bytes += h.first.size() + h.second.size();
+    }
+    if (fields > kMaxHeaderFields || bytes > kMaxHeaderBytes)
+      return refuse(
+          c, HttpResponse::error(431, "headers_too_large",
+                                 "the request has more than " + std::to_string(kMaxHeaderFields) +
+                                     " header fields or " + std::to_string(kMaxHeaderBytes) +
+                                     " header bytes"));
+    if (request.getChunkedTransferEncoding() || request.getContentLength64() > kMaxBodyBytes)
+      return refuse(c, HttpResponse::error(413, "body_too_large",
+                                           "this API takes no request body over " +
+                                               std::to_string(kMaxBodyBytes) + " bytes"));
+    if (req.method != "OPTIONS" && !o.auth.check(req)) return refuse(c, o.auth.challenge());
+
+    std::optional<Channel> channel = o.any_path;
+    for (const auto& r : o.routes)
+      if (r.first == req.path) channel = r.second;
+    if (!channel) return refuse(c, HttpResponse::error(404, "not_found", o.not_found));
+    if (!containsToken(request.get("Upgrade", ""), "websocket") ||
+        !containsToken(request.get("Connection", ""), "upgrade")) {
+      HttpResponse r = HttpResponse::error(426, "upgrade_required",
+                                           "this path serves a WebSocket stream only; connect "
+                                           "with a WebSocket client (Upgrade: websocket)");
+      r.headers.emplace_back("Upgrade", "websocket");
+      return refuse(c, r);
+    }
+    if (auto refusal = owner.checkUpgrade(req)) return refuse(c, *refusal);
+    const std::string key = request.get("Sec-WebSocket-Key", "");
+    if (key.empty() || request.get("Sec-WebSocket-Version", "") != "13")
+      return refuse(c, HttpResponse::error(400, "bad_handshake",
+                                           "invalid WebSocket handshake; send Sec-WebSocket-Key "
+                                           "and Sec-WebSocket-Version: 13"));
+
+    std::string answer =
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Accept: " +
+        acceptKey(key) + "\r\n";
+    // A browser that sent its token as a subprotocol needs one protocol chosen back, or it
+    // drops the connection; never the token itself (docs/security.md).
+    std::string protocols = "," + req.ws_protocols + ",";
+    protocols.erase(std::remove(protocols.begin(), protocols.end(), ' '), protocols.end());
+    if (protocols.find(",blockbuster,") != std::string::npos)
+      answer += "Sec-WebSocket-Protocol: blockbuster\r\n";
+    answer += "\r\n";
+
+    owner.admitted_.fetch_add(1);
+    --handshaking;
+    c.phase = Phase::kOpen;
+    c.channel = *channel;
+    c.last_read = Clock::now();
+    c.current = std::make_shared<const std::string>(std::move(answer));  // before any frame
+    c.offset = 0;
+    c.http_answer = true;
+    start(c, std::move(pending));
+    return !c.closed;
+  }
+
+  // Answers `response` and closes the connection once it is written (or at the handshake
+  // timeout); false when it was closed already.
+  bool refuse(Client& c, const HttpResponse& response) {
+    c.phase = Phase::kRefusing;
+    c.request.clear();
+    c.current = std::make_shared<const std::string>(httpBytes(response));
+    c.offset = 0;
+    c.http_answer = true;
+    return flush(c);
   }
 };
 
@@ -580,6 +1023,54 @@ void WsServer::adopt(Channel channel, int fd, std::string pending) {
     loop_->adopts.push_back(Loop::Adopt{channel, fd, std::move(pending)});
   }
   loop_->wake();
+}
+
+int WsServer::listenTls(TlsListenerOptions options) {
+  if (loop_->thread.joinable())
+    throw std::logic_error("WsServer::listenTls must be called before start()");
+  const std::string name = options.name;
+  const TlsStreamApi* api = nullptr;
+  try {
+    api = &tlsStreamApi();
+  } catch (const std::exception& e) {
+    throw std::runtime_error(name + ": " + e.what());
+  }
+  auto l = std::make_unique<TlsListener>();
+  char error[1024] = "";
+  l->context =
+      api->server_context(options.cert_file.c_str(), options.key_file.c_str(), error, sizeof error);
+  if (!l->context)
+    throw std::runtime_error(options.config_key + ": cannot load the TLS certificate " +
+                             options.cert_file + " and key " + options.key_file + " for " + name +
+                             " (" + error +
+                             "); give PEM files readable by the agent, the key unencrypted");
+  try {
+    // As the HTTP listeners: SO_REUSEADDR for quick restarts, not SO_REUSEPORT, so that a
+    // second agent on the same port fails here.
+    Poco::Net::SocketAddress address(options.host, static_cast<Poco::UInt16>(options.port));
+    l->socket.bind(address, /*reuseAddress=*/true, /*reusePort=*/false);
+    l->socket.listen(1024);
+    l->socket.setBlocking(false);
+  } catch (const Poco::Exception& e) {
+    api->free_context(l->context);
+    throw std::runtime_error(
+        "cannot listen on " + options.host + ":" + std::to_string(options.port) + " for " + name +
+        " (" + e.displayText() + "); is another process using the port? Choose another port");
+  }
+  l->fd = l->socket.impl()->sockfd();
+  l->key = kListenerBit | loop_->listeners.size();
+  l->options = std::move(options);
+  const int port = l->socket.address().port();
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = l->key;
+  if (epoll_ctl(loop_->epfd, EPOLL_CTL_ADD, l->fd, &ev) < 0) {
+    api->free_context(l->context);
+    throw std::runtime_error(name + ": cannot watch the listening socket: " + std::strerror(errno));
+  }
+  loop_->tls = api;
+  loop_->listeners.push_back(std::move(l));
+  return port;
 }
 
 WsEndpoint::WsEndpoint(WsServer& server, std::vector<std::pair<std::string, Channel>> routes,

@@ -1,9 +1,11 @@
 // The agent's WebSocket push: one event-loop thread (epoll, non-blocking sockets) serves every
-// client of the dashboard stream (/theblock/ws) and of the feature stream. HTTP threads only do
-// the handshake (HttpServer + UpgradeHandler) and hand the socket over, so an idle connection
-// holds no thread. Each client has a bounded queue that keeps only the latest message of each
-// stream (ClientQueue), so a slow client never delays the others; a client that leaves data
-// unsent past the stall timeout is closed, and a peer that answers no ping is closed.
+// client of the dashboard stream (/theblock/ws) and of the feature stream. On plain ports HTTP
+// threads only do the handshake (HttpServer + UpgradeHandler) and hand the socket over; on TLS
+// ports (ws.tls, listenTls) the loop accepts, does the TLS handshake and the HTTP upgrade itself,
+// with non-blocking OpenSSL streams. Either way an open connection holds no thread. Each client
+// has a bounded queue that keeps only the latest message of each stream (ClientQueue), so a slow
+// client never delays the others; a client that leaves data unsent past the stall timeout is
+// closed, and a peer that answers no ping is closed.
 #pragma once
 
 #include <atomic>
@@ -37,6 +39,32 @@ struct ServerLimits {
   /// Origins a browser may connect from: the CORS allow-list (http.cors_origins); "*" = any.
   /// A request without Origin (not a browser) is always allowed.
   std::vector<std::string> allowed_origins{"*"};
+
+  // TLS listeners (listenTls) only: connections between accept and the 101.
+  /// The TLS handshake and the HTTP upgrade request must be done within this from the accept
+  /// (the HTTP listeners' read timeout): a stalled or silent connection is closed.
+  std::chrono::milliseconds handshake_timeout{10000};
+  /// At most this many such connections at once (all TLS listeners); over it, a new connection
+  /// is closed at once (an answer would need a handshake).
+  size_t max_handshakes = 1024;
+};
+
+/// A port that the event loop serves itself over TLS (ws.tls).
+struct TlsListenerOptions {
+  std::string name = "ws";  ///< for messages and logs
+  std::string host = "127.0.0.1";
+  int port = 0;           ///< 0 = any free port; see the return value of listenTls
+  std::string cert_file;  ///< PEM certificate (chain, leaf first)
+  std::string key_file;   ///< PEM private key, unencrypted
+  /// The config key of the two files, named in errors.
+  std::string config_key = "ws.tls";
+  /// Who may connect: checked on the upgrade request, as ServerOptions::auth on plain ports.
+  Authenticator auth{};
+  /// The WebSocket paths (exact) and their channel; `any_path`: the channel of every other
+  /// path, or nullopt to answer them 404 with `not_found`.
+  std::vector<std::pair<std::string, Channel>> routes;
+  std::optional<Channel> any_path;
+  std::string not_found = "no WebSocket stream on this path";
 };
 
 class WsServer {
@@ -65,6 +93,13 @@ class WsServer {
   std::optional<HttpResponse> checkUpgrade(const HttpRequest& request);
   /// Takes a handshaken socket (HTTP threads); see UpgradeHandler::adopt. Thread-safe.
   void adopt(Channel channel, int fd, std::string pending);
+
+  /// Binds a TLS listener now and serves it from the loop once started: TLS 1.2 or later
+  /// (bb_tls.so, loaded here), then the HTTP upgrade (limits, `auth`, Origin, the client cap:
+  /// the answers of a plain port), then the streams as for any client. Call before start().
+  /// Returns the bound port. Throws std::runtime_error naming the files and the config key for
+  /// a bad certificate or key, the module for a missing module, the address for a busy port.
+  int listenTls(TlsListenerOptions options);
 
   /// Open connections (both channels), including those being handed over. Thread-safe.
   size_t clients() const { return admitted_.load(); }

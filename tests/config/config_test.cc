@@ -864,8 +864,9 @@ TEST(ConfigTls, NeedsBothOrNeither) {
     bb::parseConfig("web:\n  tls: {cert_file: /c.pem}\n", "/c.yaml");
     FAIL() << "a certificate without a key was accepted";
   } catch (const bb::ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("web.tls: has only one of cert_file and key_file"),
-              std::string::npos)
+    EXPECT_NE(
+        std::string(e.what()).find("web.tls.key_file: missing while web.tls.cert_file is set"),
+        std::string::npos)
         << e.what();
   }
   // The WebSocket ports take TLS too (both at once), with the same rule.
@@ -876,10 +877,32 @@ TEST(ConfigTls, NeedsBothOrNeither) {
     bb::parseConfig("ws:\n  tls: {key_file: /k}\n", "/c.yaml");
     FAIL() << "a key without a certificate was accepted";
   } catch (const bb::ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("ws.tls: has only one of cert_file and key_file"),
+    EXPECT_NE(std::string(e.what()).find("ws.tls.cert_file: missing while ws.tls.key_file is set"),
               std::string::npos)
         << e.what();
   }
+}
+
+// The error names the key to add, with the file it came from and how to fix it.
+TEST(ConfigTls, WsCertificateWithoutKeyNamesWsTlsKeyFile) {
+  try {
+    bb::parseConfig("ws:\n  port: 5001\n  tls:\n    cert_file: /etc/bb/cert.pem\n", "/c.yaml");
+    FAIL() << "ws.tls with a certificate and no key was accepted";
+  } catch (const bb::ConfigError& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(what.rfind("/c.yaml: ws.tls.key_file: missing while ws.tls.cert_file is set; ", 0),
+              0u)
+        << what;
+    EXPECT_NE(what.find("give both PEM files"), std::string::npos) << what;
+  }
+  // Both keys: kept, for both WebSocket ports.
+  bb::Config c = bb::parseConfig(
+      "ws:\n  tls:\n    cert_file: /etc/bb/cert.pem\n    key_file: /etc/bb/key.pem\n", "f");
+  EXPECT_EQ(c.ws.tls_cert_file, "/etc/bb/cert.pem");
+  EXPECT_EQ(c.ws.tls_key_file, "/etc/bb/key.pem");
+  // The http and web listeners are left plain by ws.tls.
+  EXPECT_EQ(c.http.tls_cert_file, "");
+  EXPECT_EQ(c.web.tls_cert_file, "");
 }
 
 }  // namespace

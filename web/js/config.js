@@ -1,5 +1,5 @@
 // Where the API is. The agent serves /bb-config.json beside the page:
-//   {"api_port", "ws_port", "feature_ws_port", "refresh_ms", "version"[, "ws_enabled"]}
+//   {"api_port", "ws_port", "feature_ws_port", "refresh_ms", "version"[, "ws_enabled", "ws_tls"]}
 // Without it (the page served by `python3 -m http.server`) the guide's ports apply, on the host
 // the page came from. `?api=http://host:port` overrides the API base and `?ws=ws://host:port`
 // the stream (`?ws=off` disables it). `?token=T` is the API token when the agent requires one
@@ -98,8 +98,14 @@ export async function loadConfig(loc = window.location) {
   // prints an error in the browser console that no script can silence.
   const apiHost = new URL(apiBase).hostname;
   const wsHost = apiHost.includes(':') && !apiHost.startsWith('[') ? `[${apiHost}]` : apiHost;
-  let wsUrl = file && file.ws_enabled === true
-    ? `${secure ? 'wss:' : 'ws:'}//${wsHost}:${wsPort}${WS_PATH}`
+  // wss:// when the agent says its WebSocket port speaks TLS (ws_tls, i.e. ws.tls is set), ws://
+  // when it says it does not; an older agent says neither: the page's own scheme then. A page
+  // loaded over HTTPS may not open ws:// (mixed content): it polls instead, and says why.
+  const wsTls = file && typeof file.ws_tls === 'boolean' ? file.ws_tls : secure;
+  const announced = Boolean(file && file.ws_enabled === true);
+  const mixedContent = announced && secure && !wsTls;
+  let wsUrl = announced && !mixedContent
+    ? `${wsTls ? 'wss:' : 'ws:'}//${wsHost}:${wsPort}${WS_PATH}`
     : null;
   const wsParam = params.get('ws');
   if (wsParam === 'off' || wsParam === '0') {
@@ -108,6 +114,9 @@ export async function loadConfig(loc = window.location) {
     const base = wsBase(wsParam);
     if (base) wsUrl = `${base}${WS_PATH}`;
     else warnings.push(`ignored ?ws=${wsParam}: expected ws://host:port or off`);
+  } else if (mixedContent) {
+    warnings.push('no live stream: this page was loaded over HTTPS and the agent\'s WebSocket '
+      + 'port speaks no TLS; set ws.tls in the agent\'s config (docs/security.md)');
   }
 
   return {

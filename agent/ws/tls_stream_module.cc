@@ -1,0 +1,162 @@
+// Part of bb_tls.so (built from agent/ws/CMakeLists.txt into the module of agent/http): the
+// non-blocking OpenSSL streams of the WebSocket event loop (tls_stream.h). OpenSSL directly, not
+// Poco NetSSL: Poco's secure socket keeps its OpenSSL state to itself and blocks in its
+// handshake, while the loop needs SSL_ERROR_WANT_READ/WANT_WRITE to drive thousands of
+// connections from one thread.
+#include <errno.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "ws/tls_stream.h"
+
+namespace {
+
+using bb::ws::kTlsClosed;
+using bb::ws::kTlsError;
+using bb::ws::kTlsWantRead;
+using bb::ws::kTlsWantWrite;
+
+void errorText(char* buf, size_t size) {
+  if (!buf || size == 0) return;
+  std::string text;
+  char one[256];
+  while (unsigned long e = ERR_get_error()) {
+    ERR_error_string_n(e, one, sizeof one);
+    if (!text.empty()) text += "; ";
+    text += one;
+  }
+  if (text.empty()) text = errno ? std::strerror(errno) : "no detail from OpenSSL";
+  std::snprintf(buf, size, "%s", text.c_str());
+}
+
+// An encrypted key would make OpenSSL ask for its passphrase on the terminal: refuse instead.
+int noPassphrase(char*, int, int, void*) { return 0; }
+
+void* serverContext(const char* cert_file, const char* key_file, char* error, size_t error_size) {
+  OPENSSL_init_ssl(0, nullptr);
+  ERR_clear_error();
+  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+  auto fail = [&](const char* what) -> void* {
+    char detail[512];
+    errorText(detail, sizeof detail);
+    std::snprintf(error, error_size, "%s: %s", what, detail);
+    if (ctx) SSL_CTX_free(ctx);
+    return nullptr;
+  };
+  if (!ctx) return fail("cannot create a TLS context");
+  if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
+    return fail("cannot require TLS 1.2 or later");
+  auto options = SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE;
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+  // A peer that closes without close_notify is a peer that closed (the WebSocket protocol
+  // has its own close): not a protocol error.
+  options |= SSL_OP_IGNORE_UNEXPECTED_EOF;
+#endif
+  SSL_CTX_set_options(ctx, options);
+  // Writes behave like send(): part of the bytes may be taken, and a retry after WANT_WRITE may
+  // come from another buffer with the same bytes. Idle connections give their buffers back.
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                            SSL_MODE_RELEASE_BUFFERS);
+  SSL_CTX_set_default_passwd_cb(ctx, noPassphrase);
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+  if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1)
+    return fail("cannot read the certificate");
+  if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1)
+    return fail("cannot read the private key (PEM, unencrypted)");
+  if (SSL_CTX_check_private_key(ctx) != 1)
+    return fail("the private key does not match the certificate");
+  return ctx;
+}
+
+void freeContext(void* context) { SSL_CTX_free(static_cast<SSL_CTX*>(context)); }
+
+void* openStream(void* context, int fd) {
+  SSL* ssl = SSL_new(static_cast<SSL_CTX*>(context));
+  if (!ssl) return nullptr;
+  if (SSL_set_fd(ssl, fd) != 1) {
+    SSL_free(ssl);
+    return nullptr;
+  }
+  SSL_set_accept_state(ssl);
+  return ssl;
+}
+
+void closeStream(void* stream) {
+  SSL* ssl = static_cast<SSL*>(stream);
+  ERR_clear_error();
+  // Only a stream whose handshake completed and that did not fail may say close_notify; the
+  // socket is non-blocking, so this never waits for the peer's answer.
+  if (SSL_is_init_finished(ssl) && !(SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN)) SSL_shutdown(ssl);
+  ERR_clear_error();
+  SSL_free(ssl);
+}
+
+// Maps the result `r` of an SSL_* call to the loop's codes.
+long result(SSL* ssl, int r) {
+  switch (SSL_get_error(ssl, r)) {
+    case SSL_ERROR_WANT_READ:
+      return kTlsWantRead;
+    case SSL_ERROR_WANT_WRITE:
+      return kTlsWantWrite;
+    case SSL_ERROR_ZERO_RETURN:
+      return kTlsClosed;
+    case SSL_ERROR_SYSCALL:
+      if (ERR_peek_error() == 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return kTlsWantRead;
+      // Without a close_notify and without a system error: the peer closed (OpenSSL 1.1).
+      if (ERR_peek_error() == 0 && errno == 0) return kTlsClosed;
+      // Once a fatal error happened no close_notify may follow.
+      SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN);
+      return kTlsError;
+    default:
+      SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN);
+      return kTlsError;
+  }
+}
+
+long handshakeStream(void* stream) {
+  SSL* ssl = static_cast<SSL*>(stream);
+  ERR_clear_error();
+  errno = 0;
+  int r = SSL_do_handshake(ssl);
+  if (r == 1) return 1;
+  long code = result(ssl, r);
+  return code == kTlsClosed ? kTlsError : code;  // a peer gone mid-handshake is a failure
+}
+
+long readStream(void* stream, void* buf, size_t len) {
+  SSL* ssl = static_cast<SSL*>(stream);
+  ERR_clear_error();
+  errno = 0;
+  size_t got = 0;
+  int r = SSL_read_ex(ssl, buf, len, &got);
+  if (r == 1) return static_cast<long>(got);
+  return result(ssl, r);
+}
+
+long writeStream(void* stream, const void* buf, size_t len) {
+  SSL* ssl = static_cast<SSL*>(stream);
+  ERR_clear_error();
+  errno = 0;
+  size_t put = 0;
+  int r = SSL_write_ex(ssl, buf, len, &put);
+  if (r == 1) return static_cast<long>(put);
+  long code = result(ssl, r);
+  return code == kTlsClosed ? kTlsError : code;  // cannot write to a closed stream
+}
+
+int pendingBytes(void* stream) { return SSL_pending(static_cast<SSL*>(stream)); }
+
+const bb::ws::TlsStreamApi kApi{serverContext, freeContext,     openStream,
+                                closeStream,   handshakeStream, readStream,
+                                writeStream,   pendingBytes,    errorText};
+
+}  // namespace
+
+extern "C" __attribute__((visibility("default"))) const bb::ws::TlsStreamApi* bb_tls_stream_api() {
+  return &kApi;
+}
