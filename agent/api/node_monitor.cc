@@ -1,8 +1,28 @@
 #include "api/node_monitor.h"
 
+#include <blockbuster/json.h>
+
 #include "util/log.h"
 
 namespace bb {
+namespace {
+
+// What went wrong, for a person: the message of the client's {"code":0,"message":"..."} (it
+// names the method already), else the method and whatever the outcome holds.
+std::string describe(const std::string& method, const RpcOutcome& outcome) {
+  try {
+    blockbuster::Json error = blockbuster::Json::parse(outcome.json);
+    if (const blockbuster::Json* message = error.find("message"); message && message->isString()) {
+      const std::string& text = message->asString();
+      return text.rfind(method + ":", 0) == 0 ? text : method + ": " + text;
+    }
+  } catch (const std::exception&) {
+    // Not JSON: shown as it is.
+  }
+  return method + ": " + outcome.json;
+}
+
+}  // namespace
 
 void NodeMonitor::record(const std::string& method, const RpcOutcome& outcome) {
   bool answered = outcome.status == RpcStatus::Ok || outcome.status == RpcStatus::RpcError;
@@ -17,10 +37,11 @@ void NodeMonitor::record(const std::string& method, const RpcOutcome& outcome) {
     return;
   }
   if (outcome.status == RpcStatus::Limit && !rpc_->banned()) return;  // reply too large: node up
+  const std::string why = describe(method, outcome);
   if (reachable_ || last_error_.empty())
-    logWarn("node", method + " failed: " + outcome.json + "; serving the last data, marked stale");
+    logWarn("node", why + "; serving the last data, marked stale");
   reachable_ = false;
-  last_error_ = method + ": " + outcome.json;
+  last_error_ = why;
 }
 
 NodeState NodeMonitor::state() const {

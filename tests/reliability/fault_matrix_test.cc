@@ -193,6 +193,10 @@ TEST(FaultMatrix, NodeDownAtStartThenAppears) {
     return healthReasons(agent.port()).find("node unreachable since start") != std::string::npos;
   })) << healthReasons(agent.port());
   EXPECT_EQ(healthStatus(agent.port()), "degraded");
+  // The reason is a sentence for a person: the client's message, not its JSON envelope.
+  const std::string reasons = healthReasons(agent.port());
+  EXPECT_NE(reasons.find("connection refused"), std::string::npos) << reasons;
+  EXPECT_EQ(reasons.find("{\"code\""), std::string::npos) << reasons;
   expectEveryEndpointAnswersAtOnce(agent.port(), /*allow_no_data=*/true);
   // Nothing was ever collected: no number is made up, each section says why it has none.
   // /health learns the node is down from the node monitor, which may be ahead of the network
