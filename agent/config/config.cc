@@ -36,7 +36,8 @@ const char* const kRpcKeys[] = {"connect_timeout_ms",
                                 "max_requests_per_second",
                                 "burst",
                                 "max_connections",
-                                "max_response_bytes"};
+                                "max_response_bytes",
+                                "share_ms"};
 const char* const kHttpKeys[] = {"host", "port", "cors_origins", "tls", "metrics_port"};
 const char* const kWsKeys[] = {"host", "port", "feature_port", "tls"};
 const char* const kWebKeys[] = {"host", "port", "root", "tls"};
@@ -743,6 +744,9 @@ void parseRpc(const Context& ctx, const YAML::Node& node, RpcConfig& rpc) {
         } else if (key == "max_response_bytes") {
           rpc.max_response_bytes = readInt(
               ctx, path, v, {1024, INT64_MAX, "an integer", "an integer of at least 1024 (bytes)"});
+        } else if (key == "share_ms") {
+          rpc.share_ms = readIntField(
+              ctx, path, v, {0, 1000, "an integer", "an integer from 0 to 1000 (milliseconds)"});
         }
       });
   if (rpc.backoff_max_ms < rpc.backoff_initial_ms) {
@@ -1321,6 +1325,7 @@ std::string describeConfig(const Config& config) {
   out << "  burst: " << rpc.burst << "\n";
   out << "  max_connections: " << rpc.max_connections << "\n";
   out << "  max_response_bytes: " << rpc.max_response_bytes << "\n";
+  out << "  share_ms: " << rpc.share_ms << "\n";
   out << "http:\n";
   out << "  host: " << quoted(config.http.host) << "\n";
   out << "  port: " << config.http.port << "\n";

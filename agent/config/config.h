@@ -41,6 +41,9 @@ struct RpcConfig {
   int burst = 10;                                         ///< token-bucket capacity
   int max_connections = 8;                                ///< keep-alive pool size
   int64_t max_response_bytes = int64_t{8} * 1024 * 1024;  ///< larger replies are refused unread
+  /// Identical calls (same method and params) share one request: one in flight, and a success
+  /// for this long after it arrived. 0 = every call sends its own.
+  int share_ms = 50;
 };
 
 /// Who may use one surface (the API, /metrics, the WebSocket listeners). Both lists empty = open

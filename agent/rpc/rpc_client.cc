@@ -22,6 +22,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -259,6 +260,18 @@ struct RpcClient::Impl {
   std::optional<Poco::Net::IPAddress> good_address;  // the last address that accepted us
   std::shared_ptr<const RpcObserver> observer;
   std::mt19937_64 rng{std::random_device{}()};
+
+  // Shared calls (config.share_ms), by method + "\n" + params: the latest call of each, in
+  // flight or done. Waiters are woken when it is done, or by shutdown.
+  struct SharedCall {
+    bool done = false;
+    RpcOutcome outcome;
+    Clock::time_point finished{};
+  };
+  std::mutex share_mutex;
+  std::condition_variable share_cv;
+  std::map<std::string, std::shared_ptr<SharedCall>> shared;  // guarded by share_mutex
+  std::atomic<bool> share_stop{false};
 
   std::mutex workers_mutex;
   std::condition_variable workers_cv;
@@ -762,9 +775,10 @@ RpcOutcome RpcClient::call(const std::string& method, const std::string& params_
   Impl& impl = *impl_;
   const auto start = Clock::now();
   RpcOutcome outcome;
-  const auto finish = [&](RpcStatus status, std::string json_or_cause) {
+  // `verbatim`: json_or_cause is an outcome's JSON already (a shared call's).
+  const auto finish = [&](RpcStatus status, std::string json_or_cause, bool verbatim = false) {
     outcome.status = status;
-    if (status == RpcStatus::Ok || status == RpcStatus::RpcError) {
+    if (status == RpcStatus::Ok || status == RpcStatus::RpcError || verbatim) {
       outcome.json = std::move(json_or_cause);
     } else {
       outcome.json =
@@ -810,6 +824,75 @@ RpcOutcome RpcClient::call(const std::string& method, const std::string& params_
       return finish(RpcStatus::Invalid, "params are not valid JSON (" + e.displayText() + ")");
     }
   }
+  // An identical call in flight, or one that succeeded within share_ms, answers this one.
+  // Otherwise this call goes to the node and offers its outcome to identical ones (`lead`).
+  std::shared_ptr<Impl::SharedCall> lead;
+  if (config_.share_ms > 0) {
+    const std::string share_key = method + "\n" + params;
+    std::unique_lock<std::mutex> lock(impl.share_mutex);
+    // Forget what can no longer be shared (paged calls give each page its own key).
+    const auto now = Clock::now();
+    for (auto it = impl.shared.begin(); it != impl.shared.end();) {
+      if (it->second->done && now - it->second->finished > milliseconds(config_.share_ms))
+        it = impl.shared.erase(it);
+      else
+        ++it;
+    }
+    for (;;) {
+      auto it = impl.shared.find(share_key);
+      if (it == impl.shared.end() || impl.share_stop) {
+        lead = std::make_shared<Impl::SharedCall>();
+        if (!impl.share_stop) impl.shared[share_key] = lead;
+        break;
+      }
+      std::shared_ptr<Impl::SharedCall> other = it->second;
+      if (!other->done) {
+        // Its outcome, success or failure, is this call's: the node would answer the same.
+        if (!impl.share_cv.wait_until(lock, deadline,
+                                      [&] { return other->done || impl.share_stop.load(); })) {
+          lock.unlock();
+          return finish(RpcStatus::Timeout,
+                        "deadline passed while an identical call was in flight");
+        }
+        if (!other->done) continue;  // shutting down: the next pass sends (and fails) alone
+        RpcOutcome answer = other->outcome;
+        lock.unlock();
+        outcome.shared = true;
+        outcome.http_status = answer.http_status;
+        return finish(answer.status, std::move(answer.json), /*verbatim=*/true);
+      }
+      if (other->outcome.status == RpcStatus::Ok &&
+          Clock::now() - other->finished <= milliseconds(config_.share_ms)) {
+        std::string json = other->outcome.json;
+        const int http_status = other->outcome.http_status;
+        lock.unlock();
+        outcome.shared = true;
+        outcome.http_status = http_status;
+        return finish(RpcStatus::Ok, std::move(json));
+      }
+      // Failed or too old to share: this call asks the node.
+      lead = std::make_shared<Impl::SharedCall>();
+      it->second = lead;
+      break;
+    }
+  }
+  // Whatever way this call ends, identical calls waiting for it get its outcome.
+  struct Publish {
+    Impl& impl;
+    const std::shared_ptr<Impl::SharedCall>& lead;
+    const RpcOutcome& outcome;
+    ~Publish() {
+      if (!lead) return;
+      {
+        std::lock_guard<std::mutex> lock(impl.share_mutex);
+        lead->outcome = outcome;
+        lead->finished = Clock::now();
+        lead->done = true;
+      }
+      impl.share_cv.notify_all();
+    }
+  } publish{impl, lead, outcome};
+
   if (const int left = impl.banSecondsLeft(); left > 0) {
     return finish(RpcStatus::Limit, "not sent: the node rate-limited the agent; calls paused for " +
                                         std::to_string(left) + " more s");
@@ -910,6 +993,12 @@ void RpcClient::shutdown() {
     impl_->live -= static_cast<int>(idle.size());
   }
   impl_->cv.notify_all();
+  {
+    std::lock_guard<std::mutex> lock(impl_->share_mutex);
+    impl_->share_stop = true;
+    impl_->shared.clear();
+  }
+  impl_->share_cv.notify_all();
 }
 
 uint64_t RpcClient::requestsSent() const { return impl_->requests_sent.load(); }

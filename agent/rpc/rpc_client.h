@@ -12,7 +12,11 @@
 // - params always a JSON object (`{}` when none); one request object per POST (no batches);
 // - a token-bucket cap on requests per second toward the node (waits for a token, up to the
 //   call's deadline);
-// - replies over max_response_bytes are refused without being read whole.
+// - replies over max_response_bytes are refused without being read whole;
+// - identical calls (same method, same params text) share one request (share_ms): while one is
+//   in flight the others wait for its outcome, and its success answers them for share_ms after
+//   it arrived. The four market plugins each read governor.status in the same cycle: one
+//   request instead of four (docs/performance.md, "Cost to the node").
 //
 // Outcome of an answer: a JSON-RPC error with code -32001/-32002 (the real node's limiter) is
 // Limit and starts the pause like HTTP 429; any other {"error":...} is RpcError, whatever the
@@ -62,6 +66,8 @@ struct RpcOutcome {
   int attempts = 0;     ///< HTTP requests made (1 + retries)
   int http_status = 0;  ///< last HTTP status seen, 0 if none
   double seconds = 0;   ///< wall time of the whole call, waits included
+  /// Answered by an identical call's request (share_ms): nothing was sent for this call.
+  bool shared = false;
   bool ok() const { return status == RpcStatus::Ok; }
 };
 

@@ -278,6 +278,7 @@ rpc:
   burst: 3
   max_connections: 2
   max_response_bytes: 1048576
+  share_ms: 0
 http:
   host: 127.0.0.1
   port: 15000
@@ -314,6 +315,7 @@ plugins:
   EXPECT_EQ(c.rpc.burst, 3);
   EXPECT_EQ(c.rpc.max_connections, 2);
   EXPECT_EQ(c.rpc.max_response_bytes, 1048576);
+  EXPECT_EQ(c.rpc.share_ms, 0);
   EXPECT_EQ(c.http.host, "127.0.0.1");
   EXPECT_EQ(c.http.port, 15000);
   EXPECT_EQ(c.cors_origins,
@@ -473,7 +475,7 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"rpc:\n  url: http://x\n",
                   "rpc.url: unknown key; known keys: connect_timeout_ms, timeout_ms, retries, "
                   "backoff_initial_ms, backoff_max_ms, max_requests_per_second, burst, "
-                  "max_connections, max_response_bytes (did you mean 'rpc_url'?)"},
+                  "max_connections, max_response_bytes, share_ms (did you mean 'rpc_url'?)"},
         ErrorCase{"http:\n  prot: 1\n",
                   "http.prot: unknown key; known keys: host, port, cors_origins, tls, metrics_port "
                   "(did you mean "
@@ -752,6 +754,7 @@ plugins:
                           "burst:",
                           "max_connections:",
                           "max_response_bytes:",
+                          "share_ms:",
                           "http:",
                           "host:",
                           "port:",

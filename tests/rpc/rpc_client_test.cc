@@ -227,6 +227,9 @@ RpcConfig configFor(const TestNode& node) {
   config.max_requests_per_second = 1000;
   config.burst = 1000;
   config.max_connections = 4;
+  // Each call its own request: these tests count what reaches the node. The "Sharing" tests
+  // below turn it on.
+  config.share_ms = 0;
   return config;
 }
 
@@ -726,6 +729,99 @@ TEST(RpcClient, TheTokenNeverAppearsInOutcomesOrLogs) {
   }
   EXPECT_NE(logs.find("rate-limited"), std::string::npos) << logs;  // something was logged
   EXPECT_EQ(logs.find(token), std::string::npos) << logs;
+}
+
+// --- Identical calls share one request (share_ms) -------------------------------------------
+
+// Four identical calls at once (as four market plugins read governor.status in one cycle): one
+// request; every caller gets its result, three of them marked shared.
+TEST(RpcSharing, IdenticalCallsInFlightShareOneRequest) {
+  TestNode node([](TestNode& n, const Seen& seen, int, HTTPServerRequest&,
+                   HTTPServerResponse& response) {
+    n.waitForRelease(5000ms);  // held until every caller has started
+    replyResult(response, seen, "{\"epoch\":7}");
+  });
+  RpcConfig config = configFor(node);
+  config.share_ms = 50;
+  RpcClient client(config);
+  std::vector<std::future<RpcOutcome>> calls;
+  for (int i = 0; i < 4; ++i)
+    calls.push_back(std::async(std::launch::async,
+                               [&] { return client.call("governor.status", "{}"); }));
+  ASSERT_TRUE(node.waitForRequests(1, 5000ms));
+  std::this_thread::sleep_for(100ms);  // the other three are waiting by now (not a timing claim:
+                                       // a latecomer would be answered from the result instead)
+  node.release();
+  int shared = 0;
+  for (auto& f : calls) {
+    RpcOutcome o = f.get();
+    EXPECT_EQ(o.status, RpcStatus::Ok) << o.json;
+    EXPECT_EQ(o.json, "{\"epoch\":7}");
+    shared += o.shared ? 1 : 0;
+  }
+  EXPECT_EQ(node.requests(), 1);
+  EXPECT_EQ(shared, 3);
+  EXPECT_EQ(client.requestsSent(), 1u);
+}
+
+// A success is reused within share_ms of its arrival, not after; other params, another method
+// or share_ms 0 always ask the node.
+TEST(RpcSharing, ASuccessIsReusedOnlyWithinTheWindowAndOnlyForTheSameCall) {
+  TestNode node(echoMethod);
+  RpcConfig config = configFor(node);
+  config.share_ms = 1000;
+  {
+    RpcClient client(config);
+    EXPECT_FALSE(client.call("a.b", "{\"x\":1}").shared);
+    RpcOutcome again = client.call("a.b", "{\"x\":1}");
+    EXPECT_TRUE(again.shared);
+    EXPECT_EQ(again.json, "{\"method\":\"a.b\"}");
+    EXPECT_FALSE(client.call("a.b", "{\"x\":2}").shared);
+    EXPECT_FALSE(client.call("a.c", "{\"x\":1}").shared);
+    EXPECT_EQ(node.requests(), 3);
+  }
+  config.share_ms = 1;
+  {
+    RpcClient client(config);
+    client.call("a.b");
+    std::this_thread::sleep_for(20ms);
+    EXPECT_FALSE(client.call("a.b").shared);  // older than 1 ms: asked again
+    EXPECT_EQ(node.requests(), 5);
+  }
+  config.share_ms = 0;
+  {
+    RpcClient client(config);
+    client.call("a.b");
+    EXPECT_FALSE(client.call("a.b").shared);
+    EXPECT_EQ(node.requests(), 7);
+  }
+}
+
+// A failure is handed to the calls that waited for it (the node would have failed them too),
+// but never reused by a later call: that one asks the node again.
+TEST(RpcSharing, AFailureReachesTheWaitersButIsNotReused) {
+  TestNode node([](TestNode& n, const Seen&, int index, HTTPServerRequest&,
+                   HTTPServerResponse& response) {
+    if (index == 0) n.waitForRelease(5000ms);
+    reply(response, 404, "no such thing");
+  });
+  RpcConfig config = configFor(node);
+  config.share_ms = 1000;
+  config.retries = 0;
+  RpcClient client(config);
+  auto first = std::async(std::launch::async, [&] { return client.call("m.x"); });
+  ASSERT_TRUE(node.waitForRequests(1, 5000ms));
+  auto second = std::async(std::launch::async, [&] { return client.call("m.x"); });
+  std::this_thread::sleep_for(100ms);
+  node.release();
+  RpcOutcome a = first.get();
+  RpcOutcome b = second.get();
+  EXPECT_EQ(a.status, RpcStatus::Transport) << a.json;
+  EXPECT_EQ(b.status, RpcStatus::Transport) << b.json;
+  EXPECT_EQ(b.json, a.json);  // the same message, not wrapped twice
+  EXPECT_EQ(node.requests(), 1);
+  EXPECT_FALSE(client.call("m.x").shared);
+  EXPECT_EQ(node.requests(), 2);
 }
 
 // --- Token bucket ---------------------------------------------------------------------------
