@@ -375,14 +375,16 @@ int main(int argc, char** argv) {
     int ws_port = 0;
     int feature_port = 0;
     if (!ws_tls) {
-      // Few threads: they only do handshakes, the event loop serves the connections.
+      // One event loop each: they only do handshakes, the WebSocket loop serves the clients.
       bb::ServerOptions ws_options{"ws", config.ws.host, config.ws.port, 4, 4096, 5};
+      ws_options.event_threads = 1;
       ws_options.auth = authenticator(config.auth.ws, "websocket");
       ws_http = std::make_unique<bb::HttpServer>(ws_options, wsOnly);
       ws_http->setUpgradeHandler(&dashboard_ws);
       bb::ServerOptions feature_options{
           "feature-ws", config.feature_ws.host, config.feature_ws.port, 2, 1024, 5};
       feature_options.auth = ws_options.auth;
+      feature_options.event_threads = 1;
       feature_http = std::make_unique<bb::HttpServer>(feature_options, wsOnly);
       feature_http->setUpgradeHandler(&feature_ws);
       ws_port = ws_http->port();
@@ -416,6 +418,8 @@ int main(int argc, char** argv) {
     http_options.decorate_refusal = [&router](const bb::HttpRequest& r, bb::HttpResponse& resp) {
       router.addCors(r, resp);
     };
+    // Routes of plugins with isolation: process wait on IPC: off the event loops with them.
+    http_options.offload = [&api](const bb::HttpRequest& r) { return api.mayBlock(r); };
     bb::HttpServer http(
         http_options, [&](bb::HttpRequest&& r) { return router.handle(std::move(r)); },
         [&](const bb::HttpRequest& r, const bb::HttpResponse& resp, double seconds) {
@@ -435,6 +439,7 @@ int main(int argc, char** argv) {
     if (config.metrics_port >= 0) {
       bb::ServerOptions metrics_options{"metrics", config.http.host, config.metrics_port, 8, 256};
       metrics_options.auth = authenticator(config.auth.metrics, "metrics");
+      metrics_options.event_threads = 1;  // a scrape every few seconds
       metrics_http = std::make_unique<bb::HttpServer>(metrics_options, [&](bb::HttpRequest&& r) {
         if (r.path != "/metrics")
           return bb::HttpResponse::error(

@@ -277,6 +277,11 @@ std::string DashboardApi::dashboard() const {
   return out.dump();
 }
 
+bool DashboardApi::mayBlock(const HttpRequest& req) const {
+  static const std::string kReceipts = "/theblock/receipts";
+  return ctx_.plugin_routes->blocking(req.path == "/theblock/dashboard" ? kReceipts : req.path);
+}
+
 HttpResponse DashboardApi::pluginSection(const HttpRequest& req) const {
   // /plugins/<plugin>/<section>: any published section, for third-party plugins.
   const std::string prefix = "/plugins/";

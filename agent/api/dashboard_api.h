@@ -44,6 +44,11 @@ class DashboardApi {
   std::string marketsHealth() const;
   std::string dashboard() const;
 
+  /// Whether answering `req` may wait on a plugin process (isolation: process answers its routes
+  /// over IPC, with a deadline): the HTTP server then answers it off its event loops
+  /// (ServerOptions::offload). /theblock/dashboard embeds /theblock/receipts.
+  bool mayBlock(const HttpRequest& req) const;
+
   /// overall_status from the four market statuses (exposed for tests).
   static std::string overallStatus(const std::vector<std::string>& statuses);
 

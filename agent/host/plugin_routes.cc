@@ -5,7 +5,7 @@
 namespace bb {
 
 std::string PluginRoutes::add(const std::string& path, const std::string& plugin, bb_route_fn fn,
-                              void* ctx) {
+                              void* ctx, bool blocking) {
   if (path.empty() || path[0] != '/' || path.find("..") != std::string::npos)
     return "route '" + path + "' is not an absolute path";
   if (path == "/health" || path == "/metrics" || path.rfind("/plugins/", 0) == 0)
@@ -14,23 +14,34 @@ std::string PluginRoutes::add(const std::string& path, const std::string& plugin
   auto it = routes_.find(path);
   if (it != routes_.end() && it->second.plugin != plugin)
     return "route '" + path + "' is already served by plugin '" + it->second.plugin + "'";
-  routes_[path] = Route{plugin, fn, ctx};
+  if (it != routes_.end() && it->second.blocking) --blocking_routes_;
+  routes_[path] = Route{plugin, fn, ctx, blocking};
+  if (blocking) ++blocking_routes_;
   return "";
 }
 
 void PluginRoutes::removePlugin(const std::string& plugin) {
   std::unique_lock<std::shared_mutex> lock(mutex_);
   for (auto it = routes_.begin(); it != routes_.end();) {
-    if (it->second.plugin == plugin)
+    if (it->second.plugin == plugin) {
+      if (it->second.blocking) --blocking_routes_;
       it = routes_.erase(it);
-    else
+    } else {
       ++it;
+    }
   }
 }
 
 bool PluginRoutes::has(const std::string& path) const {
   std::shared_lock<std::shared_mutex> lock(mutex_);
   return routes_.count(path) > 0;
+}
+
+bool PluginRoutes::blocking(const std::string& path) const {
+  if (blocking_routes_.load(std::memory_order_relaxed) == 0) return false;
+  std::shared_lock<std::shared_mutex> lock(mutex_);
+  auto it = routes_.find(path);
+  return it != routes_.end() && it->second.blocking;
 }
 
 std::vector<std::string> PluginRoutes::paths() const {

@@ -5,6 +5,7 @@
 
 #include <blockbuster/plugin_abi.h>
 
+#include <atomic>
 #include <map>
 #include <optional>
 #include <shared_mutex>
@@ -21,10 +22,15 @@ class PluginRoutes {
     std::string body;
   };
 
-  /// Returns "" on success, else why not (path taken, invalid path).
-  std::string add(const std::string& path, const std::string& plugin, bb_route_fn fn, void* ctx);
+  /// Returns "" on success, else why not (path taken, invalid path). `blocking`: the handler may
+  /// wait (a plugin with isolation: process answers over IPC, with a deadline).
+  std::string add(const std::string& path, const std::string& plugin, bb_route_fn fn, void* ctx,
+                  bool blocking = false);
   void removePlugin(const std::string& plugin);
   bool has(const std::string& path) const;
+  /// Whether the handler of `path` may block (see add); false when no plugin serves it. Cheap
+  /// when no route blocks, which is the usual case: the HTTP event loops ask on every request.
+  bool blocking(const std::string& path) const;
   /// Calls the handler of `path`; nullopt when no plugin serves it.
   std::optional<Result> call(const std::string& path,
                              const std::vector<std::pair<std::string, std::string>>& query) const;
@@ -35,9 +41,11 @@ class PluginRoutes {
     std::string plugin;
     bb_route_fn fn;
     void* ctx;
+    bool blocking;
   };
   mutable std::shared_mutex mutex_;
   std::map<std::string, Route> routes_;
+  std::atomic<size_t> blocking_routes_{0};  // how many of routes_ block
 };
 
 }  // namespace bb

@@ -438,7 +438,9 @@ int PluginRuntime::hostFeature(const char* feature, double value) {
 
 int PluginRuntime::hostServe(const char* path, bb_route_fn fn, void* ctx) {
   if (!fn || !path) return BB_ERR_INVALID;
-  std::string why = services_.routes->add(path, name(), fn, ctx);
+  // A plugin in its own process answers over IPC: the HTTP server must not wait for it on an
+  // event loop (ServerOptions::offload, DashboardApi::mayBlock).
+  std::string why = services_.routes->add(path, name(), fn, ctx, config_.isolation == "process");
   if (why.empty()) return BB_OK;
   logWarn("plugin:" + name(), "serve refused: " + why);
   return BB_ERR_INVALID;

@@ -1,5 +1,6 @@
-// An HTTP/1.1 listener (Poco::Net::HTTPServer, included only in server.cc) that hands each
-// request to a function and writes what it returns. Keep-alive, bounded thread pool and queue.
+// An HTTP/1.1 listener that hands each request to a function and writes what it returns.
+// Keep-alive, pipelining, limits. A plain listener is served by a few epoll event loops
+// (event_server.cc); a TLS listener by Poco::Net::HTTPServer, a thread per connection (server.cc).
 #pragma once
 
 #include <functional>
@@ -16,6 +17,8 @@ struct ServerOptions {
   std::string name = "http";  ///< for logs and thread names
   std::string host = "127.0.0.1";
   int port = 0;  ///< 0 = any free port; see HttpServer::port()
+  // TLS listeners (Poco): max_threads, max_queued, as below. Plain listeners have no thread per
+  // connection and ignore both (event_threads, offload_threads below).
   /// Poco serves one connection per thread for as long as it is kept alive: connections beyond
   /// max_threads wait in the queue. So allow as many threads as the clients one agent is
   /// expected to have (a dashboard, Prometheus, a proxy: 256 covers a load test too), and make
@@ -28,9 +31,12 @@ struct ServerOptions {
 
   // Limits (docs/security.md says which status each gets and why). Poco refuses on its own,
   // with 400, a request line over 16384 bytes, a header name over 256 or value over 8192 bytes,
-  // and more than 100 header fields: the limits below are tighter, so the right status wins.
-  /// A request's bytes must arrive within this between two reads (and a kept-alive connection
-  /// is closed after keep_alive_timeout_seconds of silence), so a stalled client is dropped.
+  // and more than 100 header fields (the event loop's parser keeps the same limits): the limits
+  // below are tighter, so the right status wins.
+  /// A stalled client is dropped: on a plain listener a request, once its first byte came, must
+  /// be complete within this (and a first request must come within it); over TLS (Poco) it is
+  /// the longest wait between two reads. A kept-alive connection is closed after
+  /// keep_alive_timeout_seconds of silence.
   int read_timeout_seconds = 10;
   size_t max_uri_bytes = 8192;      ///< longer request target: 414
   size_t max_header_fields = 64;    ///< more header fields: 431
@@ -51,12 +57,25 @@ struct ServerOptions {
   std::vector<std::pair<std::string, Authenticator>> path_auth{};
   /// Called on a refusal sent before the Handler runs (401), e.g. to add CORS headers.
   std::function<void(const HttpRequest&, HttpResponse&)> decorate_refusal{};
+
+  /// Plain listeners: event loop threads, each with its own epoll, sharing the connections.
+  /// 0 = one per core, at most 4. Handlers run on these threads, so they must not block.
+  int event_threads = 2;
+  /// Plain listeners: requests for which this returns true may block (e.g. a plugin route
+  /// answered over IPC by a child process): they run on a pool of offload_threads, not on an
+  /// event loop, which keeps serving its other connections meanwhile. Called on loop threads.
+  std::function<bool(const HttpRequest&)> offload{};
+  int offload_threads = 4;
 };
 
-/// Takes WebSocket upgrade requests off an HttpServer: the server does the RFC 6455 handshake
-/// (Poco::Net::WebSocket) on its HTTP thread, then hands the connected socket over and forgets
-/// it, so no HTTP thread is held by an open WebSocket. Implementations are called on HTTP threads
-/// concurrently and must be thread-safe.
+/// Takes WebSocket upgrade requests off an HttpServer: the server does the RFC 6455 handshake,
+/// then hands the connected socket over and forgets it, so no HTTP thread or event loop is held
+/// by an open WebSocket. Implementations are called on the server's threads concurrently and
+/// must be thread-safe.
+/// Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455, 1.3): what any server of the agent
+/// answers an upgrade with (HttpServer, and the WebSocket loop's own TLS listeners).
+std::string webSocketAccept(const std::string& key);
+
 class UpgradeHandler {
  public:
   virtual ~UpgradeHandler() = default;
@@ -87,7 +106,8 @@ class HttpServer {
   void setUpgradeHandler(UpgradeHandler* handler);
 
   void start();
-  /// Stops accepting and waits for the requests in flight (bounded).
+  /// Stops accepting, closes the connections and waits for the requests in flight (bounded by
+  /// the handlers: offloaded ones included).
   void stop();
   /// The port actually bound.
   int port() const;

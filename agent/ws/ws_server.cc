@@ -1,11 +1,9 @@
 #include "ws/ws_server.h"
 
-#include <Poco/Base64Encoder.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/SocketAddress.h>
-#include <Poco/SHA1Engine.h>
 #include <blockbuster/json.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -146,18 +144,6 @@ bool containsToken(const std::string& value, const std::string& token) {
   return lower(value).find(token) != std::string::npos;
 }
 
-// Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455, 1.3).
-std::string acceptKey(const std::string& key) {
-  Poco::SHA1Engine sha1;
-  sha1.update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
-  const Poco::DigestEngine::Digest& digest = sha1.digest();
-  std::ostringstream out;
-  Poco::Base64Encoder b64(out);
-  b64.write(reinterpret_cast<const char*>(digest.data()),
-            static_cast<std::streamsize>(digest.size()));
-  b64.close();
-  return out.str();
-}
 
 }  // namespace
 
@@ -917,7 +903,7 @@ struct WsServer::Loop {
     std::string answer =
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         "Sec-WebSocket-Accept: " +
-        acceptKey(key) + "\r\n";
+        webSocketAccept(key) + "\r\n";
     // A browser that sent its token as a subprotocol needs one protocol chosen back, or it
     // drops the connection; never the token itself (docs/security.md).
     std::string protocols = "," + req.ws_protocols + ",";

@@ -47,6 +47,7 @@ class RawClient {
   /// Reads until the peer closes or `timeout` passes; `closed()` tells which.
   std::string readAll(std::chrono::milliseconds timeout) {
     std::string out;
+    out.swap(rest_);
     auto deadline = std::chrono::steady_clock::now() + timeout;
     closed_ = false;
     char buf[8192];
@@ -64,9 +65,11 @@ class RawClient {
       out.append(buf, static_cast<size_t>(n));
     }
   }
-  /// Reads one answer: up to the end of the headers plus Content-Length bytes.
+  /// Reads one answer: up to the end of the headers plus Content-Length bytes. What came after
+  /// it (pipelined answers) is kept for the next read.
   std::string readResponse(std::chrono::milliseconds timeout) {
     std::string out;
+    out.swap(rest_);
     auto deadline = std::chrono::steady_clock::now() + timeout;
     char buf[8192];
     while (std::chrono::steady_clock::now() < deadline) {
@@ -74,7 +77,11 @@ class RawClient {
       if (end != std::string::npos) {
         size_t cl = lower(out.substr(0, end)).find("content-length:");
         size_t len = cl == std::string::npos ? 0 : std::stoul(out.substr(cl + 15));
-        if (out.size() >= end + 4 + len) return out;
+        if (out.size() >= end + 4 + len) {
+          rest_ = out.substr(end + 4 + len);
+          out.resize(end + 4 + len);
+          return out;
+        }
       }
       pollfd p{fd_, POLLIN, 0};
       if (::poll(&p, 1, 100) <= 0) continue;
@@ -97,6 +104,7 @@ class RawClient {
  private:
   int fd_ = -1;
   bool closed_ = false;
+  std::string rest_;  // read past the last answer
 };
 
 /// The status code of a raw answer ("HTTP/1.1 404 ..."), 0 if none.
