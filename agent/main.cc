@@ -418,8 +418,12 @@ int main(int argc, char** argv) {
     http_options.decorate_refusal = [&router](const bb::HttpRequest& r, bb::HttpResponse& resp) {
       router.addCors(r, resp);
     };
-    // Routes of plugins with isolation: process wait on IPC: off the event loops with them.
-    http_options.offload = [&api](const bb::HttpRequest& r) { return api.mayBlock(r); };
+    // Off the event loops: routes of plugins with isolation: process (they wait on IPC), and
+    // the exposition, which takes milliseconds with thousands of series (docs/performance.md),
+    // so that a scrape never holds up the dashboard's requests on the same loop.
+    http_options.offload = [&api](const bb::HttpRequest& r) {
+      return r.path == "/metrics" || api.mayBlock(r);
+    };
     bb::HttpServer http(
         http_options, [&](bb::HttpRequest&& r) { return router.handle(std::move(r)); },
         [&](const bb::HttpRequest& r, const bb::HttpResponse& resp, double seconds) {
