@@ -226,8 +226,9 @@ class Host {
     api_->feature(host_, name.c_str(), value);
   }
 
-  /// Registers a GET route. The handler runs on HTTP threads, concurrently: it must be
-  /// thread-safe and must not call the node. Call from the plugin's constructor.
+  /// Registers a GET route. The handler runs on the agent's HTTP event loops, concurrently: it
+  /// must be thread-safe, must not call the node, and must answer from memory without blocking
+  /// (a blocked handler holds up the other requests of its loop). Call from the constructor.
   void serve(const std::string& path, std::function<Response(const Request&)> handler) {
     routes_.push_back(std::make_unique<Route>(Route{std::move(handler)}));
     check(api_->serve(host_, path.c_str(), &Host::routeTrampoline, routes_.back().get()),
