@@ -442,20 +442,26 @@ TEST(RpcClient, ClosedConnectionIsRetriedThenSucceeds) {
 }
 
 TEST(RpcClient, KeptAliveConnectionClosedByTheNodeIsResentOnANewOne) {
-  TestNode node([](TestNode&, const Seen& seen, int index, HTTPServerRequest& request,
-                   HTTPServerResponse& response) {
+  TestNode node([](TestNode& n, const Seen& seen, int index, HTTPServerRequest& request,
+                    HTTPServerResponse& response) {
     const std::string body =
         "{\"jsonrpc\":\"2.0\",\"id\":" + seen.id + ",\"result\":" + std::to_string(index) + "}";
     response.setContentType("application/json");
     response.setContentLength64(static_cast<Poco::Int64>(body.size()));
     response.send() << body << std::flush;
     // Answers keep-alive, then drops the connection, as a node with a short idle timeout does.
-    if (index == 0) hangUp(request);
+    if (index == 0) {
+      hangUp(request);
+      n.release();
+    }
   });
   RpcConfig config = configFor(node);
   config.retries = 0;  // the resend must not depend on a retry being allowed
   RpcClient client(config);
   ASSERT_TRUE(client.call("a").ok());
+  // The second call goes out once the node has dropped the connection (idle, as the case is):
+  // sent earlier, it could reach the node before the drop and be read there as well.
+  node.waitForRelease(5000ms);
   const RpcOutcome second = client.call("b");
   ASSERT_EQ(second.status, RpcStatus::Ok) << second.json;
   EXPECT_EQ(second.json, "1");
