@@ -1,6 +1,7 @@
 #include "http/request_flow.h"
 
 #include <Poco/Base64Encoder.h>
+#include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
 #include <Poco/SHA1Engine.h>
 
@@ -17,7 +18,6 @@ bool containsToken(std::string value, const std::string& token) {
   for (auto& c : value) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return value.find(token) != std::string::npos;
 }
-
 
 }  // namespace
 
@@ -50,6 +50,18 @@ std::optional<HttpResponse> RequestFlow::checkLimits(const RequestHead& head) co
                                    std::to_string(options_.max_body_bytes) + " bytes");
   return std::nullopt;
 }
+
+const std::string& PocoHead::method() const { return request_.getMethod(); }
+const std::string& PocoHead::uri() const { return request_.getURI(); }
+std::string PocoHead::get(const char* name) const { return request_.get(name, ""); }
+void PocoHead::measure(size_t& fields, size_t& bytes) const {
+  for (const auto& h : request_) {
+    ++fields;
+    bytes += h.first.size() + h.second.size();
+  }
+}
+bool PocoHead::chunked() const { return request_.getChunkedTransferEncoding(); }
+long long PocoHead::contentLength() const { return request_.getContentLength64(); }
 
 RequestFlow::Admission RequestFlow::admit(const RequestHead& head) const {
   Admission a;

@@ -1,8 +1,9 @@
 // What HttpServer does with a request once its head is parsed, whichever engine read it: the
 // request's fields, the limits, the credentials, the handler (a throw is a 500), the WebSocket
-// handshake checks and the observer. Private to bb_http: one copy for both engines, the event
-// loop of plain listeners (event_server.cc) and Poco's HTTPServer for TLS ones (server.cc), so
-// that a request gets the same answer on either kind of port.
+// handshake checks and the observer. Private to bb_http and the WebSocket loop's own TLS
+// listeners (ws_server.cc): one copy for the event loop of plain listeners (event_server.cc),
+// Poco's HTTPServer for TLS ones (server.cc) and wss:// upgrades, so that a request gets the same
+// answer on any kind of port.
 #pragma once
 
 #include <chrono>
@@ -10,6 +11,10 @@
 #include <string>
 
 #include "http/server.h"
+
+namespace Poco::Net {
+class HTTPRequest;
+}
 
 namespace bb::http_detail {
 
@@ -29,6 +34,21 @@ class RequestHead {
   virtual bool chunked() const = 0;
   /// Content-Length; -1 when absent.
   virtual long long contentLength() const = 0;
+};
+
+/// A head Poco parsed (Poco::Net::HTTPRequest, or the HTTPServerRequest of a TLS listener).
+class PocoHead : public RequestHead {
+ public:
+  explicit PocoHead(const Poco::Net::HTTPRequest& request) : request_(request) {}
+  const std::string& method() const override;
+  const std::string& uri() const override;
+  std::string get(const char* name) const override;
+  void measure(size_t& fields, size_t& bytes) const override;
+  bool chunked() const override;
+  long long contentLength() const override;
+
+ private:
+  const Poco::Net::HTTPRequest& request_;
 };
 
 class RequestFlow {

@@ -35,27 +35,10 @@ namespace bb {
 namespace {
 
 using http_detail::Clock;
+using http_detail::PocoHead;
 using http_detail::RequestFlow;
 
 // A request head as Poco parsed it, for the shared RequestFlow.
-class PocoHead : public http_detail::RequestHead {
- public:
-  explicit PocoHead(const Poco::Net::HTTPServerRequest& request) : request_(request) {}
-  const std::string& method() const override { return request_.getMethod(); }
-  const std::string& uri() const override { return request_.getURI(); }
-  std::string get(const char* name) const override { return request_.get(name, ""); }
-  void measure(size_t& fields, size_t& bytes) const override {
-    for (const auto& h : request_) {
-      ++fields;
-      bytes += h.first.size() + h.second.size();
-    }
-  }
-  bool chunked() const override { return request_.getChunkedTransferEncoding(); }
-  long long contentLength() const override { return request_.getContentLength64(); }
-
- private:
-  const Poco::Net::HTTPServerRequest& request_;
-};
 
 // Serves one request of a TLS listener (plain listeners have the event loop, event_server.cc).
 class Handler : public Poco::Net::HTTPRequestHandler {
@@ -237,10 +220,8 @@ class Factory : public Poco::Net::HTTPRequestHandlerFactory {
   const std::atomic<UpgradeHandler*>* upgrade_;
 };
 
-// An unbound TLS server socket for the options' certificate and key; TLS 1.2 or later only.
-// Made by bb_tls.so (tls_module.cc), loaded on first use from beside the running program
-// (<exe dir>/../lib/blockbuster/, in the build tree as installed; BLOCK_BUSTER_TLS_MODULE, a
-// path, overrides it).
+// An unbound TLS server socket for the options' certificate and key; TLS 1.2 or later only,
+// made by bb_tls.so (tls_module.cc).
 Poco::Net::ServerSocket secureSocket(const ServerOptions& options) {
   using Make =
       bool (*)(const std::string&, const std::string&, Poco::Net::ServerSocket&, std::string&);
@@ -249,22 +230,8 @@ Poco::Net::ServerSocket secureSocket(const ServerOptions& options) {
   static std::string module_error;
   {
     std::lock_guard<std::mutex> lock(mutex);
-    if (!make && module_error.empty()) {
-      char exe[PATH_MAX];
-      ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-      std::string dir = n > 0 ? std::string(exe, static_cast<size_t>(n)) : std::string(".");
-      dir = dir.substr(0, dir.rfind('/') + 1);
-      const char* chosen = std::getenv("BLOCK_BUSTER_TLS_MODULE");  // e.g. for test programs
-      const std::string path = chosen && *chosen ? chosen : dir + BB_TLS_MODULE_RELPATH;
-      void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-      if (handle) make = reinterpret_cast<Make>(dlsym(handle, "bb_tls_server_socket"));
-      if (!make) {
-        const char* why = dlerror();
-        module_error = "the TLS module " + path + " cannot be loaded (" +
-                       (why ? why : "no bb_tls_server_socket") +
-                       "); install it with the agent, or remove the tls settings";
-      }
-    }
+    if (!make && module_error.empty())
+      make = reinterpret_cast<Make>(tlsModuleSymbol("bb_tls_server_socket", module_error));
   }
   if (!make) throw std::runtime_error(options.name + ": " + module_error);
   Poco::Net::ServerSocket socket;
@@ -278,6 +245,27 @@ Poco::Net::ServerSocket secureSocket(const ServerOptions& options) {
 }
 
 }  // namespace
+
+void* tlsModuleSymbol(const char* symbol, std::string& error) {
+  static std::mutex mutex;
+  std::lock_guard<std::mutex> lock(mutex);
+  char exe[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  std::string dir = n > 0 ? std::string(exe, static_cast<size_t>(n)) : std::string(".");
+  dir = dir.substr(0, dir.rfind('/') + 1);
+  const char* chosen = std::getenv("BLOCK_BUSTER_TLS_MODULE");  // e.g. for test programs
+  const std::string path = chosen && *chosen ? chosen : dir + BB_TLS_MODULE_RELPATH;
+  // dlopen of a module already loaded returns the same handle: each caller may ask once.
+  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  void* found = handle ? dlsym(handle, symbol) : nullptr;
+  if (!found) {
+    const char* why = dlerror();
+    error = "the TLS module " + path + " cannot be loaded (" +
+            (why ? why : std::string("no ") + symbol) +
+            "); install it with the agent, or remove the tls settings";
+  }
+  return found;
+}
 
 struct HttpServer::Impl {
   std::atomic<UpgradeHandler*> upgrade{nullptr};

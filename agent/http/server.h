@@ -72,6 +72,12 @@ struct ServerOptions {
 /// then hands the connected socket over and forgets it, so no HTTP thread or event loop is held
 /// by an open WebSocket. Implementations are called on the server's threads concurrently and
 /// must be thread-safe.
+/// A function of the TLS module bb_tls.so, which holds every use of OpenSSL and is loaded on
+/// first use from beside the running program (<exe dir>/../lib/blockbuster/, in the build tree as
+/// installed; BLOCK_BUSTER_TLS_MODULE, a path, overrides it). Null when the module or the symbol
+/// cannot be loaded, with `error` saying which and what to do. Thread-safe.
+void* tlsModuleSymbol(const char* symbol, std::string& error);
+
 /// Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455, 1.3): what any server of the agent
 /// answers an upgrade with (HttpServer, and the WebSocket loop's own TLS listeners).
 std::string webSocketAccept(const std::string& key);

@@ -25,6 +25,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "http/request_flow.h"
 #include "metrics/metrics.h"
 #include "util/log.h"
 #include "ws/frame.h"
@@ -46,13 +47,9 @@ constexpr int kReadsPerEvent = 4;
 constexpr uint64_t kListenerBit = uint64_t{1} << 63;
 // Connections accepted per readable event of a TLS listener.
 constexpr int kAcceptsPerEvent = 64;
-// An HTTP upgrade request's head (request line and headers) on a TLS listener: the limits of
-// the HTTP listeners (ServerOptions), so a request gets the same answer on either kind of port.
+// An HTTP upgrade request's head (request line and headers) on a TLS listener; the request's
+// own limits are the HTTP listeners' (ServerOptions, through RequestFlow).
 constexpr size_t kMaxHeadBytes = 32 * 1024;
-constexpr size_t kMaxUriBytes = 8192;
-constexpr size_t kMaxHeaderFields = 64;
-constexpr size_t kMaxHeaderBytes = 16384;
-constexpr long long kMaxBodyBytes = 4096;
 // readSome/writeSome: nothing to do until the socket is ready; the connection is broken.
 constexpr long kWouldBlock = -1;
 constexpr long kBroken = -2;
@@ -122,6 +119,11 @@ struct Client {
 
 struct TlsListener {
   TlsListenerOptions options;
+  // The upgrade request is checked as an HTTP listener checks it: the same limits, credentials
+  // and handshake answers (http/request_flow.cc), with this listener's paths.
+  ServerOptions http;
+  std::unique_ptr<http_detail::RequestFlow> flow;
+  std::unique_ptr<WsEndpoint> endpoint;
   Poco::Net::ServerSocket socket;  // bound and listening; non-blocking
   int fd = -1;
   void* context = nullptr;  // the module's server context (SSL_CTX)
@@ -139,11 +141,6 @@ std::string httpBytes(const HttpResponse& r) {
   out += "Content-Length: " + std::to_string(r.body.size()) + "\r\nConnection: close\r\n\r\n";
   return out + r.body;
 }
-
-bool containsToken(const std::string& value, const std::string& token) {
-  return lower(value).find(token) != std::string::npos;
-}
-
 
 }  // namespace
 
@@ -848,68 +845,17 @@ struct WsServer::Loop {
     }
     c.request.clear();
     c.request.shrink_to_fit();
-    HttpRequest req;
-    req.method = request.getMethod();
-    const std::string& uri = request.getURI();
-    size_t q = uri.find('?');
-    std::string raw_path = uri.substr(0, q);
-    if (q != std::string::npos) req.raw_query = uri.substr(q + 1);
-    req.token_param = takeTokenParameter(req.raw_query);
-    if (!percentDecode(raw_path, req.path, false)) req.path = raw_path;
-    req.origin = request.get("Origin", "");
-    req.authorization = request.get("Authorization", "");
-    req.ws_protocols = request.get("Sec-WebSocket-Protocol", "");
-
-    if (uri.size() > kMaxUriBytes)
-      return refuse(c, HttpResponse::error(414, "uri_too_long",
-                                           "the request target is longer than " +
-                                               std::to_string(kMaxUriBytes) + " bytes"));
-    size_t fields = 0, bytes = 0;
-    for (const auto& h : request) {
-      ++fields;
-      bytes += h.first.size() + h.second.size();
-    }
-    if (fields > kMaxHeaderFields || bytes > kMaxHeaderBytes)
-      return refuse(
-          c, HttpResponse::error(431, "headers_too_large",
-                                 "the request has more than " + std::to_string(kMaxHeaderFields) +
-                                     " header fields or " + std::to_string(kMaxHeaderBytes) +
-                                     " header bytes"));
-    if (request.getChunkedTransferEncoding() || request.getContentLength64() > kMaxBodyBytes)
-      return refuse(c, HttpResponse::error(413, "body_too_large",
-                                           "this API takes no request body over " +
-                                               std::to_string(kMaxBodyBytes) + " bytes"));
-    if (req.method != "OPTIONS" && !o.auth.check(req)) return refuse(c, o.auth.challenge());
-
+    const http_detail::PocoHead head(request);
+    http_detail::RequestFlow::Admission a = c.listener->flow->admit(head);
+    if (a.refusal) return refuse(c, *a.refusal);
     std::optional<Channel> channel = o.any_path;
     for (const auto& r : o.routes)
-      if (r.first == req.path) channel = r.second;
+      if (r.first == a.request.path) channel = r.second;
     if (!channel) return refuse(c, HttpResponse::error(404, "not_found", o.not_found));
-    if (!containsToken(request.get("Upgrade", ""), "websocket") ||
-        !containsToken(request.get("Connection", ""), "upgrade")) {
-      HttpResponse r = HttpResponse::error(426, "upgrade_required",
-                                           "this path serves a WebSocket stream only; connect "
-                                           "with a WebSocket client (Upgrade: websocket)");
-      r.headers.emplace_back("Upgrade", "websocket");
-      return refuse(c, r);
-    }
-    if (auto refusal = owner.checkUpgrade(req)) return refuse(c, *refusal);
-    const std::string key = request.get("Sec-WebSocket-Key", "");
-    if (key.empty() || request.get("Sec-WebSocket-Version", "") != "13")
-      return refuse(c, HttpResponse::error(400, "bad_handshake",
-                                           "invalid WebSocket handshake; send Sec-WebSocket-Key "
-                                           "and Sec-WebSocket-Version: 13"));
-
-    std::string answer =
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        "Sec-WebSocket-Accept: " +
-        webSocketAccept(key) + "\r\n";
-    // A browser that sent its token as a subprotocol needs one protocol chosen back, or it
-    // drops the connection; never the token itself (docs/security.md).
-    std::string protocols = "," + req.ws_protocols + ",";
-    protocols.erase(std::remove(protocols.begin(), protocols.end(), ' '), protocols.end());
-    if (protocols.find(",blockbuster,") != std::string::npos)
-      answer += "Sec-WebSocket-Protocol: blockbuster\r\n";
+    HttpResponse hs = c.listener->flow->handshake(*c.listener->endpoint, head, a.request);
+    if (hs.status != 101) return refuse(c, hs);
+    std::string answer = "HTTP/1.1 101 Switching Protocols\r\n";
+    for (const auto& h : hs.headers) answer += h.first + ": " + h.second + "\r\n";
     answer += "\r\n";
 
     owner.admitted_.fetch_add(1);
@@ -1046,6 +992,11 @@ int WsServer::listenTls(TlsListenerOptions options) {
   l->fd = l->socket.impl()->sockfd();
   l->key = kListenerBit | loop_->listeners.size();
   l->options = std::move(options);
+  l->http.name = l->options.name;
+  l->http.auth = l->options.auth;
+  l->flow = std::make_unique<http_detail::RequestFlow>(
+      l->http, [](HttpRequest&&) { return HttpResponse::error(404, "not_found", ""); }, nullptr);
+  l->endpoint = std::make_unique<WsEndpoint>(*this, l->options.routes, l->options.any_path);
   const int port = l->socket.address().port();
   epoll_event ev{};
   ev.events = EPOLLIN;

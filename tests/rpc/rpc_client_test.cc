@@ -443,7 +443,7 @@ TEST(RpcClient, ClosedConnectionIsRetriedThenSucceeds) {
 
 TEST(RpcClient, KeptAliveConnectionClosedByTheNodeIsResentOnANewOne) {
   TestNode node([](TestNode& n, const Seen& seen, int index, HTTPServerRequest& request,
-                    HTTPServerResponse& response) {
+                   HTTPServerResponse& response) {
     const std::string body =
         "{\"jsonrpc\":\"2.0\",\"id\":" + seen.id + ",\"result\":" + std::to_string(index) + "}";
     response.setContentType("application/json");
@@ -742,18 +742,18 @@ TEST(RpcClient, TheTokenNeverAppearsInOutcomesOrLogs) {
 // Four identical calls at once (as four market plugins read governor.status in one cycle): one
 // request; every caller gets its result, three of them marked shared.
 TEST(RpcSharing, IdenticalCallsInFlightShareOneRequest) {
-  TestNode node([](TestNode& n, const Seen& seen, int, HTTPServerRequest&,
-                   HTTPServerResponse& response) {
-    n.waitForRelease(5000ms);  // held until every caller has started
-    replyResult(response, seen, "{\"epoch\":7}");
-  });
+  TestNode node(
+      [](TestNode& n, const Seen& seen, int, HTTPServerRequest&, HTTPServerResponse& response) {
+        n.waitForRelease(5000ms);  // held until every caller has started
+        replyResult(response, seen, "{\"epoch\":7}");
+      });
   RpcConfig config = configFor(node);
   config.share_ms = 50;
   RpcClient client(config);
   std::vector<std::future<RpcOutcome>> calls;
   for (int i = 0; i < 4; ++i)
-    calls.push_back(std::async(std::launch::async,
-                               [&] { return client.call("governor.status", "{}"); }));
+    calls.push_back(
+        std::async(std::launch::async, [&] { return client.call("governor.status", "{}"); }));
   ASSERT_TRUE(node.waitForRequests(1, 5000ms));
   std::this_thread::sleep_for(100ms);  // the other three are waiting by now (not a timing claim:
                                        // a latecomer would be answered from the result instead)
@@ -806,11 +806,11 @@ TEST(RpcSharing, ASuccessIsReusedOnlyWithinTheWindowAndOnlyForTheSameCall) {
 // A failure is handed to the calls that waited for it (the node would have failed them too),
 // but never reused by a later call: that one asks the node again.
 TEST(RpcSharing, AFailureReachesTheWaitersButIsNotReused) {
-  TestNode node([](TestNode& n, const Seen&, int index, HTTPServerRequest&,
-                   HTTPServerResponse& response) {
-    if (index == 0) n.waitForRelease(5000ms);
-    reply(response, 404, "no such thing");
-  });
+  TestNode node(
+      [](TestNode& n, const Seen&, int index, HTTPServerRequest&, HTTPServerResponse& response) {
+        if (index == 0) n.waitForRelease(5000ms);
+        reply(response, 404, "no such thing");
+      });
   RpcConfig config = configFor(node);
   config.share_ms = 1000;
   config.retries = 0;

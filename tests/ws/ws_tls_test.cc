@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -594,6 +595,21 @@ TEST(WssPorts, StoppingSendsGoingAwayOverTls) {
   EXPECT_EQ(a.agent.process().wait(30s), 0) << a.agent.process().output();
 }
 
+// The environment of an agent that is expected to stop at start-up: every port free or off, a
+// node nobody answers on; `extra` added.
+std::map<std::string, std::string> startUpEnvironment(
+    const TempDir& home, std::map<std::string, std::string> extra = {}) {
+  extra.insert({{"HOME", home.path()},
+                {"BLOCK_BUSTER_HTTP_HOST", "127.0.0.1"},
+                {"BLOCK_BUSTER_HTTP_PORT", "0"},
+                {"BLOCK_BUSTER_WS_HOST", "127.0.0.1"},
+                {"BLOCK_BUSTER_WS_PORT", "0"},
+                {"BLOCK_BUSTER_FEATURE_WS_PORT", "0"},
+                {"BLOCK_BUSTER_WEB_PORT", "-1"},
+                {"THEBLOCK_RPC_URL", "http://127.0.0.1:9"}});
+  return extra;
+}
+
 TEST(WssConfig, ABadCertificateStopsStartUpNamingTheFilesAndTheKey) {
   TempDir home;
   home.write("cert.pem", "not a certificate");
@@ -602,14 +618,7 @@ TEST(WssConfig, ABadCertificateStopsStartUpNamingTheFilesAndTheKey) {
                              home.file("key.pem") + "\"}\n");
   auto [status, out] =
       bbtest::runProgram({bbtest::binPath("blockbuster-agent"), "--config", home.file("tls.yaml")},
-                         {{"HOME", home.path()},
-                          {"BLOCK_BUSTER_HTTP_HOST", "127.0.0.1"},
-                          {"BLOCK_BUSTER_HTTP_PORT", "0"},
-                          {"BLOCK_BUSTER_WS_HOST", "127.0.0.1"},
-                          {"BLOCK_BUSTER_WS_PORT", "0"},
-                          {"BLOCK_BUSTER_FEATURE_WS_PORT", "0"},
-                          {"BLOCK_BUSTER_WEB_PORT", "-1"},
-                          {"THEBLOCK_RPC_URL", "http://127.0.0.1:9"}});
+                         startUpEnvironment(home));
   EXPECT_NE(status, 0) << out;
   EXPECT_EQ(out.find("blockbuster-agent ready"), std::string::npos) << out;
   EXPECT_NE(out.find("ws.tls: cannot load the TLS certificate " + home.file("cert.pem") +
@@ -622,17 +631,9 @@ TEST(WssConfig, AMissingTlsModuleStopsStartUpNamingIt) {
   Certs certs;
   TempDir home;
   home.write("tls.yaml", certs.yaml());
-  auto [status, out] =
-      bbtest::runProgram({bbtest::binPath("blockbuster-agent"), "--config", home.file("tls.yaml")},
-                         {{"HOME", home.path()},
-                          {"BLOCK_BUSTER_TLS_MODULE", home.file("nowhere.so")},
-                          {"BLOCK_BUSTER_HTTP_HOST", "127.0.0.1"},
-                          {"BLOCK_BUSTER_HTTP_PORT", "0"},
-                          {"BLOCK_BUSTER_WS_HOST", "127.0.0.1"},
-                          {"BLOCK_BUSTER_WS_PORT", "0"},
-                          {"BLOCK_BUSTER_FEATURE_WS_PORT", "0"},
-                          {"BLOCK_BUSTER_WEB_PORT", "-1"},
-                          {"THEBLOCK_RPC_URL", "http://127.0.0.1:9"}});
+  auto [status, out] = bbtest::runProgram(
+      {bbtest::binPath("blockbuster-agent"), "--config", home.file("tls.yaml")},
+      startUpEnvironment(home, {{"BLOCK_BUSTER_TLS_MODULE", home.file("nowhere.so")}}));
   EXPECT_NE(status, 0) << out;
   EXPECT_NE(out.find("ws: the TLS module " + home.file("nowhere.so") + " cannot be loaded"),
             std::string::npos)
