@@ -333,6 +333,7 @@ int main(int argc, char** argv) {
     bb::DashboardApi api(bb::ApiContext{BB_VERSION, config.rpc.url, &store, &features, &metrics,
                                         &plugins, &routes, &node});
     api.install(router);
+    metrics.setFreshnessSource([&api] { return api.freshness(); });
 
     // WebSocket push: one event loop for every client, fed by the stream hub.
     bb::ws::ServerLimits ws_limits;

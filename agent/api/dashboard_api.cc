@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <ctime>
+#include <map>
 
 #include "util/log.h"
 
@@ -56,20 +57,46 @@ std::string pluginOf(const std::string& section) { return section.substr(0, sect
 DashboardApi::DashboardApi(ApiContext context) : ctx_(std::move(context)) {}
 
 std::string DashboardApi::overallStatus(const std::vector<std::string>& statuses) {
-  int healthy = 0, idle = 0, unavailable = 0;
+  // docs/markets.md, "Status rules": idle markets (answering, no activity) never degrade the
+  // whole; a market that cannot be read does; a market whose data is too old to judge makes
+  // the whole unknown.
+  int healthy = 0, idle = 0, unknown = 0, unavailable = 0;
   for (const auto& s : statuses) {
     if (s == "healthy")
       ++healthy;
     else if (s == "idle")
       ++idle;
+    else if (s == "unknown")
+      ++unknown;
     else
       ++unavailable;
   }
-  int total = static_cast<int>(statuses.size());
+  const int total = static_cast<int>(statuses.size());
+  if (unknown > 0) return "unknown";
   if (total == 0 || unavailable == total) return "down";
-  if (healthy >= 3) return "healthy";
-  if (idle == total) return "idle";
-  return "degraded";
+  if (unavailable > 0) return "degraded";
+  if (healthy > 0) return "healthy";
+  return "idle";
+}
+
+std::vector<PluginFreshness> DashboardApi::freshness() const {
+  const auto now = Clock::now();
+  std::map<std::string, PluginFreshness> by_plugin;
+  for (const SectionPtr& s : ctx_.store->all()) {
+    if (!s->has_data) continue;
+    auto [it, fresh] = by_plugin.try_emplace(s->plugin);
+    PluginFreshness& f = it->second;
+    const double age = s->ageSeconds(now);
+    if (fresh) {
+      f.plugin = s->plugin;
+      f.expired = true;
+    }
+    if (!f.age_seconds || age < *f.age_seconds) f.age_seconds = age;
+    if (!s->isExpired(now)) f.expired = false;
+  }
+  std::vector<PluginFreshness> out;
+  for (auto& kv : by_plugin) out.push_back(std::move(kv.second));
+  return out;
 }
 
 HttpResponse DashboardApi::section(const std::string& name) const {
@@ -118,6 +145,7 @@ std::string DashboardApi::composeMarketsHealth(std::chrono::steady_clock::time_p
   std::vector<std::string> statuses;
   double oldest = 0;
   bool any_stale = false;
+  std::string stale_reason;  // the first market too old to judge, and why: one cause, once
   for (const auto& m : marketSources()) {
     SectionPtr s = ctx_.store->get(m.section);
     Json market;
@@ -129,6 +157,7 @@ std::string DashboardApi::composeMarketsHealth(std::chrono::steady_clock::time_p
       }
       oldest = std::max(oldest, s->ageSeconds(now));
       if (s->isStale(now)) any_stale = true;
+      const bool expired = s->isExpired(now);
       market = [&] {
         // The guide's per-market object has no timestamp of its own: the body's carries it.
         Json out = Json::object();
@@ -137,6 +166,16 @@ std::string DashboardApi::composeMarketsHealth(std::chrono::steady_clock::time_p
         return out;
       }();
       if (!market["status"].isString()) market["status"] = "unavailable";
+      if (expired) {
+        // Too old to judge: whatever it said then is not a status now (docs/markets.md).
+        market["status"] = "unknown";
+        if (stale_reason.empty())
+          stale_reason = m.key + std::string(" market: no data for ") +
+                         std::to_string(static_cast<int64_t>(s->ageSeconds(now))) + " s (" +
+                         (market["stale_reason"].isString() ? market["stale_reason"].asString()
+                                                            : std::string("no refresh")) +
+                         ")";
+      }
     } else {
       market = Json::object();
       market["status"] = "unavailable";
@@ -158,6 +197,7 @@ std::string DashboardApi::composeMarketsHealth(std::chrono::steady_clock::time_p
             {"timestamp", static_cast<int64_t>(std::time(nullptr))},
             {"age_seconds", round3(oldest)},
             {"stale", any_stale}};
+  if (!stale_reason.empty()) body["stale_reason"] = stale_reason;
   return body.dump();
 }
 

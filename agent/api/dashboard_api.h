@@ -49,6 +49,10 @@ class DashboardApi {
   /// (ServerOptions::offload). /theblock/dashboard embeds /theblock/receipts.
   bool mayBlock(const HttpRequest& req) const;
 
+  /// Per plugin, the age of its newest published data and whether all of it is expired
+  /// (Section::isExpired): what /metrics says of it (Metrics::setFreshnessSource).
+  std::vector<PluginFreshness> freshness() const;
+
   /// overall_status from the four market statuses (exposed for tests).
   static std::string overallStatus(const std::vector<std::string>& statuses);
 

@@ -8,6 +8,7 @@
 #include <prometheus/registry.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -268,6 +269,8 @@ struct Metrics::Impl {
   Family<Counter>* http_requests;
   Family<Histogram>* http_duration;
   Family<Gauge>* node_up;
+  Family<Gauge>* plugin_data_age;
+  Family<Gauge>* plugin_stale;
   Family<Gauge>* ws_clients;
   Family<Counter>* ws_sent;
   Family<Counter>* ws_dropped;
@@ -283,6 +286,7 @@ struct Metrics::Impl {
   struct Series {
     std::string plugin;
     std::string family;
+    std::string sorted_key;  // family and labels in exposition order, to leave it out
     Gauge* gauge = nullptr;
     Counter* counter = nullptr;
     double last_total = 0;
@@ -291,7 +295,8 @@ struct Metrics::Impl {
   std::map<std::string, PluginFamily> families;
   std::map<std::string, Series> series;
   std::map<std::string, size_t> series_count;
-  std::set<std::string> rpc_methods;  // distinct method labels so far
+  std::set<std::string> rpc_methods;                        // distinct method labels so far
+  std::function<std::vector<PluginFreshness>()> freshness;  // guarded by mutex
 
   explicit Impl(size_t max) : max_series(max) {
     auto& r = *registry;
@@ -375,6 +380,18 @@ struct Metrics::Impl {
                    .Name("blockbuster_node_up")
                    .Help("1 when the node answered the agent's last call, else 0.")
                    .Register(r);
+    plugin_data_age = &prometheus::BuildGauge()
+                           .Name("blockbuster_plugin_data_age_seconds")
+                           .Help(
+                               "Age of the newest data a plugin published (absent before its "
+                               "first).")
+                           .Register(r);
+    plugin_stale = &prometheus::BuildGauge()
+                        .Name("blockbuster_plugin_stale")
+                        .Help(
+                            "1 when a plugin's data is older than 2 intervals plus its "
+                            "timeout: its own series are then left out of /metrics.")
+                        .Register(r);
     ws_clients = &prometheus::BuildGauge()
                       .Name("blockbuster_ws_clients")
                       .Help("Open WebSocket clients, by endpoint (dashboard, features).")
@@ -406,8 +423,65 @@ Metrics::Metrics(const std::string& version, size_t max_series_per_plugin)
 
 Metrics::~Metrics() = default;
 
+namespace {
+
+std::string sortedKey(const std::string& name,
+                      const std::vector<prometheus::ClientMetric::Label>& labels) {
+  std::string key = name;
+  for (const auto& l : labels) {
+    key += '\x1f';
+    key += l.name;
+    key += '=';
+    key += l.value;
+  }
+  return key;
+}
+
+}  // namespace
+
+void Metrics::setFreshnessSource(std::function<std::vector<PluginFreshness>()> source) {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  impl_->freshness = std::move(source);
+}
+
 std::string Metrics::serialize() const {
+  std::function<std::vector<PluginFreshness>()> source;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    source = impl_->freshness;
+  }
+  std::set<std::string> hidden;  // sorted keys of the series of expired plugins
+  if (source) {
+    std::set<std::string> expired;
+    for (const PluginFreshness& f : source()) {
+      const prometheus::Labels by{{"plugin", f.plugin}};
+      if (f.age_seconds) {
+        impl_->plugin_data_age->Add(by).Set(*f.age_seconds);
+      } else {
+        impl_->plugin_data_age->Remove(&impl_->plugin_data_age->Add(by));
+      }
+      impl_->plugin_stale->Add(by).Set(f.expired ? 1 : 0);
+      if (f.expired) expired.insert(f.plugin);
+    }
+    if (!expired.empty()) {
+      std::lock_guard<std::mutex> lock(impl_->mutex);
+      for (const auto& kv : impl_->series)
+        if (expired.count(kv.second.plugin)) hidden.insert(kv.second.sorted_key);
+    }
+  }
   auto families = impl_->registry->Collect();
+  if (!hidden.empty()) {
+    for (auto it = families.begin(); it != families.end();) {
+      auto& metrics = it->metric;
+      const bool had = !metrics.empty();
+      metrics.erase(std::remove_if(metrics.begin(), metrics.end(),
+                                   [&](const prometheus::ClientMetric& m) {
+                                     return hidden.count(sortedKey(it->name, m.label)) > 0;
+                                   }),
+                    metrics.end());
+      it = had && metrics.empty() ? families.erase(it) : it + 1;
+    }
+  }
   auto process = impl_->process.Collect();
   families.insert(families.end(), process.begin(), process.end());
   return textExposition(families);
@@ -439,6 +513,8 @@ void Metrics::removePlugin(const std::string& plugin, const std::string& version
   drop(impl_->plugin_series_dropped);
   drop(impl_->plugin_metric_errors);
   drop(impl_->plugin_series);
+  drop(impl_->plugin_data_age);
+  drop(impl_->plugin_stale);
   impl_->plugin_duration->Remove(&impl_->plugin_duration->Add(by, kDurationBuckets));
   impl_->plugin_info->Remove(&impl_->plugin_info->Add({{"plugin", plugin}, {"version", version}}));
 }
@@ -580,6 +656,9 @@ std::string Metrics::applyPluginMetric(const std::string& plugin, const MetricUp
     s.plugin = plugin;
     s.family = u.name;
     prometheus::Labels labels(u.labels.begin(), u.labels.end());
+    std::vector<prometheus::ClientMetric::Label> ordered;
+    for (const auto& [k, v] : labels) ordered.push_back({k, v});
+    s.sorted_key = sortedKey(u.name, ordered);
     if (u.counter)
       s.counter = &fam.counters->Add(labels);
     else

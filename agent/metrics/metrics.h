@@ -7,7 +7,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -21,6 +23,13 @@ struct MetricUpdate {
   enum class Op { Set, Add, Remove } op = Op::Set;
   std::vector<std::pair<std::string, std::string>> labels;
   double value = 0;
+};
+
+/// How old a plugin's data is, asked at every scrape (docs/metrics.md, "Stale data").
+struct PluginFreshness {
+  std::string plugin;
+  std::optional<double> age_seconds;  ///< age of its newest published data; none before any
+  bool expired = false;               ///< too old to judge: its own series are hidden
 };
 
 class Metrics {
@@ -66,6 +75,11 @@ class Metrics {
   /// Removes the agent's own series about a plugin (blockbuster_plugin_*{plugin=...}): it was
   /// disabled, so it is neither up nor down any more.
   void removePlugin(const std::string& plugin, const std::string& version);
+
+  /// Asked at every scrape: sets blockbuster_plugin_data_age_seconds and
+  /// blockbuster_plugin_stale, and leaves out every series of an expired plugin (a frozen
+  /// theblock_market_up 1 or block height must not look current).
+  void setFreshnessSource(std::function<std::vector<PluginFreshness>()> source);
 
   /// Series a plugin currently owns.
   size_t pluginSeries(const std::string& plugin) const;

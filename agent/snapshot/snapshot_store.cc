@@ -19,6 +19,10 @@ bool Section::isStale(std::chrono::steady_clock::time_point now) const {
   return stale_after.count() > 0 && now - published_at > stale_after;
 }
 
+bool Section::isExpired(std::chrono::steady_clock::time_point now) const {
+  return has_data && stale_after.count() > 0 && now - published_at > stale_after;
+}
+
 std::string formatSeconds(double seconds) {
   if (!std::isfinite(seconds)) return "null";
   char buf[32];

@@ -32,6 +32,10 @@ struct Section {
 
   double ageSeconds(std::chrono::steady_clock::time_point now) const;
   bool isStale(std::chrono::steady_clock::time_point now) const;
+  /// Data older than stale_after (2 collect intervals plus the collect timeout: 3 intervals at
+  /// the defaults): too old to judge anything by. Its market status is `unknown` and its
+  /// plugin's metric series are hidden (docs/metrics.md, "Stale data").
+  bool isExpired(std::chrono::steady_clock::time_point now) const;
 };
 
 using SectionPtr = std::shared_ptr<const Section>;

@@ -75,3 +75,54 @@ TEST(Metrics, CounterTotalsFollowTheNodeAndSurviveAReset) {
 }
 
 }  // namespace
+
+namespace {
+
+size_t occurrences(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST(Metrics, AnExpiredPluginsSeriesAreLeftOutAndItsDataAgeIsShown) {
+  bb::Metrics m("x");
+  // Two plugins share theblock_market_up, as the market plugins do.
+  ASSERT_EQ(m.applyPluginMetric("compute", gauge("theblock_market_up", 1, {{"market", "compute"}})),
+            "");
+  ASSERT_EQ(m.applyPluginMetric("storage", gauge("theblock_market_up", 1, {{"market", "storage"}})),
+            "");
+  ASSERT_EQ(m.applyPluginMetric("network", gauge("theblock_block_height", 42)), "");
+  std::vector<bb::PluginFreshness> fresh{
+      {"compute", 1.5, false}, {"network", 0.5, false}, {"storage", std::nullopt, false}};
+  m.setFreshnessSource([&] { return fresh; });
+  std::string text = m.serialize();
+  EXPECT_NE(text.find("theblock_market_up{market=\"compute\"} 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("theblock_block_height 42"), std::string::npos) << text;
+  EXPECT_NE(text.find("blockbuster_plugin_data_age_seconds{plugin=\"compute\"} 1.5"),
+            std::string::npos)
+      << text;
+  // No data yet: no age at all (never a made-up 0).
+  EXPECT_EQ(text.find("blockbuster_plugin_data_age_seconds{plugin=\"storage\"}"),
+            std::string::npos);
+  EXPECT_NE(text.find("blockbuster_plugin_stale{plugin=\"compute\"} 0"), std::string::npos);
+
+  // The node stops: compute and network expire. Their frozen "up" and height must go.
+  fresh = {{"compute", 9.0, true}, {"network", 9.0, true}, {"storage", 1.0, false}};
+  text = m.serialize();
+  EXPECT_EQ(text.find("theblock_market_up{market=\"compute\"}"), std::string::npos) << text;
+  EXPECT_EQ(text.find("theblock_block_height"), std::string::npos) << text;
+  EXPECT_NE(text.find("theblock_market_up{market=\"storage\"} 1"), std::string::npos) << text;
+  EXPECT_EQ(occurrences(text, "# TYPE theblock_market_up gauge"), 1u);
+  EXPECT_NE(text.find("blockbuster_plugin_stale{plugin=\"compute\"} 1"), std::string::npos);
+  EXPECT_NE(text.find("blockbuster_plugin_data_age_seconds{plugin=\"network\"} 9"),
+            std::string::npos);
+
+  // Fresh again: the series are back with their current values.
+  ASSERT_EQ(m.applyPluginMetric("network", gauge("theblock_block_height", 50)), "");
+  fresh = {{"compute", 0.1, false}, {"network", 0.1, false}, {"storage", 0.1, false}};
+  text = m.serialize();
+  EXPECT_NE(text.find("theblock_block_height 50"), std::string::npos) << text;
+  EXPECT_NE(text.find("theblock_market_up{market=\"compute\"} 1"), std::string::npos) << text;
+}

@@ -63,6 +63,7 @@ const STATUS = {
   unavailable: { cls: 'status-bad', icon: '✕', text: 'Unavailable' },
   degraded: { cls: 'status-warn', icon: '!', text: 'Degraded' },
   down: { cls: 'status-bad', icon: '✕', text: 'Down' },
+  unknown: { cls: 'status-unknown', icon: '?', text: 'Unknown' },
 };
 
 /** A status badge: icon + word + colour (never colour alone). */
@@ -133,6 +134,11 @@ export class MarketsPanel {
     status === 'unavailable' && typeof market.error === 'string'
       ? h('p', { class: 'market-error', 'data-field': 'error' }, market.error)
       : null,
+    // Too old to judge: greyed, and said once here; the cause is stated once, in the summary.
+    status === 'unknown'
+      ? h('p', { class: 'market-stale', 'data-field': 'stale' },
+        'Stale: the last figures received, too old to judge the market.')
+      : null,
     figures,
     more,
     typeof market.profile === 'string' ? h('p', { class: 'card-note' }, `source: ${market.profile} profile`) : null);
@@ -159,7 +165,10 @@ export class MarketsPanel {
       h('span', { class: 'summary-label' }, 'Overall'),
       statusBadge(b.overall_status, { 'data-field': 'overall_status' }),
       h('span', { class: 'summary-count', 'data-field': 'healthy_markets' },
-        healthy !== null && total !== null ? `${fmtInt(healthy)} of ${fmtInt(total)} healthy` : 'healthy count unknown'));
+        healthy !== null && total !== null ? `${fmtInt(healthy)} of ${fmtInt(total)} healthy` : 'healthy count unknown'),
+      typeof b.stale_reason === 'string'
+        ? h('span', { class: 'summary-stale', 'data-field': 'stale_reason' }, b.stale_reason)
+        : null);
     // Rebuilt only when a figure changed, so focus, selection and open details survive polls.
     const key = JSON.stringify(markets, (k, v) => (k === 'age_seconds' ? undefined : v));
     renderIfChanged(this.body, key, () => h('div', { class: 'market-grid' },
