@@ -19,6 +19,7 @@
 #include "api/node_monitor.h"
 #include "config/config.h"
 #include "config/exposure.h"
+#include "config/listeners.h"
 #include "default_config.h"
 #include "host/config_reload.h"
 #include "host/plugin_manager.h"
@@ -26,9 +27,9 @@
 #include "host/plugin_routes.h"
 #include "http/router.h"
 #include "http/server.h"
-#include "http/static_files.h"
 #include "metrics/metrics.h"
 #include "rpc/rpc_client.h"
+#include "serving.h"
 #include "snapshot/feature_store.h"
 #include "snapshot/snapshot_store.h"
 #include "util/log.h"
@@ -60,13 +61,16 @@ Environment (overrides the config file):
   THEBLOCK_RPC_URL, THEBLOCK_WS_URL, THEBLOCK_AUTH_TOKEN,
   BLOCK_BUSTER_HTTP_HOST, BLOCK_BUSTER_HTTP_PORT (default 5000),
   BLOCK_BUSTER_WS_HOST, BLOCK_BUSTER_WS_PORT (default 5001), BLOCK_BUSTER_FEATURE_WS_PORT (5002),
-  BLOCK_BUSTER_WEB_HOST, BLOCK_BUSTER_WEB_PORT (default 4173), BLOCK_BUSTER_LOG_LEVEL
+  BLOCK_BUSTER_WEB_HOST, BLOCK_BUSTER_WEB_PORT (default 4173), BLOCK_BUSTER_LOG_LEVEL,
+  METRICS_AUTH_TOKEN (the bearer token /metrics then requires)
   BLOCK_BUSTER_ALLOCATOR_TUNING=off keeps glibc's malloc defaults (docs/configuration.md)
 
 Endpoints (main port): /health /metrics /theblock/network/metrics /theblock/markets/health
   /theblock/receipts /theblock/operations /theblock/peers/list /theblock/dashboard /plugins
-WebSocket: /theblock/ws (dashboard stream) on the WS port and on the main port; the feature
-  stream on the feature port (any path) and on /theblock/ws/features of the main port.
+WebSocket: the dashboard stream on any path of the WS port and on /theblock/ws of the main
+  port; the feature stream on any path of the feature port and on /theblock/ws/features of the
+  main port. Surfaces given the same port share one listener (said at start and by
+  --check-config, which names the settings that cannot share one).
 When ready it prints one line to stdout:
   "blockbuster-agent ready http=HOST:PORT web=HOST:PORT ws=HOST:PORT feature=HOST:PORT"
   (and metrics=HOST:PORT when http.metrics_port is set).
@@ -142,12 +146,6 @@ std::string pluginRunnerPath(const std::string& exe_dir) {
       .string();
 }
 
-bb::Authenticator authenticator(const bb::AuthSurface& surface, const std::string& realm) {
-  std::vector<bb::Authenticator::BasicUser> basic;
-  for (const auto& u : surface.basic) basic.push_back({u.user, u.password_sha256});
-  return bb::Authenticator(surface.bearer_sha256, std::move(basic), "blockbuster " + realm);
-}
-
 // The commented default config, its plugins section written out from the plugins found: each
 // with its declared options at their defaults, so the result loads as it is.
 int printDefaultConfig(const std::string& dir) {
@@ -219,6 +217,14 @@ void tuneAllocator(char** argv) {
   tunables += (tunables.empty() ? "" : ":") + std::string(kMallocTunables);
   setenv("GLIBC_TUNABLES", tunables.c_str(), 1);
   setenv("BLOCK_BUSTER_ALLOCATOR_TUNING", "applied", 1);
+  // Through its own path, not /proc/self/exe: the kernel names a process after the file it
+  // executes, and ps, pgrep, ss -p and lsof would show the agent as "exe".
+  char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n > 0) {
+    self[n] = '\0';
+    execv(self, argv);  // fails if the file was replaced or removed since (an upgrade)
+  }
   execv("/proc/self/exe", argv);
   // Could not execute itself (no /proc?): run on with glibc's defaults.
   unsetenv("BLOCK_BUSTER_ALLOCATOR_TUNING");
@@ -258,6 +264,7 @@ int main(int argc, char** argv) {
   bb::parseLogLevel(config.log_level, level);
   bb::setLogLevel(level);
   bb::addSecret(config.rpc.auth_token);
+  if (const char* t = std::getenv("METRICS_AUTH_TOKEN")) bb::addSecret(t);
 
   const std::string base = exeDir();
   std::string plugin_dir = args.plugin_dir              ? *args.plugin_dir
@@ -293,7 +300,14 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "blockbuster-agent: %s: %s\n", config.source.c_str(), e.what());
       return 2;
     }
+    const bb::ListenerPlan listeners = bb::planListeners(config);
+    if (!listeners.conflicts.empty()) {
+      for (const auto& c : listeners.conflicts)
+        std::fprintf(stderr, "blockbuster-agent: %s: %s\n", config.source.c_str(), c.c_str());
+      return 2;
+    }
     std::fputs(bb::describeConfig(config).c_str(), stdout);
+    for (const auto& n : listeners.notes) std::printf("# %s\n", n.c_str());
     for (const auto& e : errors) std::fprintf(stderr, "warning: plugin refused: %s\n", e.c_str());
     for (const auto& w : bb::exposureWarnings(config))
       std::fprintf(stderr, "warning: %s\n", w.c_str());
@@ -364,147 +378,19 @@ int main(int argc, char** argv) {
     };
     bb::ws::StreamHub hub(ws_server, &features, std::move(hub_options));
     hub.attach(store);
-    bb::ws::WsEndpoint main_ws(ws_server, {{"/theblock/ws", bb::ws::Channel::kDashboard},
-                                           {"/theblock/ws/features", bb::ws::Channel::kFeatures}});
-    bb::ws::WsEndpoint dashboard_ws(ws_server, {{"/theblock/ws", bb::ws::Channel::kDashboard}});
-    bb::ws::WsEndpoint feature_ws(ws_server, {}, bb::ws::Channel::kFeatures);
-    auto wsOnly = [](bb::HttpRequest&&) {
-      return bb::HttpResponse::error(404, "not_found",
-                                     "this port serves the WebSocket stream on /theblock/ws only");
-    };
-    const bool ws_tls = !config.ws.tls_cert_file.empty();
-    std::unique_ptr<bb::HttpServer> ws_http;
-    std::unique_ptr<bb::HttpServer> feature_http;
-    int ws_port = 0;
-    int feature_port = 0;
-    if (!ws_tls) {
-      // One event loop each: they only do handshakes, the WebSocket loop serves the clients.
-      bb::ServerOptions ws_options{"ws", config.ws.host, config.ws.port, 4, 4096, 5};
-      ws_options.event_threads = 1;
-      ws_options.auth = authenticator(config.auth.ws, "websocket");
-      ws_http = std::make_unique<bb::HttpServer>(ws_options, wsOnly);
-      ws_http->setUpgradeHandler(&dashboard_ws);
-      bb::ServerOptions feature_options{
-          "feature-ws", config.feature_ws.host, config.feature_ws.port, 2, 1024, 5};
-      feature_options.auth = ws_options.auth;
-      feature_options.event_threads = 1;
-      feature_http = std::make_unique<bb::HttpServer>(feature_options, wsOnly);
-      feature_http->setUpgradeHandler(&feature_ws);
-      ws_port = ws_http->port();
-      feature_port = feature_http->port();
-    } else {
-      // ws.tls: the event loop serves both ports itself, TLS handshake and HTTP upgrade
-      // included, so a wss:// client costs no thread either (docs/websocket.md, "TLS").
-      bb::ws::TlsListenerOptions tls_options;
-      tls_options.name = "ws";
-      tls_options.host = config.ws.host;
-      tls_options.port = config.ws.port;
-      tls_options.cert_file = config.ws.tls_cert_file;
-      tls_options.key_file = config.ws.tls_key_file;
-      tls_options.auth = authenticator(config.auth.ws, "websocket");
-      tls_options.routes = {{"/theblock/ws", bb::ws::Channel::kDashboard}};
-      tls_options.not_found = "this port serves the WebSocket stream on /theblock/ws only";
-      ws_port = ws_server.listenTls(tls_options);
-      tls_options.name = "feature-ws";
-      tls_options.host = config.feature_ws.host;
-      tls_options.port = config.feature_ws.port;
-      tls_options.routes.clear();
-      tls_options.any_path = bb::ws::Channel::kFeatures;
-      feature_port = ws_server.listenTls(tls_options);
-    }
-
-    bb::ServerOptions http_options{"http", config.http.host, config.http.port};
-    http_options.tls_cert_file = config.http.tls_cert_file;
-    http_options.tls_key_file = config.http.tls_key_file;
-    http_options.auth = authenticator(config.auth.api, "api");
-    http_options.path_auth.emplace_back("/metrics", authenticator(config.auth.metrics, "metrics"));
-    http_options.decorate_refusal = [&router](const bb::HttpRequest& r, bb::HttpResponse& resp) {
-      router.addCors(r, resp);
-    };
-    // Off the event loops: routes of plugins with isolation: process (they wait on IPC), and
-    // the exposition, which takes milliseconds with thousands of series (docs/performance.md),
-    // so that a scrape never holds up the dashboard's requests on the same loop.
-    http_options.offload = [&api](const bb::HttpRequest& r) {
-      return r.path == "/metrics" || api.mayBlock(r);
-    };
-    bb::HttpServer http(
-        http_options, [&](bb::HttpRequest&& r) { return router.handle(std::move(r)); },
-        [&](const bb::HttpRequest& r, const bb::HttpResponse& resp, double seconds) {
-          // Plugin routes are labelled by their registered path; anything else unknown is one
-          // label, so a scanner probing random paths cannot create series.
-          std::string route = router.routeLabel(r.path);
-          if (route == "fallback")
-            route = routes.has(r.path)                  ? r.path
-                    : r.path.rfind("/plugins/", 0) == 0 ? "/plugins/*"
-                                                        : "unmatched";
-          metrics.httpRequest(route, resp.status, seconds);
-        });
-    http.setUpgradeHandler(&main_ws);
-
-    // /metrics alone on its own port (http.metrics_port), e.g. for a scraper on another network.
-    std::unique_ptr<bb::HttpServer> metrics_http;
-    if (config.metrics_port >= 0) {
-      bb::ServerOptions metrics_options{"metrics", config.http.host, config.metrics_port, 8, 256};
-      metrics_options.auth = authenticator(config.auth.metrics, "metrics");
-      metrics_options.event_threads = 1;  // a scrape every few seconds
-      metrics_http = std::make_unique<bb::HttpServer>(metrics_options, [&](bb::HttpRequest&& r) {
-        if (r.path != "/metrics")
-          return bb::HttpResponse::error(
-              404, "not_found",
-              "this port serves /metrics only; the API is on port " + std::to_string(http.port()));
-        bb::HttpRequest get = std::move(r);
-        return router.handle(std::move(get));
-      });
-    }
-
-    std::unique_ptr<bb::StaticFiles> web_files;
-    std::unique_ptr<bb::HttpServer> web;
-    if (config.web.port >= 0) {
-      std::string root =
-          config.web_root.empty() ? base + "/../share/blockbuster/web" : config.web_root;
-      std::string runtime_config =
-          "{\"api_port\":" + std::to_string(http.port()) +
-          ",\"ws_port\":" + std::to_string(ws_port) +
-          ",\"feature_ws_port\":" + std::to_string(feature_port) +
-          ",\"ws_enabled\":true,\"ws_tls\":" + (ws_tls ? "true" : "false") +
-          ",\"refresh_ms\":2000,"
-          "\"version\":\"" BB_VERSION "\"}";
-      try {
-        web_files = std::make_unique<bb::StaticFiles>(root, runtime_config);
-      } catch (const std::exception& e) {
-        if (!config.web_root.empty())
-          throw bb::ConfigError(config.source + ": web.root: " + e.what());
-        bb::logWarn("web", std::string(e.what()) + "; the web dashboard is not served");
-      }
-      bb::ServerOptions web_options{"web", config.web.host, config.web.port};
-      web_options.tls_cert_file = config.web.tls_cert_file;
-      web_options.tls_key_file = config.web.tls_key_file;
-      if (web_files)
-        web = std::make_unique<bb::HttpServer>(
-            web_options, [&](bb::HttpRequest&& r) { return web_files->serve(r); });
-    }
+    bb::Serving serving(bb::ServingContext{&config, &router, &routes, &metrics, &api, &ws_server,
+                                           base + "/../share/blockbuster/web", BB_VERSION});
     // The page holds no data, so only the surfaces that serve data need a warning.
     for (const auto& w : bb::exposureWarnings(config)) bb::logWarn("security", w);
 
     ws_server.start();
     hub.start();
     plugins.startAll();
-    http.start();
-    if (ws_http) ws_http->start();
-    if (feature_http) feature_http->start();
-    if (web) web->start();
-    if (metrics_http) metrics_http->start();
-    std::string ready =
-        "blockbuster-agent ready http=" + config.http.host + ":" + std::to_string(http.port());
-    if (web) ready += " web=" + config.web.host + ":" + std::to_string(web->port());
-    if (metrics_http)
-      ready += " metrics=" + config.http.host + ":" + std::to_string(metrics_http->port());
-    ready += " ws=" + config.ws.host + ":" + std::to_string(ws_port);
-    ready += " feature=" + config.feature_ws.host + ":" + std::to_string(feature_port);
-    std::printf("%s\n", ready.c_str());
+    serving.start();
+    std::printf("%s\n", serving.readyLine().c_str());
     std::fflush(stdout);
     bb::logInfo("agent", "serving the API on " + config.http.host + ":" +
-                             std::to_string(http.port()) + ", polling " +
+                             std::to_string(serving.port(bb::Surface::kHttp)) + ", polling " +
                              bb::redact(config.rpc.url));
 
     for (;;) {
@@ -534,11 +420,7 @@ int main(int argc, char** argv) {
     rpc.shutdown();  // calls in flight return at once, so plugins finish their collect quickly
     plugins.stopAll();
     hub.stop();
-    if (web) web->stop();
-    if (metrics_http) metrics_http->stop();
-    if (feature_http) feature_http->stop();
-    if (ws_http) ws_http->stop();
-    http.stop();
+    serving.stop();
     ws_server.stop();
     bb::logInfo("agent", "stopped");
     return 0;

@@ -1260,6 +1260,7 @@ void applyEnvironment(Config& config, const std::map<std::string, std::string>& 
   apply("BLOCK_BUSTER_LOG_LEVEL", "log_level", [&](const std::string& s) {
     config.log_level = readLogLevel(ctx, "BLOCK_BUSTER_LOG_LEVEL", fromEnv(s));
   });
+  applyGuideEnvironment(config, env);
   config.feature_ws.host = config.ws.host;
 }
 

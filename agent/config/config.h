@@ -116,6 +116,11 @@ Config parseConfig(const std::string& yaml_text, const std::string& source_name)
 /// partly updated and should be discarded. Reentrant.
 void applyEnvironment(Config& config, const std::map<std::string, std::string>& env);
 
+/// The Python server's variables the guide's list leaves out: METRICS_AUTH_TOKEN (the bearer token
+/// of /metrics, kept as its hash in auth.metrics). Called by applyEnvironment(). Throws
+/// ConfigError naming the variable. Reentrant.
+void applyGuideEnvironment(Config& config, const std::map<std::string, std::string>& env);
+
 /// The effective config as YAML, secrets redacted ("<redacted>"), for --check-config. The first
 /// line is a comment naming the source and the environment overrides; the rest parses back with
 /// parseConfig(). Reentrant.

@@ -166,20 +166,15 @@ HttpResponse Router::handle(HttpRequest req) const {
   } else if (!query_error.empty()) {
     resp = HttpResponse::error(400, "bad_query", query_error);
   } else if (it != routes_.end()) {
-    for (const auto& kv : req.query) {
-      if (std::find(it->second.params.begin(), it->second.params.end(), kv.first) !=
-          it->second.params.end())
-        continue;
-      std::string allowed;
-      for (const auto& p : it->second.params) allowed += (allowed.empty() ? "" : ", ") + p;
-      resp =
-          HttpResponse::error(400, "unknown_parameter",
-                              "query parameter '" + kv.first + "' is not accepted by " + req.path +
-                                  "; allowed: " + (allowed.empty() ? "none" : allowed));
-      addCors(req, resp);
-      resp.head = head;
-      return resp;
-    }
+    // Unknown parameters (a cache-buster `_=123`, `verbose=1`) are ignored, as the guide's
+    // server does: the handler sees only the ones the route accepts, whose bad values it refuses.
+    const auto& accepted = it->second.params;
+    req.query.erase(std::remove_if(req.query.begin(), req.query.end(),
+                                   [&](const auto& kv) {
+                                     return std::find(accepted.begin(), accepted.end(), kv.first) ==
+                                            accepted.end();
+                                   }),
+                    req.query.end());
     resp = it->second.handler(req);
   } else {
     std::optional<HttpResponse> r;

@@ -62,7 +62,7 @@ class Router {
   explicit Router(std::vector<std::string> cors_origins = {"*"});
 
   /// Registers a GET (and HEAD) route. `params` lists the query parameters it accepts; any other
-  /// is a 400 naming the allowed ones.
+  /// is ignored (dropped from `query` before the handler sees it).
   void get(const std::string& path, Handler handler, std::vector<std::string> params = {});
   void setFallback(Fallback fallback);
 

@@ -251,10 +251,8 @@ ParsedQuery parseReceiptQuery(const std::vector<std::pair<std::string, std::stri
         return error("query parameter 'market' must be one of compute, storage, energy, ad, got " +
                      quoted(value));
       q.market = value;
-    } else {
-      return error("unknown query parameter " + quoted(key) +
-                   "; allowed parameters are limit, offset, market");
     }
+    // Any other parameter (a cache-buster `_=123`) is ignored, as the guide's server does.
   }
   return ParsedQuery{q, ""};
 }

@@ -157,7 +157,9 @@ TEST_F(WsStream, PlainRequestToTheStreamPathIsAskedToUpgrade) {
   auto r = bbtest::httpGet(agent_->port(), "/theblock/ws");
   EXPECT_EQ(r.status, 426);
   EXPECT_EQ(r.headers["upgrade"], "websocket");
-  EXPECT_EQ(bbtest::httpGet(ports_.ws, "/elsewhere").status, 404);
+  // The WebSocket port serves its stream on every path: a plain request anywhere is asked too.
+  EXPECT_EQ(bbtest::httpGet(ports_.ws, "/elsewhere").status, 426);
+  EXPECT_EQ(bbtest::httpGet(agent_->port(), "/elsewhere").status, 404);
 }
 
 TEST_F(WsStream, AnswersPingAndReportsErrorsWithoutClosing) {
