@@ -20,8 +20,8 @@ packages=(cmake make g++ pkg-config libpoco-dev libboost-dev libboost-filesystem
           libyaml-cpp-dev prometheus-cpp-dev libgtest-dev libgmock-dev googletest curl
           ca-certificates)
 if [ "$want_test" = 1 ]; then
-  packages+=(chromium prometheus jq wrk nginx-light libbenchmark-dev clang libclang-rt-14-dev lintian
-             dpkg-dev)
+  packages+=(chromium prometheus prometheus-alertmanager jq wrk nginx-light libbenchmark-dev clang
+             libclang-rt-14-dev lintian dpkg-dev)
   command -v node >/dev/null 2>&1 || packages+=(nodejs)
   command -v npm >/dev/null 2>&1 || packages+=(npm)
 fi
@@ -35,7 +35,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
-  # Debian's prometheus package starts a service; the tests run their own server instead.
+  # Debian's prometheus packages start services; the tests run their own servers instead.
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
