@@ -2,9 +2,10 @@
 // operator sets them up from docs/fleet.md.
 //
 // Three bb-devnodes with different chains and an agent for each:
-//   alpha   the healthy leader (2.5 blocks/s from height 1000),
-//   bravo   a stalled chain (no blocks after height 1000),
-//   charlie behind and falling further (1.25 blocks/s from height 800);
+//   alpha   the healthy leader (4 blocks/s from height 1000),
+//   bravo   a chain that stalls: as fast as alpha until the test calls the node's admin
+//           method stop_mining, no block after that,
+//   charlie behind and falling further (2 blocks/s from height 800);
 // a real Prometheus running the shipped prometheus.yml (file-based service discovery with a
 // `node` label per target) and the shipped alerts.yml, both with their minutes shortened
 // (shortenDurations: 10m -> 20s) and nothing else changed; a real Alertmanager running the
@@ -128,10 +129,11 @@ TEST(FleetConfigTest, FleetDocExamplesPassPromtool) {
 
 TEST(FleetTest, ThreeNodesOnePrometheusOneAlertmanager) {
   FleetNode alpha("alpha", "theblock",
-                  {"--seed", "11", "--block-ms", "400", "--start-height", "1000"});
-  FleetNode bravo("bravo", "spec", {"--seed", "22", "--block-ms", "0", "--start-height", "1000"});
-  FleetNode charlie("charlie", "theblock",
-                    {"--seed", "33", "--block-ms", "800", "--start-height", "800"});
+                  {"--seed", "11", "--block-ms", "250", "--start-height", "1000"});
+  FleetNode bravo("bravo", "theblock",
+                  {"--seed", "22", "--block-ms", "250", "--start-height", "1000"});
+  FleetNode charlie("charlie", "spec",
+                    {"--seed", "33", "--block-ms", "500", "--start-height", "800"});
   std::vector<FleetNode*> fleet{&alpha, &bravo, &charlie};
 
   // Alertmanager with the shipped config, unchanged; no cluster (loopback only).
@@ -227,6 +229,16 @@ TEST(FleetTest, ThreeNodesOnePrometheusOneAlertmanager) {
   }
 
   // --- stalled chain and node behind the fleet, for the right node only ---------------------
+  // Every chain grows and the stall rule has its window of data (the fleet queries above
+  // waited for "Blocks in 10 min"): no stall alert, pending or firing.
+  for (const char* state : {"firing", "pending"})
+    EXPECT_EQ(promAlerts(prometheus, "TheBlockChainStalled", state).size(), 0u) << state;
+  // Bravo's chain stops, as a node's does when block production halts.
+  auto stop =
+      bbtest::httpRequest(bravo.node->port(), "POST", "/", {{"Content-Type", "application/json"}},
+                          R"({"jsonrpc":"2.0","id":1,"method":"stop_mining","params":{}})");
+  ASSERT_EQ(stop.status, 200) << stop.body;
+  ASSERT_NE(stop.body.find("\"ok\""), std::string::npos) << stop.body;
   const std::multiset<std::string> just_bravo{"bravo"}, just_charlie{"charlie"};
   EXPECT_TRUE(bbtest::eventually(
       [&] {
