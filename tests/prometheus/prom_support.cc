@@ -3,6 +3,7 @@
 #include <Poco/URI.h>
 #include <gtest/gtest.h>
 
+#include <array>
 #include <fstream>
 #include <regex>
 #include <set>
@@ -148,6 +149,23 @@ std::vector<PanelQuery> checkDashboard(const blockbuster::Json& dash) {
   EXPECT_TRUE(tagged) << name << ": the links find the dashboards by the tag blockbuster";
 
   checkUnits(dash["panels"]);
+  // Panels have distinct ids and do not overlap on the 24-column grid.
+  std::set<int64_t> ids;
+  std::vector<std::pair<std::string, std::array<int64_t, 4>>> boxes;  // x, y, w, h
+  for (const auto& p : dash["panels"].asArray()) {
+    const std::string title = p["title"].isString() ? p["title"].asString() : "(untitled)";
+    EXPECT_TRUE(ids.insert(p["id"].asInt()).second)
+        << name << ": panel id " << p["id"].asInt() << " of '" << title << "' is not unique";
+    const auto& g = p["gridPos"];
+    std::array<int64_t, 4> box{g["x"].asInt(), g["y"].asInt(), g["w"].asInt(), g["h"].asInt()};
+    EXPECT_LE(box[0] + box[2], 24) << name << ": '" << title << "' is wider than the grid";
+    for (const auto& [other, b] : boxes) {
+      bool apart = box[0] + box[2] <= b[0] || b[0] + b[2] <= box[0] || box[1] + box[3] <= b[1] ||
+                   b[1] + b[3] <= box[1];
+      EXPECT_TRUE(apart) << name << ": '" << title << "' overlaps '" << other << "'";
+    }
+    boxes.push_back({title, box});
+  }
   std::vector<PanelQuery> queries;
   collectQueries(dash["panels"], queries);
   const std::string filter = "{job=~\"$job\",node=~\"$node\"";
