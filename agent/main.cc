@@ -21,6 +21,7 @@
 #include "config/exposure.h"
 #include "config/listeners.h"
 #include "default_config.h"
+#include "history/history_service.h"
 #include "host/config_reload.h"
 #include "host/plugin_manager.h"
 #include "host/plugin_options.h"
@@ -67,6 +68,7 @@ Environment (overrides the config file):
 
 Endpoints (main port): /health /metrics /theblock/network/metrics /theblock/markets/health
   /theblock/receipts /theblock/operations /theblock/peers/list /theblock/dashboard /plugins
+  /theblock/history (the figures' history, kept in the state directory; history.window)
 WebSocket: the dashboard stream on any path of the WS port and on /theblock/ws of the main
   port; the feature stream on any path of the feature port and on /theblock/ws/features of the
   main port. Surfaces given the same port share one listener (said at start and by
@@ -348,6 +350,10 @@ int main(int argc, char** argv) {
                                         &plugins, &routes, &node});
     api.install(router);
     metrics.setFreshnessSource([&api] { return api.freshness(); });
+    // History: read from the state directory now, sampled once per collection interval.
+    bb::HistoryService history(bb::historyOptions(config, state_dir), bb::dashboardSampler(api));
+    history.load();
+    history.install(router);
 
     // WebSocket push: one event loop for every client, fed by the stream hub.
     bb::ws::ServerLimits ws_limits;
@@ -376,7 +382,13 @@ int main(int argc, char** argv) {
       if (!r || r->status != 200) return std::nullopt;
       return std::move(r->body);
     };
+    hub_options.sources[bb::ws::kHistoryStream] = [&history]() -> std::optional<std::string> {
+      std::string last = history.store().renderLast();
+      if (last.empty()) return std::nullopt;
+      return last;
+    };
     bb::ws::StreamHub hub(ws_server, &features, std::move(hub_options));
+    history.setOnRow([&hub] { hub.sectionChanged(bb::ws::StreamHub::kHistorySection); });
     hub.attach(store);
     bb::Serving serving(bb::ServingContext{&config, &router, &routes, &metrics, &api, &ws_server,
                                            base + "/../share/blockbuster/web", BB_VERSION});
@@ -385,6 +397,7 @@ int main(int argc, char** argv) {
 
     ws_server.start();
     hub.start();
+    history.start();
     plugins.startAll();
     serving.start();
     std::printf("%s\n", serving.readyLine().c_str());
@@ -419,6 +432,7 @@ int main(int argc, char** argv) {
     }
     rpc.shutdown();  // calls in flight return at once, so plugins finish their collect quickly
     plugins.stopAll();
+    history.stop();  // writes the file
     hub.stop();
     serving.stop();
     ws_server.stop();

@@ -1,5 +1,7 @@
 #include "serving.h"
 
+#include <blockbuster/json.h>
+
 #include <optional>
 #include <stdexcept>
 #include <utility>
@@ -199,7 +201,12 @@ Serving::Serving(const ServingContext& context)
         ",\"ws_port\":" + std::to_string(port(Surface::kWs)) +
         ",\"feature_ws_port\":" + std::to_string(port(Surface::kFeatureWs)) +
         ",\"ws_enabled\":true,\"ws_tls\":" + (ws_tls ? "true" : "false") +
-        ",\"refresh_ms\":2000,\"version\":\"" + ctx_.version + "\"}";
+        ",\"refresh_ms\":2000,\"history_window\":" + std::to_string(config.history_window_seconds) +
+        ",\"last_block_warn_seconds\":" + std::to_string(config.web_page.last_block_warn_seconds) +
+        ",\"last_block_critical_seconds\":" +
+        std::to_string(config.web_page.last_block_critical_seconds) +
+        ",\"grafana_url\":" + blockbuster::Json(config.web_page.grafana_url).dump() +
+        ",\"version\":\"" + ctx_.version + "\"}";
     try {
       web_files_ = std::make_unique<StaticFiles>(root, runtime_config);
     } catch (const std::exception& e) {

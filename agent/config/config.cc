@@ -25,9 +25,9 @@ constexpr char kRedacted[] = "<redacted>";
 constexpr char kEnvironmentSource[] = "environment";
 constexpr size_t kMaxEchoedValue = 60;
 
-const char* const kTopKeys[] = {"rpc_url",   "ws_url",    "auth_token", "rpc",
-                                "http",      "ws",        "web",        "plugin_dir",
-                                "state_dir", "log_level", "plugins",    "auth"};
+const char* const kTopKeys[] = {"rpc_url", "ws_url", "auth_token", "rpc",       "http",
+                                "ws",      "web",    "plugin_dir", "state_dir", "log_level",
+                                "plugins", "auth",   "history"};
 const char* const kRpcKeys[] = {"connect_timeout_ms",
                                 "timeout_ms",
                                 "retries",
@@ -40,7 +40,14 @@ const char* const kRpcKeys[] = {"connect_timeout_ms",
                                 "share_ms"};
 const char* const kHttpKeys[] = {"host", "port", "cors_origins", "tls", "metrics_port"};
 const char* const kWsKeys[] = {"host", "port", "feature_port", "tls"};
-const char* const kWebKeys[] = {"host", "port", "root", "tls"};
+const char* const kWebKeys[] = {"host",
+                                "port",
+                                "root",
+                                "tls",
+                                "grafana_url",
+                                "last_block_warn_seconds",
+                                "last_block_critical_seconds"};
+const char* const kHistoryKeys[] = {"window"};
 const char* const kTlsKeys[] = {"cert_file", "key_file"};
 const char* const kAuthKeys[] = {"api", "metrics", "ws"};
 const char* const kAuthSurfaceKeys[] = {"bearer_sha256", "basic"};
@@ -76,6 +83,9 @@ std::vector<std::string> allKeyPaths() {
   }
   for (const char* k : kWebKeys) {
     out.push_back(std::string("web.") + k);
+  }
+  for (const char* k : kHistoryKeys) {
+    out.push_back(std::string("history.") + k);
   }
   return out;
 }
@@ -938,20 +948,65 @@ void parseWeb(const Context& ctx, const YAML::Node& node, Config& config) {
   if (!isSection(ctx, node, "web", join(std::begin(kWebKeys), std::end(kWebKeys)))) {
     return;
   }
-  forEachKey(ctx, node, "web", std::begin(kWebKeys), std::end(kWebKeys),
-             [&](const std::string& key, const YAML::Node& child) {
-               const std::string path = "web." + key;
-               const Value v = fromYaml(child);
-               if (key == "host") {
-                 config.web.host = readHost(ctx, path, v);
-               } else if (key == "port") {
-                 config.web.port = readIntField(ctx, path, v, webPortRule());
-               } else if (key == "root") {
-                 config.web_root = readPath(ctx, path, v);
-               } else if (key == "tls") {
-                 parseTls(ctx, child, "web", config.web);
-               }
-             });
+  forEachKey(
+      ctx, node, "web", std::begin(kWebKeys), std::end(kWebKeys),
+      [&](const std::string& key, const YAML::Node& child) {
+        const std::string path = "web." + key;
+        const Value v = fromYaml(child);
+        if (key == "host") {
+          config.web.host = readHost(ctx, path, v);
+        } else if (key == "port") {
+          config.web.port = readIntField(ctx, path, v, webPortRule());
+        } else if (key == "root") {
+          config.web_root = readPath(ctx, path, v);
+        } else if (key == "tls") {
+          parseTls(ctx, child, "web", config.web);
+        } else if (key == "grafana_url") {
+          config.web_page.grafana_url =
+              v.kind == Value::Kind::kNull || v.text.empty() ? "" : readUrl(ctx, path, v, false);
+        } else if (key == "last_block_warn_seconds") {
+          config.web_page.last_block_warn_seconds = readIntField(
+              ctx, path, v, {1, 86400, "an integer", "an integer from 1 to 86400 (seconds)"});
+        } else if (key == "last_block_critical_seconds") {
+          config.web_page.last_block_critical_seconds = readIntField(
+              ctx, path, v, {1, 86400, "an integer", "an integer from 1 to 86400 (seconds)"});
+        }
+      });
+  if (config.web_page.last_block_critical_seconds <= config.web_page.last_block_warn_seconds) {
+    ctx.fail("web.last_block_critical_seconds",
+             std::to_string(config.web_page.last_block_critical_seconds) +
+                 " is not above web.last_block_warn_seconds (" +
+                 std::to_string(config.web_page.last_block_warn_seconds) + ")",
+             "make the red threshold larger than the amber one");
+  }
+}
+
+// history.window: seconds (60 to 86400), or with a unit: "90m", "1h", "24h".
+void parseHistory(const Context& ctx, const YAML::Node& node, Config& config) {
+  if (!isSection(ctx, node, "history", join(std::begin(kHistoryKeys), std::end(kHistoryKeys)))) {
+    return;
+  }
+  forEachKey(
+      ctx, node, "history", std::begin(kHistoryKeys), std::end(kHistoryKeys),
+      [&](const std::string&, const YAML::Node& child) {
+        const std::string expected =
+            "seconds from 60 to 86400, or a number with s, m or h (e.g. 1h, 24h)";
+        Value v = fromYaml(child);
+        int64_t unit = 1;
+        if (v.kind == Value::Kind::kPlain && !v.text.empty()) {
+          const char last = v.text.back();
+          if (last == 's' || last == 'm' || last == 'h') {
+            unit = last == 'h' ? 3600 : last == 'm' ? 60 : 1;
+            v.text.pop_back();
+          }
+        }
+        const int64_t n = readInt(ctx, "history.window", v, {1, 86400, "a duration", expected});
+        if (n * unit < 60 || n * unit > 86400) {
+          ctx.fail("history.window", std::to_string(n * unit) + " s is out of range",
+                   "expected " + expected);
+        }
+        config.history_window_seconds = n * unit;
+      });
 }
 
 PluginConfig parsePlugin(const Context& ctx, const YAML::Node& node, const std::string& path) {
@@ -1199,6 +1254,8 @@ Config parseConfig(const std::string& yaml_text, const std::string& source_name)
                  parsePlugins(ctx, child, config);
                } else if (key == "auth") {
                  parseAuth(ctx, child, config);
+               } else if (key == "history") {
+                 parseHistory(ctx, child, config);
                }
              });
   config.feature_ws.host = config.ws.host;
@@ -1350,6 +1407,10 @@ std::string describeConfig(const Config& config) {
   out << "  root: " << quoted(config.web_root) << "\n";
   out << "  tls: {cert_file: " << quoted(config.web.tls_cert_file)
       << ", key_file: " << quoted(config.web.tls_key_file) << "}\n";
+  out << "  grafana_url: " << quoted(config.web_page.grafana_url) << "\n";
+  out << "  last_block_warn_seconds: " << config.web_page.last_block_warn_seconds << "\n";
+  out << "  last_block_critical_seconds: " << config.web_page.last_block_critical_seconds << "\n";
+  out << "history:\n  window: " << config.history_window_seconds << "\n";
   // Only the shape of the credentials: hashes of weak passwords can be brute-forced, so they
   // stay in the file. The comments keep the output parseable (auth: alone = open).
   out << "auth:  # hashes not shown\n";

@@ -86,8 +86,15 @@ struct Config {
   std::string plugin_dir;  ///< "" = <exe>/../lib/blockbuster/plugins
   std::string state_dir;   ///< "" = $HOME/.block-buster/state
   std::vector<std::string> cors_origins{"*"};
-  AuthConfig auth;                 ///< auth.api / auth.metrics / auth.ws; absent = open
-  std::string log_level = "info";  ///< debug | info | warn | error
+  /// web.grafana_url and the last-block tile's thresholds, passed to the page.
+  struct WebPage {
+    std::string grafana_url;  ///< "" = no "Open in Grafana" link
+    int last_block_warn_seconds = 30;
+    int last_block_critical_seconds = 120;
+  } web_page;
+  int64_t history_window_seconds = 3600;  ///< history.window
+  AuthConfig auth;                        ///< auth.api / auth.metrics / auth.ws; absent = open
+  std::string log_level = "info";         ///< debug | info | warn | error
   std::map<std::string, PluginConfig> plugins;  ///< by plugin name; absent = defaults
   /// Environment variables that overrode a value, in the order applied: {variable, key path},
   /// e.g. {"BLOCK_BUSTER_HTTP_PORT", "http.port"}. Shown by describeConfig().

@@ -46,6 +46,11 @@ std::vector<std::string> restartOnlyChanges(const Config& a, const Config& b,
   if (compare_plugin_dir && a.plugin_dir != b.plugin_dir) keys.push_back("plugin_dir");
   if (a.state_dir != b.state_dir) keys.push_back("state_dir");
   if (a.web_root != b.web_root) keys.push_back("web.root");
+  if (a.history_window_seconds != b.history_window_seconds) keys.push_back("history.window");
+  if (a.web_page.grafana_url != b.web_page.grafana_url) keys.push_back("web.grafana_url");
+  if (a.web_page.last_block_warn_seconds != b.web_page.last_block_warn_seconds ||
+      a.web_page.last_block_critical_seconds != b.web_page.last_block_critical_seconds)
+    keys.push_back("web.last_block_*_seconds");
   if (a.cors_origins != b.cors_origins) keys.push_back("http.cors_origins");
   if (a.metrics_port != b.metrics_port) keys.push_back("http.metrics_port");
   auto tls = [&](const char* name, const Listener& x, const Listener& y) {

@@ -11,11 +11,13 @@
 
 namespace bb::ws {
 
-/// The dashboard streams, in the order of the welcome message.
-constexpr std::array<const char*, 6> kStreams{"network_metrics", "markets_health", "peers",
-                                              "receipts",        "operations",     "health"};
+/// The dashboard streams, in the order of the welcome message. A client receives every stream
+/// but `history` until it subscribes explicitly.
+constexpr std::array<const char*, 7> kStreams{
+    "network_metrics", "markets_health", "peers", "receipts", "operations", "health", "history"};
 constexpr int kStreamCount = static_cast<int>(kStreams.size());
 constexpr int kHealthStream = 5;
+constexpr int kHistoryStream = 6;
 
 /// Index of a stream name in kStreams, or -1.
 int streamIndex(std::string_view name);

@@ -31,6 +31,7 @@ uint32_t StreamHub::streamsOf(const std::string& section) {
   // The receipts page is served by the receipts plugin from its store, which changes when the
   // plugin publishes any of its sections.
   if (section.rfind("receipts.", 0) == 0) m |= bit(streamIndex("receipts"));
+  if (section == kHistorySection) m = bit(kHistoryStream);
   if (section == "compute.market" || section == "storage.market" || section == "energy.market" ||
       section == "ads.market")
     m |= bit(streamIndex("markets_health"));
@@ -125,10 +126,18 @@ void StreamHub::pass(uint32_t dirty, int64_t changed_ms) {
     if (!data) continue;
     std::string fp = s == kHealthStream ? healthFingerprint(*data) : contentFingerprint(*data);
     auto& last = last_fingerprint_[static_cast<size_t>(s)];
-    if (fp == last) continue;
+    const char* name = kStreams[static_cast<size_t>(s)];
+    if (fp == last) {
+      // No change to announce, but a client that connects now gets the uptime of now, not of
+      // the last change (the health snapshot is rebuilt every health_interval).
+      if (s == kHealthStream)
+        server_.publish(s, nullptr,
+                        textFrame(dataMessage("snapshot", name, *data, seq_[static_cast<size_t>(s)],
+                                              unixMillis())));
+      continue;
+    }
     last = std::move(fp);
     uint64_t seq = ++seq_[static_cast<size_t>(s)];
-    const char* name = kStreams[static_cast<size_t>(s)];
     server_.publish(s, textFrame(dataMessage("update", name, *data, seq, changed_ms)),
                     textFrame(dataMessage("snapshot", name, *data, seq, changed_ms)), changed_ms);
   }

@@ -50,6 +50,9 @@ class StreamHub {
   /// thread-safe: this is what the store listener calls on plugin threads.
   void sectionChanged(const std::string& section);
 
+  /// What the history calls sectionChanged() with after each new row: the history stream only.
+  static constexpr const char* kHistorySection = "agent.history";
+
   /// Which streams a section feeds (bit i = kStreams[i]); health is always recomputed.
   static uint32_t streamsOf(const std::string& section);
 

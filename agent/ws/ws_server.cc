@@ -38,6 +38,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr uint32_t kAllStreams = (1u << kStreamCount) - 1;
+// What a client receives until it subscribes explicitly: history only on request.
+constexpr uint32_t kDefaultStreams = kAllStreams & ~(1u << kHistoryStream);
 constexpr auto kHousekeeping = std::chrono::milliseconds(250);
 // Publications waiting for the loop; more means the loop is far behind and the oldest go.
 constexpr size_t kMaxInbox = 256;
@@ -108,7 +110,7 @@ struct Client {
   ClientQueue queue;
   FramePtr current;  // the frame being written
   size_t offset = 0;
-  uint32_t mask = kAllStreams;
+  uint32_t mask = kDefaultStreams;
   bool explicit_subscription = false;
   bool want_write = false;  // unsent data waits for the socket
   Clock::time_point last_read = Clock::now();
@@ -296,6 +298,7 @@ struct WsServer::Loop {
     for (auto& u : updates) {
       int s = u.stream;
       snapshots[static_cast<size_t>(s)] = u.snapshot;
+      if (!u.update) continue;  // the snapshot refreshed only (same data, newer ages)
       for (auto& kv : clients) {
         Client& c = *kv.second;
         if (c.closed || c.channel != Channel::kDashboard || !(c.mask & (1u << s)) ||
@@ -367,14 +370,14 @@ struct WsServer::Loop {
       metrics()->wsClients(channelName(c.channel), per_channel[static_cast<size_t>(c.channel)]);
     int64_t now = unixMillis();
     if (c.channel == Channel::kDashboard) {
-      std::string streams = streamList(kAllStreams);
       c.queue.pushControl(textFrame(controlMessage(
           "welcome", "",
-          "{\"streams\":" + streams + ",\"subscribed\":" + streams +
+          "{\"streams\":" + streamList(kAllStreams) +
+              ",\"subscribed\":" + streamList(kDefaultStreams) +
               ",\"max_message_bytes\":" + std::to_string(owner.limits_.max_message_bytes) + "}",
           now)));
       for (int s = 0; s < kStreamCount; ++s)
-        if (snapshots[static_cast<size_t>(s)])
+        if (snapshots[static_cast<size_t>(s)] && (c.mask & (1u << s)))
           c.queue.pushSnapshot(s, snapshots[static_cast<size_t>(s)]);
     } else if (feature_latest) {
       c.queue.pushLatest(0, feature_latest);

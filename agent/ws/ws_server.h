@@ -84,7 +84,8 @@ class WsServer {
   /// New data of dashboard stream `stream` (index in kStreams): `update` goes to subscribed
   /// clients, `snapshot` (the same data as a "snapshot" message) to clients that connect or
   /// subscribe later. `changed_ms`: when the data changed (unix ms), for the debug log of the
-  /// fan-out delay. Thread-safe and cheap: the loop thread does the sending.
+  /// fan-out delay. Thread-safe and cheap: the loop thread does the sending. A null `update`
+  /// only replaces the snapshot (the same data with fields that age, e.g. uptime_seconds).
   void publish(int stream, FramePtr update, FramePtr snapshot, int64_t changed_ms = 0);
   /// New feature vector message, sent to every feature client and to each new one. Thread-safe.
   void publishFeatures(FramePtr frame);

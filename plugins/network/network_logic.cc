@@ -230,6 +230,7 @@ Json metricsBody(const Snapshot& s) {
   if (!s.strength.finality_term)
     unavailable["strength_terms.finality"] = termReason(s.finality_time, "finality_time");
   body["block_rate"] = put("block_rate", s.block_rate);
+  body["last_block_age_seconds"] = put("last_block_age_seconds", s.last_block_age_seconds);
   body["profile"] = profileName(s.profile);
   body["unavailable"] = std::move(unavailable);
   return body;
@@ -272,6 +273,10 @@ std::vector<MetricSample> metricSamples(const Snapshot& s) {
       gauge("theblock_block_height", "Height of the node's latest block.", s.block_height.orNaN()),
       gauge("theblock_block_rate", "Blocks per second, from height deltas over wall-clock time.",
             s.block_rate.orNaN()),
+      gauge("theblock_last_block_age_seconds",
+            "Seconds since the node's height last changed, as the agent saw it (absent until it "
+            "changed once).",
+            s.last_block_age_seconds.orNaN()),
       gauge("theblock_finality_seconds", "Finality time reported by the node, in seconds.",
             s.finality_time.orNaN()),
       gauge("theblock_tps", "Transactions per second reported by the node.", s.tps.orNaN()),
@@ -646,9 +651,21 @@ NetworkCollector::Outcome NetworkCollector::collectTheBlock(RpcPort& rpc, double
 void NetworkCollector::deriveBlockRate(double now, Snapshot& s) {
   if (!s.block_height.value) {
     s.block_rate = Value::unknown("block_height unknown: " + s.block_height.reason);
+    s.last_block_age_seconds = Value::unknown("block_height unknown: " + s.block_height.reason);
     return;
   }
   const double h = *s.block_height.value;
+  // The age of the last block, from when the agent saw the height change: within one collection
+  // interval of the truth. Before the first change the agent cannot know it (the node's header
+  // times are not read), and says for how long the height has not moved.
+  if (!first_seen_) first_seen_ = now;
+  if (last_height_ && h != last_height_->second) height_changed_at_ = now;
+  if (height_changed_at_)
+    s.last_block_age_seconds = Value::known(std::max(0.0, now - *height_changed_at_));
+  else
+    s.last_block_age_seconds = Value::unknown(
+        "the height has not changed since the agent first read it " +
+        numberText(std::round(now - *first_seen_)) + " s ago; known from the next block");
   if (!last_height_) {
     s.block_rate = Value::unknown(kTwoSamples);
   } else if (now - last_height_->first <= 0) {

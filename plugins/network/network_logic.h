@@ -87,6 +87,8 @@ struct Snapshot {
   Profile profile = Profile::kUnknown;
   Value block_height;
   Value block_rate;  ///< blocks per second between this sample and the previous one
+  /// Seconds since the height last changed (as the agent saw it); unknown until it changes once.
+  Value last_block_age_seconds;
   Value finality_time;
   Value peer_count;
   Value tps;
@@ -164,6 +166,8 @@ class NetworkCollector {
   Profile profile_ = Profile::kUnknown;
   bool chain_non_empty_ = false;
   std::optional<std::pair<double, double>> last_height_;  // (time, height)
+  std::optional<double> first_seen_;                      // when the agent first read a height
+  std::optional<double> height_changed_at_;               // when it saw the height change last
   // Per-peer bytes_sent of the previous sample, keyed by peer id: a rate summed over peers seen
   // twice is not disturbed by peers joining or leaving between samples.
   std::optional<double> last_bytes_time_;

@@ -198,6 +198,8 @@ describe('web dashboard in Chromium', {
       return;
     }
     await waitFor('receipts data', async () => (await api(`/theblock/receipts?limit=${PAGE_SIZE}&offset=0`)).status === 200, { timeoutMs: 15000 });
+    // Operations, receipts and peers are tabs: one table at a time.
+    await env.page.click('#tab-receipts');
     const first = (await api(`/theblock/receipts?limit=${PAGE_SIZE}&offset=0`)).body;
     assert.ok(Array.isArray(first.receipts), 'the receipts body has a receipts list');
     const pages = Math.max(1, Math.ceil(first.total / PAGE_SIZE));
@@ -221,17 +223,19 @@ describe('web dashboard in Chromium', {
     const compute = (await api(`/theblock/receipts?limit=${PAGE_SIZE}&offset=0&market=compute`)).body;
     const computePages = Math.max(1, Math.ceil(compute.total / PAGE_SIZE));
     await waitFor('the compute receipts', async () => (await text('#receipts-page')).startsWith(`Page 1 of ${computePages}`));
-    const receiptMarkets = await env.page.$$eval('#receipts tbody td[data-col=market]', (els) => els.map((e) => e.textContent.trim()));
+    // Shown as the market cards name them ("Compute"); the API's name is on data-market.
+    const receiptMarkets = await env.page.$$eval('#receipts tbody td[data-col=market] [data-market]', (els) => els.map((e) => e.dataset.market));
     assert.ok(receiptMarkets.every((m) => m === 'compute'), `only compute receipts: ${receiptMarkets}`);
     await env.page.selectOption('#receipts-market', '');
 
     const ops = await api('/theblock/operations');
     assert.equal(ops.status, 200, `/theblock/operations: ${JSON.stringify(ops.body)}`);
+    await env.page.click('#tab-recent-operations');
     await env.page.selectOption('#ops-market', 'compute');
     await waitFor('the compute operations', async () => {
-      const markets = await env.page.$$eval('#recent-operations tbody td[data-col=market]', (els) => els.map((e) => e.textContent.trim()));
+      const markets = await env.page.$$eval('#recent-operations tbody td[data-col=market] [data-market]', (els) => els.map((e) => e.dataset.market));
       const expected = Array.isArray(ops.body.by_market && ops.body.by_market.compute) ? ops.body.by_market.compute.length : null;
-      if (expected === 0) return (await text('#recent-operations .sub-body')).includes('No recent compute operations');
+      if (expected === 0) return (await text('#recent-operations .sub-body')).includes('No recent Compute operations');
       return markets.length > 0 && markets.every((m) => m === 'compute');
     });
     await env.page.selectOption('#ops-market', '');

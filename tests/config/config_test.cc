@@ -344,6 +344,21 @@ plugins:
   EXPECT_EQ(e.isolation, "inprocess");
 }
 
+TEST(ConfigParse, HistoryWindowAndThePageKeys) {
+  EXPECT_EQ(Config{}.history_window_seconds, 3600);
+  EXPECT_EQ(bb::parseConfig("history:\n  window: 24h\n", "f").history_window_seconds, 86400);
+  EXPECT_EQ(bb::parseConfig("history:\n  window: 90m\n", "f").history_window_seconds, 5400);
+  EXPECT_EQ(bb::parseConfig("history:\n  window: 600\n", "f").history_window_seconds, 600);
+  Config c = bb::parseConfig(
+      "web:\n  grafana_url: https://grafana.example/d/bb\n  last_block_warn_seconds: 10\n"
+      "  last_block_critical_seconds: 20\n",
+      "f");
+  EXPECT_EQ(c.web_page.grafana_url, "https://grafana.example/d/bb");
+  EXPECT_EQ(c.web_page.last_block_warn_seconds, 10);
+  EXPECT_EQ(c.web_page.last_block_critical_seconds, 20);
+  EXPECT_EQ(values(bb::parseConfig(bb::describeConfig(c), "f")), values(c));
+}
+
 TEST(ConfigParse, EmptyCorsListIsAllowed) {
   EXPECT_TRUE(bb::parseConfig("http:\n  cors_origins: []\n", "f").cors_origins.empty());
 }
@@ -467,11 +482,12 @@ INSTANTIATE_TEST_SUITE_P(
                   "timeout_ms, isolation, options (did you mean 'interval_ms'?)"},
         ErrorCase{"rpc_urll: http://x\n",
                   "rpc_urll: unknown key; known keys: rpc_url, ws_url, auth_token, rpc, http, ws, "
-                  "web, plugin_dir, state_dir, log_level, plugins, auth (did you mean 'rpc_url'?)"},
-        ErrorCase{
-            "port: 5000\n",
-            "port: unknown key; known keys: rpc_url, ws_url, auth_token, rpc, http, ws, "
-            "web, plugin_dir, state_dir, log_level, plugins, auth (did you mean 'http.port'?)"},
+                  "web, plugin_dir, state_dir, log_level, plugins, auth, history (did you mean "
+                  "'rpc_url'?)"},
+        ErrorCase{"port: 5000\n",
+                  "port: unknown key; known keys: rpc_url, ws_url, auth_token, rpc, http, ws, "
+                  "web, plugin_dir, state_dir, log_level, plugins, auth, history (did you mean "
+                  "'http.port'?)"},
         ErrorCase{"rpc:\n  url: http://x\n",
                   "rpc.url: unknown key; known keys: connect_timeout_ms, timeout_ms, retries, "
                   "backoff_initial_ms, backoff_max_ms, max_requests_per_second, burst, "
@@ -480,7 +496,21 @@ INSTANTIATE_TEST_SUITE_P(
                   "http.prot: unknown key; known keys: host, port, cors_origins, tls, metrics_port "
                   "(did you mean "
                   "'port'?)"},
-        ErrorCase{"web:\n  zzz: 1\n", "web.zzz: unknown key; known keys: host, port, root, tls"},
+        ErrorCase{"web:\n  zzz: 1\n",
+                  "web.zzz: unknown key; known keys: host, port, root, tls, grafana_url, "
+                  "last_block_warn_seconds, last_block_critical_seconds"},
+        ErrorCase{"history:\n  window: 30\n",
+                  "history.window: 30 s is out of range; expected seconds from 60 to 86400, or a "
+                  "number with s, m or h (e.g. 1h, 24h)"},
+        ErrorCase{"history:\n  window: 2d\n",
+                  "history.window: '2d' is not a duration; expected seconds from 60 to 86400, or "
+                  "a number with s, m or h (e.g. 1h, 24h)"},
+        ErrorCase{"web:\n  last_block_warn_seconds: 60\n  last_block_critical_seconds: 60\n",
+                  "web.last_block_critical_seconds: 60 is not above web.last_block_warn_seconds "
+                  "(60); make the red threshold larger than the amber one"},
+        ErrorCase{"web:\n  grafana_url: ftp://x\n",
+                  "web.grafana_url: 'ftp://x' does not start with http:// or https://; expected "
+                  "an http:// or https:// URL, e.g. http://localhost:9933"},
         ErrorCase{"http:\n  port: 1\n  port: 2\n",
                   "http.port: duplicate key; keep one of the two entries"},
         ErrorCase{"http: 5000\n",

@@ -1,5 +1,6 @@
 // Where the API is. The agent serves /bb-config.json beside the page:
-//   {"api_port", "ws_port", "feature_ws_port", "refresh_ms", "version"[, "ws_enabled", "ws_tls"]}
+//   {"api_port", "ws_port", "feature_ws_port", "refresh_ms", "version"[, "ws_enabled", "ws_tls",
+//    "history_window", "last_block_warn_seconds", "last_block_critical_seconds", "grafana_url"]}
 // Without it (the page served by `python3 -m http.server`) the guide's ports apply, on the host
 // the page came from. `?api=http://host:port` overrides the API base and `?ws=ws://host:port`
 // the stream (`?ws=off` disables it). `?token=T` is the API token when the agent requires one
@@ -119,10 +120,19 @@ export async function loadConfig(loc = window.location) {
       + 'port speaks no TLS; set ws.tls in the agent\'s config (docs/security.md)');
   }
 
+  const seconds = (v, fallback) => (Number.isInteger(v) && v > 0 ? v : fallback);
+  const lastBlockWarnS = seconds(file && file.last_block_warn_seconds, 30);
+  const lastBlockCriticalS = Math.max(seconds(file && file.last_block_critical_seconds, 120), lastBlockWarnS + 1);
+  // Only an http(s) link: the value is the operator's, but the page never follows another scheme.
+  const grafana = file && typeof file.grafana_url === 'string' ? httpBase(file.grafana_url) && file.grafana_url : null;
+
   return {
     apiBase,
     wsUrl,
     refreshMs,
+    lastBlockWarnS,
+    lastBlockCriticalS,
+    grafanaUrl: grafana || null,
     version: file && typeof file.version === 'string' ? file.version : null,
     source: file ? 'bb-config.json' : 'defaults',
     token,

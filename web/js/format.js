@@ -113,10 +113,10 @@ export function fmtAgo(unixSeconds, nowMs = Date.now()) {
   return `${fmtAge(diff)} ago`;
 }
 
-/** A unix time (seconds) as a local date and time, for tooltips. */
+/** A unix time (seconds) as a local date and time with the time zone, for tooltips. */
 export function fmtDateTime(unixSeconds) {
   if (!isNum(unixSeconds)) return null;
-  return new Date(unixSeconds * 1000).toLocaleString();
+  return new Date(unixSeconds * 1000).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'long' });
 }
 
 /** Long identifiers (addresses, hashes) shortened in the middle: "0x1234…cdef". */

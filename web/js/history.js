@@ -1,60 +1,84 @@
-// The sparklines' memory: one sample per published network body (a poll that returns the same
-// publication adds nothing), kept for HISTORY_WINDOW_MS. In memory only: a reload starts afresh.
+// The charts' memory. The agent keeps the history (GET /theblock/history, docs/dashboard.md):
+// the page reads the whole window when it opens, so the charts are full at first paint, even
+// right after a reload or an agent restart; then it adds the points of the `history` stream (or
+// of a short history request on each poll when there is no stream). An agent without that
+// endpoint: the page falls back to its own memory of the network bodies it saw (10 minutes,
+// lost on reload), and says so.
 
 import { isNum } from './format.js';
 
-export const HISTORY_WINDOW_MS = 10 * 60 * 1000;
+export const LOCAL_WINDOW_MS = 10 * 60 * 1000;
 
-export class History {
-  constructor(fields, windowMs = HISTORY_WINDOW_MS) {
-    this.fields = fields;
-    this.windowMs = windowMs;
-    this.samples = Object.fromEntries(fields.map((f) => [f, []]));
-    this.lastKey = null;
+export class AgentHistory {
+  constructor() {
+    /** series name -> [{t, v}], oldest first */
+    this.series = {};
+    this.windowS = null;         // the agent's window (s); null until known
+    this.resolutionS = null;
+    this.source = 'none';        // 'agent' | 'page' | 'none'
     this.lastT = null;
+    this.lastKey = null;
   }
 
-  /**
-   * Adds the values of `body` (a network metrics body), stamped with its own timestamp (unix
-   * seconds) or `nowMs` when it has none. Returns true when a sample was added.
-   */
-  add(body, nowMs = Date.now()) {
+  /** Merges a history body {"series": {name: [[ms, v|null], ...]}, window, resolution_seconds}. */
+  merge(body) {
+    if (!body || typeof body !== 'object' || !body.series || typeof body.series !== 'object') return false;
+    if (isNum(body.resolution_seconds)) this.resolutionS = body.resolution_seconds;
+    let added = false;
+    for (const [name, points] of Object.entries(body.series)) {
+      if (!Array.isArray(points)) continue;
+      const arr = this.series[name] || (this.series[name] = []);
+      for (const p of points) {
+        if (!Array.isArray(p) || !isNum(p[0])) continue;
+        const point = { t: p[0], v: isNum(p[1]) ? p[1] : null };
+        const last = arr.length ? arr[arr.length - 1].t : -Infinity;
+        if (point.t > last) arr.push(point);
+        else if (point.t === last) arr[arr.length - 1] = point;
+        else continue;
+        if (this.lastT === null || point.t > this.lastT) this.lastT = point.t;
+        added = true;
+      }
+    }
+    this.prune();
+    return added;
+  }
+
+  /** Page-only memory: one point per network body (an agent without /theblock/history). */
+  addBody(body, nowMs = Date.now()) {
     if (!body) return false;
     const t = isNum(body.timestamp) ? body.timestamp * 1000 : nowMs;
     const key = `${body.timestamp}|${body.block_height}|${body.network_strength}`;
     if (key === this.lastKey) return false;
     this.lastKey = key;
-    // A clock going backwards (agent restarted, time adjusted) starts the history afresh
-    // rather than drawing a line back in time.
-    if (this.lastT !== null && t < this.lastT) this.clear();
-    this.lastT = t;
-    for (const f of this.fields) {
-      const v = body[f];
-      this.samples[f].push({ t, v: isNum(v) ? v : null });
-    }
-    this.prune(t);
-    return true;
+    if (this.lastT !== null && t < this.lastT) this.series = {};
+    const series = {};
+    for (const [k, v] of Object.entries(body)) if (isNum(v) || v === null) series[k] = [[t, v]];
+    const terms = body.strength_terms && typeof body.strength_terms === 'object' ? body.strength_terms : {};
+    for (const [k, v] of Object.entries(terms)) series[`strength_terms.${k}`] = [[t, isNum(v) ? v : null]];
+    return this.merge({ series });
   }
 
-  prune(endMs) {
-    const start = endMs - this.windowMs;
-    for (const f of this.fields) {
-      const arr = this.samples[f];
+  windowMs() {
+    return this.source === 'agent' && isNum(this.windowS) ? this.windowS * 1000 : LOCAL_WINDOW_MS;
+  }
+
+  prune() {
+    if (this.lastT === null) return;
+    const start = this.lastT - this.windowMs();
+    for (const arr of Object.values(this.series)) {
       let i = 0;
       while (i < arr.length && arr[i].t < start) i += 1;
       if (i) arr.splice(0, i);
     }
   }
 
-  clear() {
-    for (const f of this.fields) this.samples[f] = [];
-    this.lastT = null;
+  samples(name) {
+    return this.series[name] || [];
   }
 
-  /** Known values of `field` within the window: {min, max, count}. */
-  range(field) {
-    const vals = this.samples[field].map((p) => p.v).filter(isNum);
-    if (!vals.length) return null;
-    return { min: Math.min(...vals), max: Math.max(...vals), count: vals.length };
+  /** Seconds of history held for `name` (0 when fewer than two points). */
+  spanSeconds(name) {
+    const arr = this.samples(name);
+    return arr.length < 2 ? 0 : (arr[arr.length - 1].t - arr[0].t) / 1000;
   }
 }

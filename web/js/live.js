@@ -5,6 +5,9 @@
 // a section without data (503 on its own endpoint) does not print a network error in the
 // console every two seconds. An agent without that endpoint (404) is read section by section.
 
+import { isNum } from './format.js';
+import { AgentHistory } from './history.js';
+
 export const SECTIONS = [
   'network_metrics',
   'peers',
@@ -126,9 +129,46 @@ export class LiveClient {
     this.stopped = false;
     this.wake = null;
     this.inflight = null;
+
+    /** The charts' data: the agent's history, then the points it pushes. */
+    this.history = new AgentHistory();
+    this.historyLoading = null;
+  }
+
+  /**
+   * Reads the history the page misses: the whole window at first, then from the last point held
+   * (after a poll, a reconnection or a gap). 404: an agent without history; the page keeps its
+   * own memory of the network bodies instead.
+   */
+  loadHistory(signal) {
+    if (this.history.source === 'page') return Promise.resolve();
+    if (this.historyLoading) return this.historyLoading;
+    const h = this.history;
+    let query = '';
+    if (h.source === 'agent' && h.lastT !== null) {
+      const missing = Math.ceil((Date.now() - h.lastT) / 1000) + (h.resolutionS || 2);
+      query = `?window=${Math.max(1, Math.min(missing, h.windowS || missing))}`;
+    }
+    this.historyLoading = getJson(`${this.config.apiBase}/theblock/history${query}`, 10000, signal).then((r) => {
+      if (!r.reached) return;
+      if (r.status === 404) {
+        h.source = 'page';
+        return;
+      }
+      if (r.status !== 200 || !r.body) return;
+      if (h.source !== 'agent') {
+        h.source = 'agent';
+        if (isNum(r.body.window)) h.windowS = r.body.window;
+      }
+      if (h.merge(r.body)) this.emit();
+    }).finally(() => {
+      this.historyLoading = null;
+    });
+    return this.historyLoading;
   }
 
   start() {
+    this.loadHistory();
     this.loop();
     this.connectStream();
   }
@@ -175,6 +215,12 @@ export class LiveClient {
     return !!(r && r.body && Array.isArray(r.body.receipts));
   }
 
+  /** Page-only history: a point per network body, when the agent keeps none. */
+  noteSection(name) {
+    const sec = this.sections[name];
+    if (name === 'network_metrics' && this.history.source === 'page' && sec && sec.body) this.history.addBody(sec.body);
+  }
+
   emit() {
     try {
       this.onChange(this);
@@ -218,6 +264,7 @@ export class LiveClient {
     const timeout = this.config.refreshMs;
     const jobs = [];
     if (!this.wsLive) jobs.push(this.pollSections(timeout, controller.signal));
+    if (!this.wsLive || this.history.source === 'none') jobs.push(this.loadHistory(controller.signal));
     if (!this.isDefaultReceiptsQuery() && this.receiptsServed())
       jobs.push(this.pollReceiptsView(timeout, controller.signal));
     await Promise.all(jobs);
@@ -257,6 +304,7 @@ export class LiveClient {
         for (const name of SECTIONS) {
           this.sections[name] = sectionFrom(r.body[name], now, 'poll',
             `the agent's dashboard body has no ${name} section`);
+          this.noteSection(name);
         }
         return undefined;
       }
@@ -274,6 +322,7 @@ export class LiveClient {
         : r.error || `HTTP ${r.status}`;
       this.sections[name] = sectionFrom(r.status === 404 && !errorOf(r.body) ? null : r.body, now,
         'poll', missing);
+      this.noteSection(name);
     });
     return undefined;
   }
@@ -356,15 +405,34 @@ export class LiveClient {
       this.wsLive = true;
       this.wsAttempts = 0;
       this.markAnswered();
+      // Every section, and the history points (sent only on request); then what was missed.
+      const streams = msg.data && Array.isArray(msg.data.streams) ? msg.data.streams : [];
+      if (streams.includes('history')) {
+        for (const name of [...SECTIONS, 'history']) {
+          try {
+            this.ws.send(JSON.stringify({ type: 'subscribe', stream: name }));
+          } catch {
+            // closing: the close handler takes over
+          }
+        }
+      }
+      this.loadHistory();
       this.emit();
       return;
     }
     if (msg.type !== 'snapshot' && msg.type !== 'update') return;
+    if (msg.stream === 'history') {
+      this.wsLive = true;
+      this.markAnswered();
+      if (this.history.source === 'agent' && this.history.merge(msg.data)) this.emit();
+      return;
+    }
     if (!SECTIONS.includes(msg.stream)) return;
     this.wsLive = true;
     this.markAnswered();
     this.sections[msg.stream] = sectionFrom(msg.data, Date.now(), 'stream',
       `the stream sent no data for ${msg.stream}`);
+    this.noteSection(msg.stream);
     this.emit();
   }
 }

@@ -12,8 +12,17 @@ import { HealthStrip } from './panels/health.js';
 import { MarketsPanel } from './panels/markets.js';
 import { NetworkPanel } from './panels/network.js';
 import { OperationsPanel } from './panels/operations.js';
+import { PluginsPanel } from './panels/plugins.js';
 
 const DEFAULT_ROUTE = 'theblock';
+const TITLE = 'Block Buster · The Block';
+
+/** The tab title carries the state, so a page in a background tab still says it is not live. */
+function titleFor(state) {
+  if (state.kind === 'live') return TITLE;
+  const word = { stale: '⚠ Stale', disconnected: '✕ Disconnected', connecting: 'Connecting' }[state.kind] || state.kind;
+  return `${word} · ${TITLE}`;
+}
 
 function currentRoute() {
   const hash = window.location.hash.replace(/^#\/?/, '');
@@ -44,16 +53,29 @@ async function main() {
   document.getElementById('footer-api').textContent = `API: ${config.apiBase} (${config.source})`;
   const transportEl = document.getElementById('footer-transport');
 
+  if (config.grafanaUrl) {
+    const link = document.getElementById('grafana-link');
+    link.href = config.grafanaUrl;
+    link.hidden = false;
+  }
+
   let client = null;
   const health = new HealthStrip();
-  const network = new NetworkPanel();
+  let network = null;
   const markets = new MarketsPanel();
   let operations = null;
+  let plugins = null;
+  let onDashboard = true;
+  const showState = (state) => {
+    renderPill(pillEl, state);
+    document.body.dataset.connection = state.kind;
+    const title = onDashboard ? titleFor(state) : 'Block Buster · not found';
+    if (document.title !== title) document.title = title;
+  };
 
   const render = (c) => {
     const state = connectionState(c);
-    renderPill(pillEl, state);
-    document.body.dataset.connection = state.kind;
+    showState(state);
     health.updateBanner(state);
     health.update(c.sections.health);
     network.update(c.sections.network_metrics);
@@ -64,14 +86,17 @@ async function main() {
   };
 
   client = new LiveClient(config, render);
+  network = new NetworkPanel(client, config);
   operations = new OperationsPanel(client);
+  plugins = new PluginsPanel(config);
 
   const dashboard = h('div', { class: 'dashboard' },
     config.warnings.map((w) => h('div', { class: 'banner banner-warn' }, w)),
     health.banner,
     health.root,
     h('div', { class: 'grid-top' }, network.root, markets.root),
-    operations.root);
+    operations.root,
+    plugins.root);
 
   const showRoute = () => {
     const route = currentRoute();
@@ -79,9 +104,10 @@ async function main() {
       if (a.dataset.route === route) a.setAttribute('aria-current', 'page');
       else a.removeAttribute('aria-current');
     }
+    onDashboard = route === DEFAULT_ROUTE;
     if (route === DEFAULT_ROUTE) {
       if (viewEl.firstChild !== dashboard) replace(viewEl, dashboard);
-      document.title = 'Block Buster · The Block';
+      document.title = titleFor(connectionState(client));
     } else {
       replace(viewEl, h('div', { class: 'panel not-found' },
         h('h2', {}, 'No such page'),
@@ -96,12 +122,13 @@ async function main() {
   setInterval(() => {
     const now = Date.now();
     const state = connectionState(client, now);
-    renderPill(pillEl, state);
-    document.body.dataset.connection = state.kind;
+    showState(state);
     if (state.kind !== 'live') health.updateBanner(state);
+    health.tick(now, state.kind !== 'disconnected');
     network.tick(now);
     markets.tick(now);
     operations.tick(now);
+    plugins.tick(now);
     tickRelativeTimes(viewEl, now);
   }, 1000);
 
@@ -109,6 +136,7 @@ async function main() {
     if (document.visibilityState === 'visible') client.refreshNow();
   });
   client.start();
+  plugins.start();
 }
 
 main().catch((e) => {

@@ -154,8 +154,10 @@ TEST(NetworkSpec, EveryGuideFieldFromTheRecordedAnswers) {
   EXPECT_TRUE(m["block_rate"].isNull());
   EXPECT_EQ(m["profile"], Json("spec"));
   ASSERT_TRUE(m["unavailable"].isObject());
-  EXPECT_EQ(m["unavailable"].size(), 1u) << m.dump();
+  EXPECT_EQ(m["unavailable"].size(), 2u) << m.dump();
   EXPECT_TRUE(mentions(m["unavailable"], "block_rate", "two samples"));
+  EXPECT_TRUE(m["last_block_age_seconds"].isNull());
+  EXPECT_TRUE(mentions(m["unavailable"], "last_block_age_seconds", "has not changed"));
   // The guide's order comes first.
   const char* order[] = {
       "network_strength", "block_height",  "finality_time",     "peer_count", "tps",
@@ -211,6 +213,31 @@ TEST(NetworkSpec, BlockRateFromHeightDeltasOverTheInjectedClock) {
   s = c.collect(node, 1023);
   ASSERT_TRUE(s.block_rate.value);
   EXPECT_DOUBLE_EQ(*s.block_rate.value, 1.0);
+}
+
+TEST(NetworkSpec, LastBlockAgeFromWhenTheHeightLastChanged) {
+  FakeNode node;
+  specNode(node);
+  int64_t height = 100;
+  node.on("light.latest_header", [&](const Json&) {
+    return ok(Json{{"number", height}, {"finality_time", 6}});
+  });
+  NetworkCollector c({});
+  Snapshot s = c.collect(node, 1000);
+  EXPECT_FALSE(s.last_block_age_seconds.value) << "unknown until the height changes once";
+  s = c.collect(node, 1030);
+  EXPECT_FALSE(s.last_block_age_seconds.value);
+  EXPECT_NE(s.last_block_age_seconds.reason.find("30 s ago"), std::string::npos)
+      << s.last_block_age_seconds.reason;
+  height = 101;
+  s = c.collect(node, 1032);
+  ASSERT_TRUE(s.last_block_age_seconds.value);
+  EXPECT_DOUBLE_EQ(*s.last_block_age_seconds.value, 0.0);
+  s = c.collect(node, 1050);  // the chain stalls: the age grows
+  EXPECT_DOUBLE_EQ(*s.last_block_age_seconds.value, 18.0);
+  height = 90;  // a reset is a change too
+  s = c.collect(node, 1051);
+  EXPECT_DOUBLE_EQ(*s.last_block_age_seconds.value, 0.0);
 }
 
 TEST(NetworkSpec, MissingNetStatsDegradesItsFieldsOnly) {
@@ -659,7 +686,8 @@ TEST(NetworkMetrics, UnknownValuesRemoveTheirSeries) {
     by_key[key] = m.value;
   }
   EXPECT_EQ(counters, 1);
-  EXPECT_EQ(by_key.size(), 13u);
+  EXPECT_EQ(by_key.size(), 14u);
+  EXPECT_TRUE(std::isnan(by_key["theblock_last_block_age_seconds"])) << "one sample: unknown";
   EXPECT_EQ(by_key["theblock_block_height"], 236);
   EXPECT_EQ(by_key["theblock_peers"], 3);
   EXPECT_EQ(by_key["theblock_network_strength"], 6);

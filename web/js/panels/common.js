@@ -59,7 +59,7 @@ export function timeCell(unixSeconds) {
   return h('time', {
     class: 'rel-time',
     datetime: new Date(unixSeconds * 1000).toISOString(),
-    title: fmtDateTime(unixSeconds),
+    title: fmtDateTime(unixSeconds),  // absolute, with the time zone
     'data-ts': String(unixSeconds),
   }, fmtAgo(unixSeconds));
 }
@@ -76,14 +76,48 @@ export function tickRelativeTimes(root, nowMs = Date.now()) {
  * A table: columns [{key, label, cell(row) -> Node|string, cls}], rows. `caption` is read by
  * screen readers and shown as a small heading.
  */
-export function table(caption, columns, rows, attrs = {}) {
-  return h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': caption },
+export function table(caption, columns, rows, attrs = {}, sorting = null) {
+  const head = (c) => {
+    if (!sorting) return h('th', { scope: 'col', class: c.cls, 'data-col': c.key }, c.label);
+    const on = sorting.sort.key === c.key;
+    const dir = on ? (sorting.sort.dir > 0 ? 'ascending' : 'descending') : 'none';
+    const btn = h('button', { type: 'button', class: 'sort-btn', title: `Sort by ${c.label.toLowerCase()}` },
+      c.label, h('span', { class: 'sort-icon', 'aria-hidden': 'true' }, on ? (sorting.sort.dir > 0 ? ' ▲' : ' ▼') : ' ↕'));
+    btn.addEventListener('click', () => sorting.onSort(c.key));
+    return h('th', { scope: 'col', class: c.cls, 'data-col': c.key, 'aria-sort': dir }, btn);
+  };
+  const wrap = h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': caption },
     h('table', { class: 'data-table', ...attrs },
       h('caption', { class: 'sr-only' }, caption),
-      h('thead', {}, h('tr', {}, columns.map((c) => h('th', { scope: 'col', class: c.cls }, c.label)))),
+      h('thead', {}, h('tr', {}, columns.map(head))),
       h('tbody', {}, rows.map((row) => h('tr', {},
         columns.map((c) => h('td', { class: c.cls, 'data-col': c.key }, c.cell(row))))))));
+  const hint = h('p', { class: 'scroll-hint', hidden: true, 'aria-hidden': 'true' }, 'Scroll sideways for more columns →');
+  const box = h('div', { class: 'table-box' }, hint, wrap);
+  watchOverflow(wrap, hint);
+  return box;
 }
+
+// Tables wider than their box (on a phone) say so above them; rechecked on resize.
+const overflowing = new Set();
+function checkOverflow({ wrap, hint }) {
+  if (!wrap.isConnected) return false;
+  const more = wrap.scrollWidth > wrap.clientWidth + 1;
+  hint.hidden = !more;
+  wrap.classList.toggle('scrolls', more);
+  return true;
+}
+function watchOverflow(wrap, hint) {
+  const entry = { wrap, hint };
+  for (const e of [...overflowing]) if (!e.wrap.isConnected) overflowing.delete(e);
+  overflowing.add(entry);
+  requestAnimationFrame(() => checkOverflow(entry));
+}
+/** Rechecks every table (after a resize, or a tab showing a table built while hidden). */
+export function checkScrollHints() {
+  for (const e of [...overflowing]) if (!checkOverflow(e)) overflowing.delete(e);
+}
+window.addEventListener('resize', checkScrollHints);
 
 /** Replaces `el`'s children only when `key` changed since the last call (keeps selections). */
 export function renderIfChanged(el, key, build) {

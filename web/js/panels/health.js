@@ -36,7 +36,24 @@ export class HealthStrip {
     }
   }
 
+  /** Uptime now: the agent's figure plus the time since it came (the strip ticks every second). */
+  uptime(nowMs = Date.now()) {
+    const s = this.section;
+    if (!s || !s.body || !isNum(s.body.uptime_seconds)) return null;
+    return s.body.uptime_seconds + Math.max(0, nowMs - s.receivedMs) / 1000;
+  }
+
+  /** `answering`: false while the agent does not answer (its uptime is then not extrapolated). */
+  tick(nowMs, answering = true) {
+    const el = this.facts.querySelector('[data-field=uptime_seconds]');
+    const up = this.uptime(answering ? nowMs : this.section && this.section.receivedMs);
+    if (!el || up === null) return;
+    const text = fmtDuration(Math.floor(up));
+    if (el.textContent !== text) el.textContent = text;
+  }
+
   update(section) {
+    this.section = section;
     const body = section && section.body;
     if (!body) {
       replace(this.badge, statusBadge(null, { 'data-field': 'health_status' }));
@@ -72,7 +89,7 @@ export class HealthStrip {
           notOk.map(([name, p]) => h('span', { class: 'chip chip-warn', title: p && p.last_error ? p.last_error : '' },
             `${name}: ${p && p.state ? p.state : 'unknown'}`)))),
       h('div', { class: 'fact' }, h('dt', {}, 'Uptime'),
-        h('dd', {}, valueOrUnknown(fmtDuration(body.uptime_seconds), 'not reported'))),
+        h('dd', {}, valueOrUnknown(fmtDuration(this.uptime() === null ? null : Math.floor(this.uptime())), 'not reported', { 'data-field': 'uptime_seconds' }))),
       typeof body.version === 'string'
         ? h('div', { class: 'fact' }, h('dt', {}, 'Agent'), h('dd', {}, `v${body.version}`))
         : null);

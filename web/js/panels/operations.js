@@ -9,12 +9,35 @@ import {
 } from '../format.js';
 import { RECEIPTS_PAGE_SIZE } from '../live.js';
 import {
-  errorCallout, renderFreshness, renderIfChanged, table, timeCell,
+  checkScrollHints, errorCallout, renderFreshness, renderIfChanged, table, timeCell,
 } from './common.js';
 
-// The receipts API's market names (the guide's: "ad", not "ads").
+// The receipts API's market names (the guide's: "ad", not "ads"), shown as the market cards
+// name them.
 const MARKET_FILTERS = ['compute', 'storage', 'energy', 'ad'];
+const MARKET_LABELS = {
+  compute: 'Compute', storage: 'Storage', energy: 'Energy', ad: 'Ads', ads: 'Ads',
+};
+export function marketLabel(m) {
+  return MARKET_LABELS[m] || m;
+}
+const FIRST_OPERATION_ROWS = 10;
 const MAX_OPERATION_ROWS = 50;
+const TABS = [
+  { id: 'recent-operations', label: 'Recent operations' },
+  { id: 'receipts', label: 'Receipts' },
+  { id: 'peers', label: 'Peers' },
+];
+
+/** Compares two cells for sorting: numbers as numbers, text as text, unknown last. */
+function compareValues(a, b) {
+  const na = a === null || a === undefined || a === '';
+  const nb = b === null || b === undefined || b === '';
+  if (na || nb) return na === nb ? 0 : na ? 1 : -1;
+  if (typeof a === 'number' && typeof b === 'number') return a - b;
+  if (typeof a === 'boolean' && typeof b === 'boolean') return Number(a) - Number(b);
+  return String(a).localeCompare(String(b), undefined, { numeric: true });
+}
 
 function marketOf(row) {
   if (typeof row.market === 'string') return row.market;
@@ -42,7 +65,7 @@ function statusCell(v) {
 
 function marketCell(row) {
   const m = marketOf(row);
-  return m ? h('span', { class: ['tag', 'tag-market', `tag-${m}`] }, m) : valueOrUnknown(null, 'not given');
+  return m ? h('span', { class: ['tag', 'tag-market', `tag-${m}`], 'data-market': m }, marketLabel(m)) : valueOrUnknown(null, 'not given');
 }
 
 const ACTIVITY_COLUMNS = [
@@ -73,7 +96,7 @@ const PEER_COLUMNS = [
 function marketSelect(id, label) {
   const select = h('select', { id, class: 'select' },
     h('option', { value: '' }, 'All markets'),
-    MARKET_FILTERS.map((m) => h('option', { value: m }, m)));
+    MARKET_FILTERS.map((m) => h('option', { value: m }, marketLabel(m))));
   return {
     select,
     field: h('div', { class: 'field' }, h('label', { for: id }, label), select),
@@ -84,9 +107,14 @@ export class OperationsPanel {
   constructor(client) {
     this.client = client;
     const titleId = 'operations-title';
+    // Three tabs (operations, receipts, peers): one table at a time keeps the page short.
+    this.tabs = h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Operations, receipts and peers' });
     this.root = h('section', { class: 'panel panel-operations', id: 'operations', 'aria-labelledby': titleId },
       h('header', { class: 'panel-head' },
-        h('div', { class: 'panel-titles' }, h('h2', { id: titleId }, 'Operations'))));
+        h('div', { class: 'panel-titles' }, h('h2', { id: titleId }, 'Activity')),
+        this.tabs));
+    this.showAll = false;
+    this.peerSort = { key: 'id', dir: 1 };
 
     // Recent operations.
     this.opsFresh = h('p', { class: 'freshness' });
@@ -95,12 +123,18 @@ export class OperationsPanel {
     this.opsSelect.addEventListener('change', () => this.renderOperations());
     this.opsCounts = h('div', { class: 'chips', 'aria-label': 'Operations by market' });
     this.opsBody = h('div', { class: 'sub-body' });
+    this.moreBtn = h('button', { type: 'button', class: 'btn btn-small', id: 'ops-more', hidden: true });
+    this.moreBtn.addEventListener('click', () => {
+      this.showAll = !this.showAll;
+      this.renderOperations();
+    });
     this.root.append(h('div', { class: 'subsection', id: 'recent-operations' },
       h('header', { class: 'sub-head' },
         h('div', { class: 'panel-titles' }, h('h3', {}, 'Recent operations'), this.opsFresh),
         h('div', { class: 'controls' }, opsFilter.field)),
       this.opsCounts,
-      this.opsBody));
+      this.opsBody,
+      this.moreBtn));
 
     // Receipts audit trail.
     this.receiptsFresh = h('p', { class: 'freshness' });
@@ -133,6 +167,42 @@ export class OperationsPanel {
         h('div', { class: 'panel-titles' }, h('h3', {}, 'Peers'), this.peersFresh),
         h('div', { class: 'controls' }, this.peersCount)),
       this.peersBody));
+    this.buildTabs();
+  }
+
+  buildTabs() {
+    const buttons = TABS.map((t) => {
+      const b = h('button', {
+        type: 'button', role: 'tab', class: 'tab', id: `tab-${t.id}`, 'aria-controls': t.id,
+      }, t.label);
+      b.addEventListener('click', () => this.selectTab(t.id));
+      b.addEventListener('keydown', (e) => {
+        if (e.key !== 'ArrowRight' && e.key !== 'ArrowLeft') return;
+        const i = TABS.findIndex((x) => x.id === t.id);
+        const next = TABS[(i + (e.key === 'ArrowRight' ? 1 : TABS.length - 1)) % TABS.length];
+        this.selectTab(next.id);
+        this.tabs.querySelector(`#tab-${next.id}`).focus();
+      });
+      return b;
+    });
+    replace(this.tabs, buttons);
+    for (const t of TABS) {
+      const el = this.root.querySelector(`#${t.id}`);
+      el.setAttribute('role', 'tabpanel');
+      el.setAttribute('aria-labelledby', `tab-${t.id}`);
+    }
+    this.selectTab(TABS[0].id);
+  }
+
+  selectTab(id) {
+    for (const t of TABS) {
+      const on = t.id === id;
+      const b = this.tabs.querySelector(`#tab-${t.id}`);
+      b.setAttribute('aria-selected', String(on));
+      b.tabIndex = on ? 0 : -1;
+      this.root.querySelector(`#${t.id}`).hidden = !on;
+    }
+    checkScrollHints();
   }
 
   update() {
@@ -166,18 +236,23 @@ export class OperationsPanel {
 
     const counts = Object.entries(byMarket).filter(([, list]) => Array.isArray(list));
     renderIfChanged(this.opsCounts, JSON.stringify(counts.map(([k, l]) => [k, l.length])), () => counts.map(([k, list]) => h('span', { class: 'chip' },
-      h('span', { class: ['tag', 'tag-market', `tag-${k}`] }, k), ` ${fmtInt(list.length)}`)));
+      h('span', { class: ['tag', 'tag-market', `tag-${k}`], 'data-market': k }, marketLabel(k)), ` ${fmtInt(list.length)}`)));
 
     const total = isNum(body.total) ? body.total : null;
-    const shown = rows.slice(0, MAX_OPERATION_ROWS);
+    const limit = this.showAll ? MAX_OPERATION_ROWS : FIRST_OPERATION_ROWS;
+    const shown = rows.slice(0, limit);
+    const more = Math.min(rows.length, MAX_OPERATION_ROWS) > FIRST_OPERATION_ROWS;
+    this.moreBtn.hidden = !more;
+    this.moreBtn.textContent = this.showAll ? 'Show fewer' : `Show ${fmtInt(Math.min(rows.length, MAX_OPERATION_ROWS))}`;
+    this.moreBtn.setAttribute('aria-expanded', String(this.showAll));
     renderIfChanged(this.opsBody, JSON.stringify([market, shown, total]), () => {
       if (!shown.length) {
-        return h('p', { class: 'empty' }, market ? `No recent ${market} operations.` : 'No recent operations.');
+        return h('p', { class: 'empty' }, market ? `No recent ${marketLabel(market)} operations.` : 'No recent operations.');
       }
       const note = rows.length > shown.length || (total !== null && !market && total > shown.length)
         ? h('p', { class: 'panel-note' }, `Showing the ${fmtInt(shown.length)} most recent of ${fmtInt(market ? rows.length : total ?? rows.length)}.`)
         : null;
-      return [table(market ? `Recent ${market} operations` : 'Recent operations', ACTIVITY_COLUMNS, shown, { 'data-table': 'operations' }), note];
+      return [table(market ? `Recent ${marketLabel(market)} operations` : 'Recent operations', ACTIVITY_COLUMNS, shown, { 'data-table': 'operations' }), note];
     });
   }
 
@@ -230,7 +305,7 @@ export class OperationsPanel {
       : `Page ${fmtInt(page)}`;
     renderIfChanged(this.receiptsBody, JSON.stringify([q, body.receipts]), () => {
       if (!body.receipts.length) {
-        return h('p', { class: 'empty' }, q.market ? `No ${q.market} receipts on this page.` : 'No receipts on this page.');
+        return h('p', { class: 'empty' }, q.market ? `No ${marketLabel(q.market)} receipts on this page.` : 'No receipts on this page.');
       }
       return table('Receipts', RECEIPT_COLUMNS, body.receipts, { 'data-table': 'receipts' });
     });
@@ -258,7 +333,7 @@ export class OperationsPanel {
     replace(this.peersCount, total === null ? 'count unknown'
       : `${fmtInt(total)} peer${total === 1 ? '' : 's'}${body.truncated === true ? ' (list truncated)' : ''}`);
     const peers = body.peers.filter((p) => p && typeof p === 'object');
-    const key = JSON.stringify([peers, unavailable]);
+    const key = JSON.stringify([peers, unavailable, this.peerSort]);
     renderIfChanged(this.peersBody, key, () => {
       if (!peers.length) return h('p', { class: 'empty' }, 'No peers connected.');
       // A column the node gives for no peer at all is dropped and named below instead of
@@ -270,8 +345,18 @@ export class OperationsPanel {
         ? h('p', { class: 'panel-note' }, 'Not reported by the node: ',
           missing.map((c, i) => [i ? ', ' : '', h('span', { class: 'unknown-field', title: unavailable[c.key] || 'not given for any peer' }, c.label.toLowerCase())]), '.')
         : null;
-      const sorted = [...peers].sort((a, b) => String(a.id).localeCompare(String(b.id)));
-      return [table('Connected peers', cols, sorted, { 'data-table': 'peers' }), note];
+      const { key: sortKey, dir } = this.peerSort;
+      const sorted = [...peers].sort((a, b) => dir * compareValues(a[sortKey], b[sortKey])
+        || String(a.id).localeCompare(String(b.id)));
+      return [table('Connected peers', cols, sorted, { 'data-table': 'peers' }, {
+        sort: this.peerSort,
+        onSort: (k) => {
+          this.peerSort = { key: k, dir: this.peerSort.key === k ? -this.peerSort.dir : 1 };
+          this.renderPeers();
+          const btn = this.peersBody.querySelector(`th[data-col=${k}] button`);
+          if (btn) btn.focus();
+        },
+      }), note];
     });
   }
 }
