@@ -197,16 +197,17 @@ void HistoryService::install(Router& router) {
         const int64_t max_window = options_.store.window_seconds;
         long long window = 0;
         std::string problem = intParam(req.query, "window", max_window, 1, max_window, window);
-        if (!problem.empty())
-          return HttpResponse::error(400, "bad_parameter", problem + " (seconds of history)");
+        if (!problem.empty() && problem.find("allowed") == std::string::npos)
+          problem += "; allowed: seconds of history, 1 to " + std::to_string(max_window);
+        if (!problem.empty()) return HttpResponse::error(400, "bad_parameter", problem);
         std::vector<std::string> series;
         int given = 0;
         for (const auto& [key, value] : req.query) {
           if (key != "series") continue;
           if (++given > 1)
             return HttpResponse::error(400, "bad_parameter",
-                                       "query parameter 'series' is given more than once; give it "
-                                       "once, names separated by commas");
+                                       "query parameter 'series' is given more than once; "
+                                       "allowed: once, with names separated by commas");
           size_t start = 0;
           while (start <= value.size()) {
             size_t comma = value.find(',', start);
@@ -226,8 +227,8 @@ void HistoryService::install(Router& router) {
           }
           if (series.empty())
             return HttpResponse::error(400, "bad_parameter",
-                                       "query parameter 'series' is empty; give series names "
-                                       "separated by commas, or leave it out for every series");
+                                       "query parameter 'series' is empty; allowed: series names "
+                                       "separated by commas, or no 'series' for every series");
         }
         return HttpResponse::json(store_.render(window, series, nowMillis()));
       },

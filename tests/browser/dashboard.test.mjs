@@ -186,9 +186,9 @@ describe('web dashboard in Chromium', {
     assert.ok(env.dashboardPolls + env.wsFrames > updatesBefore,
       'the page received new data by itself (a WebSocket message or a poll of /theblock/dashboard)');
     assert.ok(env.wsConnections > 0, 'the page connected to the agent\'s WebSocket stream, as /bb-config.json announces');
-    // The sparklines draw from what the page saw: at least two heights by now.
-    const lines = await env.page.$$('.stat .spark .spark-line');
-    assert.ok(lines.length > 0, 'sparklines are drawn');
+    // The tiles' charts draw from the agent's history: at least two heights by now.
+    const lines = await env.page.$$('.stat .chart .spark-line');
+    assert.ok(lines.length > 0, 'the tiles\' charts are drawn');
   });
 
   it('filters the operations by market and pages the receipts', async (t) => {
