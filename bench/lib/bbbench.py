@@ -153,9 +153,10 @@ def agent_env(home, rpc, http_port=0, extra=None):
     return env
 
 
-def start_agent(build, rpc, config_yaml=None, extra_env=None):
-    """Starts the real agent (all plugins of the build) against `rpc`. Returns (child, port)."""
-    home = tempfile.mkdtemp(prefix="bb-bench-home-")
+def start_agent(build, rpc, config_yaml=None, extra_env=None, home=None):
+    """Starts the real agent (all plugins of the build) against `rpc`, with $HOME `home` (a new
+    temporary directory when None). Returns (child, port)."""
+    home = home or tempfile.mkdtemp(prefix="bb-bench-home-")
     argv = [os.path.join(build, "bin/blockbuster-agent")]
     if config_yaml is not None:
         path = os.path.join(home, "agent.yaml")

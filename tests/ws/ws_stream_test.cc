@@ -239,6 +239,55 @@ TEST_F(WsStream, SubscribeAndUnsubscribeChangeWhatArrives) {
   EXPECT_EQ((*again)["type"].asString(), "snapshot");
 }
 
+TEST_F(WsStream, HealthSnapshotCarriesTheUptimeOfNow) {
+  // A client connecting seconds after the last health change gets the uptime of now (issue
+  // 18: the page said "Uptime 0 s", the snapshot of the agent's first second).
+  int64_t up = 0;
+  ASSERT_TRUE(bbtest::eventually([&] {
+    up = bbtest::httpGet(agent_->port(), "/health").json()["uptime_seconds"].asInt();
+    return up >= 3;
+  }));
+  WsClient c(ports_.ws, "/theblock/ws");
+  auto health = c.receiveUntil([](const Json& m) { return isData(m, "health"); }, 10s);
+  ASSERT_TRUE(health);
+  EXPECT_EQ((*health)["type"].asString(), "snapshot");
+  EXPECT_GE((*health)["data"]["uptime_seconds"].asInt(), up - 1) << health->dump();
+}
+
+TEST_F(WsStream, HistoryStreamOnRequestOnly) {
+  WsClient c(ports_.ws, "/theblock/ws");
+  auto welcome = c.receive(10s);
+  ASSERT_TRUE(welcome && isType(*welcome, "welcome"));
+  std::set<std::string> streams, subscribed;
+  for (const auto& s : (*welcome)["data"]["streams"].asArray()) streams.insert(s.asString());
+  for (const auto& s : (*welcome)["data"]["subscribed"].asArray()) subscribed.insert(s.asString());
+  EXPECT_TRUE(streams.count("history"));
+  EXPECT_FALSE(subscribed.count("history")) << "sent only to who asks";
+  int history = 0;
+  c.receiveUntil([](const Json&) { return false; }, 1500ms,
+                 [&](const Json& m) { history += isData(m, "history"); });
+  EXPECT_EQ(history, 0);
+
+  c.sendText(R"({"type":"subscribe","stream":"history"})");
+  int64_t last_t = 0;
+  int points = 0;
+  auto enough = c.receiveUntil(
+      [&](const Json& m) {
+        if (!isData(m, "history")) return false;
+        const Json& h = m["data"]["series"]["block_height"];
+        if (!h.isArray() || h.size() != 1) return false;
+        EXPECT_GT(h[0][0].asInt(), last_t) << "a new row each time";
+        last_t = h[0][0].asInt();
+        return ++points >= 3;
+      },
+      20s);
+  ASSERT_TRUE(enough) << "three history rows";
+  auto rest = bbtest::httpGet(agent_->port(), "/theblock/history?series=block_height&window=60");
+  ASSERT_EQ(rest.status, 200);
+  EXPECT_NE(rest.body.find("[" + std::to_string(last_t) + ","), std::string::npos)
+      << "the pushed row is in the REST history: " << rest.body;
+}
+
 TEST_F(WsStream, FeatureStreamSendsSortedNamesAndAlignedData) {
   for (auto [port, path] : {std::pair<int, std::string>{ports_.feature, "/"},
                             std::pair<int, std::string>{agent_->port(), "/theblock/ws/features"}}) {
