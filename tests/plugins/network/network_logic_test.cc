@@ -192,13 +192,18 @@ TEST(NetworkSpec, DetectsOnceThenMakesTheThreeCallsInOneBatch) {
   EXPECT_EQ(node.methods(2), node.methods(1));
 }
 
-TEST(NetworkSpec, BlockRateFromHeightDeltasOverTheInjectedClock) {
-  FakeNode node;
+// A spec node whose height is `height` (the test moves it between cycles).
+void movingSpecNode(FakeNode& node, const int64_t& height) {
   specNode(node);
-  int64_t height = 100;
-  node.on("light.latest_header", [&](const Json&) {
+  node.on("light.latest_header", [&height](const Json&) {
     return ok(Json{{"number", height}, {"finality_time", 6}});
   });
+}
+
+TEST(NetworkSpec, BlockRateFromHeightDeltasOverTheInjectedClock) {
+  FakeNode node;
+  int64_t height = 100;
+  movingSpecNode(node, height);
   NetworkCollector c({});
   EXPECT_FALSE(c.collect(node, 1000).block_rate.value);
   height = 120;
@@ -217,11 +222,8 @@ TEST(NetworkSpec, BlockRateFromHeightDeltasOverTheInjectedClock) {
 
 TEST(NetworkSpec, LastBlockAgeFromWhenTheHeightLastChanged) {
   FakeNode node;
-  specNode(node);
   int64_t height = 100;
-  node.on("light.latest_header", [&](const Json&) {
-    return ok(Json{{"number", height}, {"finality_time", 6}});
-  });
+  movingSpecNode(node, height);
   NetworkCollector c({});
   Snapshot s = c.collect(node, 1000);
   EXPECT_FALSE(s.last_block_age_seconds.value) << "unknown until the height changes once";
