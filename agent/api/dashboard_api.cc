@@ -292,7 +292,7 @@ std::string DashboardApi::health() const {
   return body.dump();
 }
 
-std::string DashboardApi::dashboard() const {
+std::optional<std::string> DashboardApi::dashboard(bool may_block) const {
   auto bodyOf = [](const HttpResponse& r) {
     try {
       return Json::parse(r.body);
@@ -306,7 +306,8 @@ std::string DashboardApi::dashboard() const {
   out["markets_health"] = Json::parse(marketsHealth());
   out["operations"] = bodyOf(section("receipts.operations"));
   if (ctx_.plugin_routes->has("/theblock/receipts")) {
-    auto r = ctx_.plugin_routes->call("/theblock/receipts", {{"limit", "20"}});
+    auto r = ctx_.plugin_routes->call("/theblock/receipts", {{"limit", "20"}}, may_block);
+    if (r && r->deferred()) return std::nullopt;
     out["receipts"] = r ? bodyOf(HttpResponse::json(r->body, r->status)) : Json();
   } else {
     out["receipts"] = Json{
@@ -347,7 +348,10 @@ void DashboardApi::install(Router& router) {
   router.get("/theblock/markets/health",
              [this](const HttpRequest&) { return HttpResponse::json(marketsHealth()); });
   router.get("/theblock/dashboard",
-             [this](const HttpRequest&) { return HttpResponse::json(dashboard()); });
+             [this](const HttpRequest& req) {
+               std::optional<std::string> body = dashboard(req.may_block);
+               return body ? HttpResponse::json(std::move(*body)) : HttpResponse::deferred(req);
+             });
   router.get("/plugins", [this](const HttpRequest&) {
     Json list = Json::array();
     for (const auto& info : ctx_.plugins->available()) {
@@ -366,8 +370,9 @@ void DashboardApi::install(Router& router) {
   });
   router.setFallback([this](const HttpRequest& req) -> std::optional<HttpResponse> {
     if (req.path.rfind("/plugins/", 0) == 0) return pluginSection(req);
-    auto r = ctx_.plugin_routes->call(req.path, req.query);
+    auto r = ctx_.plugin_routes->call(req.path, req.query, req.may_block);
     if (!r) return std::nullopt;
+    if (r->deferred()) return HttpResponse::deferred(req);
     return HttpResponse::json(std::move(r->body), r->status);
   });
 }

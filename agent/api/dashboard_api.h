@@ -42,7 +42,8 @@ class DashboardApi {
   std::string health() const;
   HttpResponse section(const std::string& name) const;
   std::string marketsHealth() const;
-  std::string dashboard() const;
+  /// Nullopt when `may_block` is false and the embedded receipts page is not in memory.
+  std::optional<std::string> dashboard(bool may_block = true) const;
 
   /// Whether answering `req` may wait on a plugin process (isolation: process answers its routes
   /// over IPC, with a deadline): the HTTP server then answers it off its event loops

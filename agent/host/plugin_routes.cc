@@ -52,7 +52,8 @@ std::vector<std::string> PluginRoutes::paths() const {
 }
 
 std::optional<PluginRoutes::Result> PluginRoutes::call(
-    const std::string& path, const std::vector<std::pair<std::string, std::string>>& query) const {
+    const std::string& path, const std::vector<std::pair<std::string, std::string>>& query,
+    bool may_block) const {
   std::shared_lock<std::shared_mutex> lock(mutex_);
   auto it = routes_.find(path);
   if (it == routes_.end()) return std::nullopt;
@@ -63,7 +64,8 @@ std::optional<PluginRoutes::Result> PluginRoutes::call(
     keys.push_back(kv.first.c_str());
     values.push_back(kv.second.c_str());
   }
-  bb_request req{sizeof(bb_request), path.c_str(), keys.data(), values.data(), query.size()};
+  bb_request req{sizeof(bb_request), path.c_str(),      keys.data(),
+                 values.data(),      query.size(),      may_block ? 1u : 0u};
   Result r;
   r.status = it->second.fn(
       it->second.ctx, &req,
@@ -71,6 +73,7 @@ std::optional<PluginRoutes::Result> PluginRoutes::call(
         static_cast<std::string*>(ctx)->append(data, len);
       },
       &r.body);
+  if (r.deferred() && !may_block) return r;
   if (r.status < 100 || r.status > 599) r.status = 500;
   return r;
 }

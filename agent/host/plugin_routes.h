@@ -20,6 +20,8 @@ class PluginRoutes {
   struct Result {
     int status = 500;
     std::string body;
+    /// The handler cannot answer from memory: call again with may_block (see call()).
+    bool deferred() const { return status == BB_STATUS_DEFER; }
   };
 
   /// Returns "" on success, else why not (path taken, invalid path). `blocking`: the handler may
@@ -31,9 +33,11 @@ class PluginRoutes {
   /// Whether the handler of `path` may block (see add); false when no plugin serves it. Cheap
   /// when no route blocks, which is the usual case: the HTTP event loops ask on every request.
   bool blocking(const std::string& path) const;
-  /// Calls the handler of `path`; nullopt when no plugin serves it.
+  /// Calls the handler of `path`; nullopt when no plugin serves it. `may_block` false (on an HTTP
+  /// event loop): the handler may answer Result::deferred() instead of reading a file.
   std::optional<Result> call(const std::string& path,
-                             const std::vector<std::pair<std::string, std::string>>& query) const;
+                             const std::vector<std::pair<std::string, std::string>>& query,
+                             bool may_block = true) const;
   std::vector<std::string> paths() const;
 
  private:

@@ -218,6 +218,7 @@ struct Job {
   Clock::time_point started;
   HttpRequest request;
   HttpResponse response;
+  bool deferred = false;  // a handler on the loop deferred it (ServerOptions::max_deferred_queued)
 };
 
 }  // namespace
@@ -226,6 +227,7 @@ struct EventServer::Pool {
   std::mutex mutex;
   std::condition_variable cv;
   std::deque<std::pair<Loop*, Job>> jobs;
+  size_t deferred = 0;  // of jobs, those deferred by a handler
   bool stopping = false;
   std::vector<std::thread> threads;
 };
@@ -536,7 +538,21 @@ struct EventServer::Loop {
       offload(c, std::move(job));
       return;
     }
+    a.request.may_block = false;  // from memory here; a handler that would block defers
     HttpResponse r = flow.run(std::move(a.request));
+    if (r.retry) {
+      Job job;
+      job.connection = c.id;
+      job.version = head.version();
+      job.method = head.method();
+      job.raw_path = std::move(a.raw_path);
+      job.keep = keep;
+      job.started = started;
+      job.request = *r.retry;
+      job.deferred = true;
+      offload(c, std::move(job));
+      return;
+    }
     answer(c, head.version(), head.method(), a.raw_path, r, keep, started);
   }
 
@@ -768,7 +784,9 @@ struct EventServer::Loop {
     Pool& pool = *server.pool_;
     {
       std::lock_guard<std::mutex> lock(pool.mutex);
-      if (pool.jobs.size() < kMaxOffloadQueue && !pool.threads.empty()) {
+      if (pool.jobs.size() < kMaxOffloadQueue && !pool.threads.empty() &&
+          (!job.deferred || pool.deferred < options.max_deferred_queued)) {
+        pool.deferred += job.deferred ? 1 : 0;
         pool.jobs.emplace_back(this, std::move(job));
         c.busy = true;
       }
@@ -777,9 +795,14 @@ struct EventServer::Loop {
       pool.cv.notify_one();
       return;
     }
-    HttpResponse r = HttpResponse::error(503, "busy",
-                                         "the agent has too many slow requests in progress; "
-                                         "retry later");
+    HttpResponse r =
+        job.deferred ? HttpResponse::error(503, "busy",
+                                           "too many queries are waiting for the store (" +
+                                               std::to_string(options.max_deferred_queued) +
+                                               "); retry after the Retry-After seconds")
+                     : HttpResponse::error(503, "busy",
+                                           "the agent has too many slow requests in progress; "
+                                           "retry later");
     r.headers.emplace_back("Retry-After", "1");
     answer(c, job.version, job.method, job.raw_path, r, job.keep, job.started);
   }
@@ -859,9 +882,16 @@ void EventServer::start() {
             if (pool.stopping) return;  // what is still queued goes with its connection
             item = std::move(pool.jobs.front());
             pool.jobs.pop_front();
+            pool.deferred -= item.second.deferred ? 1 : 0;
           }
           Job& job = item.second;
+          job.request.may_block = true;
           job.response = flow_.run(std::move(job.request));
+          if (job.response.retry) {
+            // A handler must not defer where it may block: a bug, answered as one.
+            job.response = HttpResponse::error(500, "internal_error",
+                                               "the handler deferred a request on a worker");
+          }
           item.first->post(std::move(job));
         }
       });

@@ -24,6 +24,16 @@ HttpResponse HttpResponse::error(int status, const std::string& code, const std:
   return json(std::move(body), status);
 }
 
+HttpResponse HttpResponse::deferred(const HttpRequest& request) {
+  HttpResponse r = error(503, "busy", "this answer needs a worker and none can take it; retry");
+  r.headers.emplace_back("Retry-After", "1");
+  auto again = std::make_shared<HttpRequest>(request);
+  again->may_block = true;
+  again->query.clear();  // Router::handle parses raw_query again
+  r.retry = std::move(again);
+  return r;
+}
+
 static int hexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;

@@ -9,6 +9,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -29,6 +30,10 @@ struct HttpRequest {
   std::string token_param;    ///< the `token` query parameter (taken out of raw_query)
   std::string ws_protocols;   ///< the Sec-WebSocket-Protocol header, "" if none
   QueryParams query;          ///< filled by Router::handle
+  /// False on an HTTP event loop: a handler that would have to block (read a file, a database)
+  /// answers HttpResponse::deferred(request) instead, and the loop hands the request to its
+  /// bounded worker pool, where it runs again with may_block true (ServerOptions::offload).
+  bool may_block = true;
 };
 
 struct HttpResponse {
@@ -37,10 +42,15 @@ struct HttpResponse {
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;
   bool head = false;  ///< answer to HEAD: send headers (with the body's length) but no body
+  /// Set by deferred(): the request to run again off the event loop (never sent as it is).
+  std::shared_ptr<const HttpRequest> retry;
 
   static HttpResponse json(std::string body, int status = 200);
   /// {"error":{"code":code,"message":message}}
   static HttpResponse error(int status, const std::string& code, const std::string& message);
+  /// "Run `request` again where it may block" (only when request.may_block is false). A 503 if
+  /// it ever reached a client: a server without a worker pool cannot run it again.
+  static HttpResponse deferred(const HttpRequest& request);
 };
 
 /// Parses "a=1&b=x%20y". Returns "" on success, else a message naming the bad part.

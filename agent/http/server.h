@@ -66,6 +66,10 @@ struct ServerOptions {
   /// event loop, which keeps serving its other connections meanwhile. Called on loop threads.
   std::function<bool(const HttpRequest&)> offload{};
   int offload_threads = 4;
+  /// Plain listeners with `offload` set: requests a handler deferred (HttpResponse::deferred, e.g.
+  /// a receipts page not in the plugin's cache) run again on the same pool; at most this many of
+  /// them wait for a worker, more are answered 503 with Retry-After.
+  size_t max_deferred_queued = 32;
 };
 
 /// Takes WebSocket upgrade requests off an HttpServer: the server does the RFC 6455 handshake,

@@ -251,9 +251,19 @@ ParsedQuery parseReceiptQuery(const std::vector<std::pair<std::string, std::stri
         return error("query parameter 'market' must be one of compute, storage, energy, ad, got " +
                      quoted(value));
       q.market = value;
+    } else if (key == "before") {
+      if (q.before) return error("query parameter 'before' is given more than once");
+      q.before = parseBoundedInt(value, 1, std::numeric_limits<int64_t>::max());
+      if (!q.before)
+        return error("query parameter 'before' must be a cursor returned as 'next' by a page of "
+                     "/theblock/receipts, got " +
+                     quoted(value));
     }
     // Any other parameter (a cache-buster `_=123`) is ignored, as the guide's server does.
   }
+  if (q.before && seen_offset)
+    return error("query parameter 'before' cannot be combined with 'offset': a cursor already "
+                 "says where the page starts");
   return ParsedQuery{q, ""};
 }
 

@@ -51,8 +51,9 @@ struct ParsedQuery {
 };
 constexpr int64_t kMaxLimit = 1000;
 constexpr int64_t kDefaultLimit = 100;
-/// Validates limit (1..1000, default 100), offset (>= 0, default 0) and market (compute,
-/// storage, energy, ad); a repeated one or a bad value is an error; any other parameter is ignored.
+/// Validates limit (1..1000, default 100), offset (>= 0, default 0), market (compute,
+/// storage, energy, ad) and before (a cursor, a page's `next`; not with offset); a repeated one
+/// or a bad value is an error; any other parameter is ignored.
 ParsedQuery parseReceiptQuery(const std::vector<std::pair<std::string, std::string>>& params);
 
 /// Parses a cursor stored as text: an integer, or nullopt when absent or unreadable.

@@ -7,6 +7,7 @@
 #include <Poco/Exception.h>
 #include <Poco/Nullable.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -158,6 +159,7 @@ ReceiptStore::ReceiptStore(const std::string& path, RetentionPolicy retention, s
     // last commits, and a commit holds rows and cursor together, so it drops both).
     *writer_ << "PRAGMA synchronous=NORMAL", now;
     migrate();
+    loadIndex();
     for (size_t i = 0; i < std::max<size_t>(1, readers); ++i)
       idle_readers_.push_back(openSession(path));
   } catch (const Poco::Exception& e) {
@@ -191,6 +193,50 @@ void ReceiptStore::migrate() {
   schema_version_ = kSchemaVersion;
 }
 
+void ReceiptStore::loadIndex() {
+  Session& s = *writer_;
+  // The markets present, one index probe each (no scan), then each market's seqs in order from
+  // the (market, seq) index: the rows themselves are not read.
+  std::map<std::string, std::vector<int64_t>> by_market;
+  std::string market;
+  for (;;) {
+    Poco::Nullable<std::string> next;
+    s << "SELECT MIN(market) FROM receipts WHERE market > ?", use(market), into(next), now;
+    if (next.isNull()) break;
+    market = next.value();
+    std::vector<Poco::Int64> seqs;
+    s << "SELECT seq FROM receipts INDEXED BY receipts_market_seq WHERE market = ? ORDER BY seq",
+        use(market), into(seqs), now;
+    by_market[market].assign(seqs.begin(), seqs.end());
+  }
+  std::vector<int64_t> order;
+  size_t n = 0;
+  for (const auto& kv : by_market) n += kv.second.size();
+  order.reserve(n);
+  for (const auto& kv : by_market) {
+    const size_t mid = order.size();
+    order.insert(order.end(), kv.second.begin(), kv.second.end());
+    std::inplace_merge(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(mid),
+                       order.end());
+  }
+  std::unique_lock<std::shared_mutex> lock(index_mutex_);
+  by_market_ = std::move(by_market);
+  order_ = std::move(order);
+  max_seq_ = order_.empty() ? 0 : order_.back();
+}
+
+const std::vector<int64_t>& ReceiptStore::orderOf(const std::string& market) const {
+  static const std::vector<int64_t> kNone;
+  if (market.empty()) return order_;
+  auto it = by_market_.find(market);
+  return it == by_market_.end() ? kNone : it->second;
+}
+
+int64_t ReceiptStore::count(const std::string& market) const {
+  std::shared_lock<std::shared_mutex> lock(index_mutex_);
+  return static_cast<int64_t>(orderOf(market).size());
+}
+
 ReceiptStore::ReaderLease ReceiptStore::lease() const {
   std::unique_lock<std::mutex> lock(pool_mutex_);
   pool_cv_.wait(lock, [this] { return !idle_readers_.empty(); });
@@ -205,6 +251,8 @@ IngestOutcome ReceiptStore::ingest(const std::vector<StoredReceipt>& batch,
   IngestOutcome out;
   std::lock_guard<std::mutex> lock(write_mutex_);
   Session& s = *writer_;
+  std::vector<Poco::Int64> new_seqs;
+  std::vector<std::string> new_markets;
   try {
     WriteTransaction tx(s);
     if (!batch.empty()) {
@@ -241,6 +289,12 @@ IngestOutcome ReceiptStore::ingest(const std::vector<StoredReceipt>& batch,
         }
       }
     }
+    if (out.inserted_total > 0) {
+      // The new rows' place in the order index: every seq above the highest indexed one.
+      Poco::Int64 above = max_seq_;
+      s << "SELECT seq, market FROM receipts WHERE seq > ? ORDER BY seq", use(above),
+          into(new_seqs), into(new_markets), now;
+    }
     for (const auto& kv : cursors) {
       std::string key = kv.first, value = kv.second;
       s << "INSERT INTO meta (key, value) VALUES (?, ?)"
@@ -253,6 +307,14 @@ IngestOutcome ReceiptStore::ingest(const std::vector<StoredReceipt>& batch,
                              " receipts to '" + path_ +
                              "' failed (nothing was kept): " + describe(e));
   }
+  if (!new_seqs.empty()) {
+    std::unique_lock<std::shared_mutex> index_lock(index_mutex_);
+    for (size_t i = 0; i < new_seqs.size() && i < new_markets.size(); ++i) {
+      order_.push_back(new_seqs[i]);
+      by_market_[new_markets[i]].push_back(new_seqs[i]);
+    }
+    max_seq_ = order_.back();
+  }
   if (out.inserted_total > 0 || !cursors.empty()) version_.fetch_add(1);
   return out;
 }
@@ -262,27 +324,60 @@ int64_t ReceiptStore::prune(int64_t now_s) {
   std::lock_guard<std::mutex> lock(write_mutex_);
   Session& s = *writer_;
   int64_t removed = 0;
+  std::vector<Poco::Int64> aged;  // seqs removed for their age, in any order
+  std::optional<int64_t> keep_from;  // every seq below it removed for the count
   try {
     WriteTransaction tx(s);
     if (retention_.days > 0) {
       Poco::Int64 cutoff = now_s - retention_.days * 86400;
-      Statement st(s);
-      st << "DELETE FROM receipts WHERE COALESCE(timestamp, ingested_at) < ?", use(cutoff);
-      removed += static_cast<int64_t>(st.execute());
+      s << "SELECT seq FROM receipts WHERE COALESCE(timestamp, ingested_at) < ?", use(cutoff),
+          into(aged), now;
+      if (!aged.empty()) {
+        Statement st(s);
+        st << "DELETE FROM receipts WHERE COALESCE(timestamp, ingested_at) < ?", use(cutoff);
+        removed += static_cast<int64_t>(st.execute());
+      }
     }
     if (retention_.max_receipts > 0) {
-      // Keep the newest max_receipts rows by sequence: the subquery is the oldest kept row, NULL
-      // (nothing deleted) when there are fewer rows than the limit.
-      Poco::Int64 keep_from = retention_.max_receipts - 1;
-      Statement st(s);
-      st << "DELETE FROM receipts WHERE seq < "
-            "(SELECT seq FROM receipts ORDER BY seq DESC LIMIT 1 OFFSET ?)",
-          use(keep_from);
-      removed += static_cast<int64_t>(st.execute());
+      // Keep the newest max_receipts rows by sequence. The oldest kept row comes from the order
+      // index; when rows were just removed for their age, from the file (rare: both limits on).
+      Poco::Int64 from = 0;
+      if (aged.empty()) {
+        std::shared_lock<std::shared_mutex> index_lock(index_mutex_);
+        if (static_cast<int64_t>(order_.size()) > retention_.max_receipts)
+          from = order_[order_.size() - static_cast<size_t>(retention_.max_receipts)];
+      } else {
+        Poco::Nullable<Poco::Int64> oldest_kept;
+        Poco::Int64 skip = retention_.max_receipts - 1;
+        s << "SELECT seq FROM receipts ORDER BY seq DESC LIMIT 1 OFFSET ?", use(skip),
+            into(oldest_kept), now;
+        if (!oldest_kept.isNull()) from = oldest_kept.value();
+      }
+      if (from > 0) {
+        Statement st(s);
+        st << "DELETE FROM receipts WHERE seq < ?", use(from);
+        removed += static_cast<int64_t>(st.execute());
+        keep_from = from;
+      }
     }
     tx.commit();
   } catch (const Poco::Exception& e) {
     throw std::runtime_error("receipts store: pruning '" + path_ + "' failed: " + describe(e));
+  }
+  if (!aged.empty() || keep_from) {
+    std::sort(aged.begin(), aged.end());
+    auto drop = [&](std::vector<int64_t>& v) {
+      if (!aged.empty())
+        v.erase(std::remove_if(v.begin(), v.end(),
+                               [&](int64_t x) {
+                                 return std::binary_search(aged.begin(), aged.end(), x);
+                               }),
+                v.end());
+      if (keep_from) v.erase(v.begin(), std::lower_bound(v.begin(), v.end(), *keep_from));
+    };
+    std::unique_lock<std::shared_mutex> index_lock(index_mutex_);
+    drop(order_);
+    for (auto& kv : by_market_) drop(kv.second);
   }
   if (removed > 0) {
     pruned_total_.fetch_add(removed);
@@ -313,37 +408,44 @@ std::map<std::string, std::string> ReceiptStore::cursors() const {
 
 ReceiptPage ReceiptStore::query(const ReceiptQuery& q) const {
   ReceiptPage page;
+  Poco::Int64 bound = 0, take = 0;
+  {
+    // The page's place from the order index: `end` rows of the filter are at or below the
+    // page's first row, which is order[end - 1]; the page is the `take` rows from there down.
+    std::shared_lock<std::shared_mutex> index_lock(index_mutex_);
+    const std::vector<int64_t>& order = orderOf(q.market);
+    const auto total = static_cast<int64_t>(order.size());
+    page.total = total;
+    int64_t end = 0;
+    if (q.before) {
+      end = std::lower_bound(order.begin(), order.end(), *q.before) - order.begin();
+      page.offset = total - end;
+    } else {
+      page.offset = q.offset;
+      end = q.offset >= total ? 0 : total - q.offset;
+    }
+    if (end == 0 || q.limit <= 0) return page;
+    take = std::min<int64_t>(q.limit, end);
+    bound = order[static_cast<size_t>(end - 1)];
+    if (end > take) page.next = order[static_cast<size_t>(end - take)];
+  }
   ReaderLease r = lease();
   Session& s = *r;
-  Poco::Int64 limit = q.limit, offset = q.offset, total = 0;
   std::string market = q.market;
-  const std::string where = market.empty() ? "" : " WHERE market = ?";
   const std::string columns =
       "SELECT id, market, block_height, timestamp, provider, consumer, CAST(amount AS TEXT),"
       " status, details, ingested_at FROM receipts";
   try {
-    // One read transaction: the total and the page come from the same snapshot.
-    s << "BEGIN", now;
-    struct EndRead {
-      Session& s;
-      ~EndRead() {
-        try {
-          s << "COMMIT", now;
-        } catch (...) {
-          // A read transaction holds no changes; closing the connection ends it anyway.
-        }
-      }
-    } end{s};
-    Statement count(s);
-    count << "SELECT COUNT(*) FROM receipts" + where, into(total);
-    if (!market.empty()) count, use(market);
-    count.execute();
-    page.total = total;
-    if (offset >= total || limit <= 0) return page;
+    // One statement: `take` rows down an index from `bound`, whatever the offset.
     Statement rows(s);
-    rows << columns + where + " ORDER BY seq DESC LIMIT ? OFFSET ?";
-    if (!market.empty()) rows, use(market);
-    rows, use(limit), use(offset);
+    if (market.empty()) {
+      rows << columns + " WHERE seq <= ? ORDER BY seq DESC LIMIT ?", use(bound), use(take);
+    } else {
+      rows << columns +
+                  " INDEXED BY receipts_market_seq WHERE market = ? AND seq <= ?"
+                  " ORDER BY seq DESC LIMIT ?",
+          use(market), use(bound), use(take);
+    }
     rows.execute();
     Poco::Data::RecordSet rs(rows);
     const size_t n = rs.rowCount();
@@ -413,27 +515,19 @@ StoreStats ReceiptStore::stats() const {
   st.pruned_total = pruned_total_.load();
   for (const auto& m : marketNames()) st.by_market[m] = 0;
   {
+    // Counts from the order index (a COUNT(*) would read every row of a million).
+    std::shared_lock<std::shared_mutex> index_lock(index_mutex_);
+    for (const auto& [market, seqs] : by_market_)
+      if (!seqs.empty()) st.by_market[market] = static_cast<int64_t>(seqs.size());
+    st.receipts = static_cast<int64_t>(order_.size());
+  }
+  {
     ReaderLease r = lease();
-    std::vector<std::string> markets;
-    std::vector<Poco::Int64> counts;
     Poco::Nullable<Poco::Int64> max_height;
     try {
-      *r << "BEGIN", now;
-      *r << "SELECT market, COUNT(*) FROM receipts GROUP BY market", into(markets), into(counts),
-          now;
       *r << "SELECT MAX(block_height) FROM receipts", into(max_height), now;
-      *r << "COMMIT", now;
     } catch (const Poco::Exception& e) {
-      try {
-        *r << "ROLLBACK", now;
-      } catch (...) {
-        // Nothing to undo in a read transaction.
-      }
       throw std::runtime_error("receipts store: reading statistics failed: " + describe(e));
-    }
-    for (size_t i = 0; i < markets.size() && i < counts.size(); ++i) {
-      st.by_market[markets[i]] = counts[i];
-      st.receipts += counts[i];
     }
     if (!max_height.isNull()) st.max_block_height = max_height.value();
   }

@@ -73,7 +73,8 @@ class ReceiptsPlugin final : public blockbuster::Plugin {
  public:
   explicit ReceiptsPlugin(blockbuster::Host& host) : host_(host), service_(optionsFrom(host)) {
     host_.serve("/theblock/receipts", [this](const blockbuster::Request& req) {
-      rx::HttpAnswer a = service_.handleReceipts(req.query, unixNow());
+      rx::HttpAnswer a = service_.handleReceipts(req.query, unixNow(), req.may_block);
+      if (a.deferred()) return blockbuster::Response::defer();
       return blockbuster::Response{a.status, std::move(a.body)};
     });
     host_.info("receipts store at " + service_.store().path());

@@ -31,6 +31,11 @@ CycleResult ReceiptsService::collect(NodeClient& node, int64_t now_s, double mon
     out.report.warnings.push_back(e.what());
   }
   try {
+    warmHotPages();
+  } catch (const std::exception& e) {
+    out.report.warnings.push_back(e.what());
+  }
+  try {
     out.stats = store_->stats();
   } catch (const std::exception& e) {
     out.report.warnings.push_back(e.what());
@@ -49,7 +54,21 @@ ReceiptsService::Health ReceiptsService::health() const {
   return health_;
 }
 
+namespace {
+
+std::string cacheKey(const ReceiptQuery& q) {
+  std::string key = std::to_string(q.limit);
+  key += '|';
+  key += q.before ? "b" + std::to_string(*q.before) : std::to_string(q.offset);
+  key += '|';
+  key += q.market;
+  return key;
+}
+
+}  // namespace
+
 std::string ReceiptsService::renderPage(const ReceiptQuery& q) const {
+  pages_read_.fetch_add(1);
   ReceiptPage page = store_->query(q);
   std::string text = "{\"receipts\":[";
   for (size_t i = 0; i < page.receipts.size(); ++i) {
@@ -57,11 +76,37 @@ std::string ReceiptsService::renderPage(const ReceiptQuery& q) const {
     appendReceiptText(text, page.receipts[i]);
   }
   text += "],\"total\":" + std::to_string(page.total);
+  text += ",\"limit\":" + std::to_string(q.limit) + ",\"offset\":" + std::to_string(page.offset);
+  // The cursor is opaque to clients: the receipt's place in the store, passed back as `before`.
+  text += ",\"next\":" + (page.next ? "\"" + std::to_string(*page.next) + "\"" : "null");
   return text;
 }
 
+void ReceiptsService::warmHotPages() {
+  const uint64_t version = store_->version();
+  {
+    std::lock_guard<std::mutex> lock(cache_mutex_);
+    if (!hot_.empty() && hot_.front().version == version) return;
+  }
+  std::vector<CacheEntry> hot;
+  for (const int64_t limit : {int64_t{20}, kDefaultLimit}) {
+    std::vector<std::string> markets{""};
+    if (limit == kDefaultLimit) markets.insert(markets.end(), marketNames().begin(), marketNames().end());
+    for (const auto& m : markets) {
+      ReceiptQuery q;
+      q.limit = limit;
+      q.market = m;
+      hot.push_back(
+          CacheEntry{cacheKey(q), version, std::make_shared<const std::string>(renderPage(q))});
+    }
+  }
+  std::lock_guard<std::mutex> lock(cache_mutex_);
+  hot_ = std::move(hot);
+}
+
 HttpAnswer ReceiptsService::handleReceipts(
-    const std::vector<std::pair<std::string, std::string>>& query, int64_t now_s) const {
+    const std::vector<std::pair<std::string, std::string>>& query, int64_t now_s,
+    bool may_block) const {
   ParsedQuery parsed = parseReceiptQuery(query);
   if (!parsed.query) {
     Json e{{"error", Json{{"code", "bad_parameter"}, {"message", parsed.error_message}}}};
@@ -80,32 +125,38 @@ HttpAnswer ReceiptsService::handleReceipts(
     stamp += "null";
   stamp += std::string(",\"stale\":") + (stale ? "true" : "false") + "}";
 
-  std::string key = std::to_string(q.limit);
-  key += '|';
-  key += std::to_string(q.offset);
-  key += '|';
-  key += q.market;
+  const std::string key = cacheKey(q);
+  // The version before reading: a page rendered while a write lands is kept under the older
+  // version, so it is never served as the newer one.
   const uint64_t version = store_->version();
+  auto answer = [&](const std::string& page) {
+    HttpAnswer a{200, std::string()};
+    a.body.reserve(page.size() + stamp.size());
+    a.body += page;
+    a.body += stamp;
+    return a;
+  };
   {
     std::lock_guard<std::mutex> lock(cache_mutex_);
+    for (const CacheEntry& e : hot_)
+      if (e.key == key && e.version == version) return answer(*e.page);
     for (auto it = cache_.begin(); it != cache_.end(); ++it) {
-      if (it->key == key && it->version == version && it->second == now_s && it->stamp == stamp) {
+      if (it->key == key && it->version == version) {
         cache_.splice(cache_.begin(), cache_, it);
-        return HttpAnswer{200, *cache_.front().body};
+        return answer(*cache_.front().page);
       }
     }
   }
+  if (!may_block) return HttpAnswer{0, std::string()};
   // Rendered outside the lock: two threads may render the same answer once each, which is
   // cheaper than making every reader wait for one.
-  std::string body = renderPage(q);
-  body += ",\"limit\":" + std::to_string(q.limit) + ",\"offset\":" + std::to_string(q.offset);
-  body += stamp;
-  auto shared = std::make_shared<const std::string>(std::move(body));
+  auto page = std::make_shared<const std::string>(renderPage(q));
+  HttpAnswer a = answer(*page);
   std::lock_guard<std::mutex> lock(cache_mutex_);
   cache_.remove_if([&](const CacheEntry& e) { return e.key == key; });
-  cache_.push_front(CacheEntry{key, version, now_s, std::move(stamp), shared});
+  cache_.push_front(CacheEntry{key, version, std::move(page)});
   while (cache_.size() > kCacheEntries) cache_.pop_back();
-  return HttpAnswer{200, *shared};
+  return a;
 }
 
 Json ReceiptsService::operationsBody() const {

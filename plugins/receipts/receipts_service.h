@@ -5,6 +5,7 @@
 
 #include <blockbuster/json.h>
 
+#include <atomic>
 #include <cstdint>
 #include <list>
 #include <memory>
@@ -31,6 +32,8 @@ struct ServiceOptions {
 struct HttpAnswer {
   int status = 200;
   std::string body;
+  /// Not in memory, and the caller may not block: call again where it may (status 0, no body).
+  bool deferred() const { return status == 0; }
 };
 
 /// What one collect cycle did, for the glue's log lines, metrics and features.
@@ -53,9 +56,13 @@ class ReceiptsService {
   /// One ingest cycle plus retention. Never throws: a failure is in the result.
   CycleResult collect(NodeClient& node, int64_t now_s, double monotonic_s);
 
-  /// GET /theblock/receipts. Thread-safe; reads only the store.
+  /// GET /theblock/receipts. Thread-safe; reads only the store. With `may_block` false (an
+  /// HTTP event loop) it answers only from memory (a bad query, or a page in the cache) and
+  /// otherwise returns a deferred answer, never touching the file.
   HttpAnswer handleReceipts(const std::vector<std::pair<std::string, std::string>>& query,
-                            int64_t now_s) const;
+                            int64_t now_s, bool may_block = true) const;
+  /// Pages queried read from the file (cache misses), since start; for tests and metrics.
+  uint64_t pagesRead() const noexcept { return pages_read_.load(); }
 
   /// The "operations" section body (without the agent's timestamp/age/stale stamp).
   Json operationsBody() const;
@@ -74,6 +81,9 @@ class ReceiptsService {
   };
   Health health() const;
   std::string renderPage(const ReceiptQuery& q) const;
+  /// Renders the pages every dashboard asks (the newest 20 and 100, overall and per market)
+  /// into the pinned cache, so that they are served from memory after each ingest.
+  void warmHotPages();
 
   ServiceOptions options_;
   std::unique_ptr<ReceiptStore> store_;
@@ -83,19 +93,18 @@ class ReceiptsService {
   mutable std::mutex health_mutex_;
   Health health_;
 
-  /// The whole answer to one query: everything in it (the page, the store's total, and the
-  /// timestamp, age and stale stamp) depends only on the query, the store's version, the
-  /// second and the ingest health, so it is built once for all and served as it is.
+  /// The answer to one query but its last fields (timestamp, age and stale, added per
+  /// request): it depends only on the query and the store's version, so it is rendered once.
   struct CacheEntry {
-    std::string key;  ///< limit|offset|market
+    std::string key;  ///< limit|offset or b<cursor>|market
     uint64_t version;
-    int64_t second;
-    std::string stamp;  ///< the health fields the body was stamped with
-    std::shared_ptr<const std::string> body;
+    std::shared_ptr<const std::string> page;
   };
   static constexpr size_t kCacheEntries = 32;
   mutable std::mutex cache_mutex_;
   mutable std::list<CacheEntry> cache_;  ///< most recently used first
+  std::vector<CacheEntry> hot_;          ///< warmHotPages(), never evicted; under cache_mutex_
+  mutable std::atomic<uint64_t> pages_read_{0};
 };
 
 }  // namespace receipts

@@ -85,6 +85,9 @@ using Labels = std::vector<std::pair<std::string, std::string>>;
 struct Request {
   std::string path;
   std::vector<std::pair<std::string, std::string>> query;
+  /// False on an HTTP event loop: answer from memory, or return Response::defer() to be called
+  /// again on a worker with may_block true (bb_request::may_block). True from an older agent.
+  bool may_block = true;
   /// The first value of `key`, or nullptr.
   const std::string* param(std::string_view key) const {
     for (const auto& kv : query)
@@ -98,6 +101,8 @@ struct Response {
   int status = 200;
   std::string body;  // JSON text
   static Response json(const Json& j, int status = 200) { return Response{status, j.dump()}; }
+  /// "Call me again where I may block" (only when Request::may_block is false).
+  static Response defer() { return Response{BB_STATUS_DEFER, ""}; }
   static Response error(int status, std::string_view code, std::string_view message) {
     Json e{{"error", Json{{"code", std::string(code)}, {"message", std::string(message)}}}};
     return Response{status, e.dump()};
@@ -228,7 +233,9 @@ class Host {
 
   /// Registers a GET route. The handler runs on the agent's HTTP event loops, concurrently: it
   /// must be thread-safe, must not call the node, and must answer from memory without blocking
-  /// (a blocked handler holds up the other requests of its loop). Call from the constructor.
+  /// (a blocked handler holds up the other requests of its loop). A handler that sometimes needs
+  /// a file or a database answers Response::defer() when Request::may_block is false: the agent
+  /// calls it again on a bounded worker pool (ABI 1.1). Call from the constructor.
   void serve(const std::string& path, std::function<Response(const Request&)> handler) {
     routes_.push_back(std::make_unique<Route>(Route{std::move(handler)}));
     check(api_->serve(host_, path.c_str(), &Host::routeTrampoline, routes_.back().get()),
@@ -255,6 +262,8 @@ class Host {
     try {
       Request r;
       r.path = req->path ? req->path : "";
+      if (req->struct_size >= offsetof(bb_request, may_block) + sizeof(req->may_block))
+        r.may_block = req->may_block != 0;
       for (size_t i = 0; i < req->query_count; ++i)
         r.query.emplace_back(req->query_keys[i], req->query_values[i]);
       resp = static_cast<Route*>(ctx)->handler(r);

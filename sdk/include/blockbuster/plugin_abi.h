@@ -33,7 +33,7 @@ extern "C" {
 #endif
 
 #define BB_ABI_VERSION_MAJOR 1u
-#define BB_ABI_VERSION_MINOR 0u
+#define BB_ABI_VERSION_MINOR 1u
 
 /** Name of the one symbol a plugin exports: `const bb_plugin* bb_plugin_entry(void)`. */
 #define BB_PLUGIN_ENTRY_SYMBOL "bb_plugin_entry"
@@ -106,7 +106,17 @@ typedef struct bb_request {
   const char* const* query_keys;   /**< percent-decoded, in order of appearance */
   const char* const* query_values; /**< percent-decoded; "" for a key without '=' */
   size_t query_count;
+  /**
+   * Since ABI 1.1. 0: the handler runs on an HTTP event loop and must answer from memory; when it
+   * cannot (e.g. a page not in its cache), it returns BB_STATUS_DEFER with no body and the agent
+   * calls it again on a bounded pool of workers with may_block = 1. 1 (or a struct_size without
+   * this member, from an older agent): the handler may read a file or a database.
+   */
+  uint32_t may_block;
 } bb_request;
+
+/** Status a route handler returns to be called again off the event loop (see may_block). */
+#define BB_STATUS_DEFER 0
 
 /**
  * Serves a request. Writes a JSON body through `sink` and returns the HTTP status code

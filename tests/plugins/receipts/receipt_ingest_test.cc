@@ -85,7 +85,7 @@ struct SpecNode : rx::NodeClient {
 
 std::set<std::string> storedIds(const rx::ReceiptStore& store) {
   std::set<std::string> ids;
-  for (const auto& r : store.query(rx::ReceiptQuery{1000000, 0, ""}).receipts) ids.insert(r.id);
+  for (const auto& r : store.query(rx::ReceiptQuery{1000000, 0, "", {}}).receipts) ids.insert(r.id);
   return ids;
 }
 
@@ -112,7 +112,7 @@ TEST(SpecIngest, ReadsEverythingOnceAndMovesTheCursor) {
   EXPECT_EQ(store.cursor("spec.height"), std::optional<std::string>("20"));
   EXPECT_EQ(storedIds(store), nodeIds(node));
   // Newest first in the store, whatever the page order was.
-  auto page = store.query(rx::ReceiptQuery{1000, 0, ""});
+  auto page = store.query(rx::ReceiptQuery{1000, 0, "", {}});
   for (size_t i = 1; i < page.receipts.size(); ++i)
     EXPECT_GE(*page.receipts[i - 1].block_height, *page.receipts[i].block_height);
 
@@ -187,7 +187,7 @@ TEST(SpecIngest, AFailureHalfWayKeepsWhatWasCommittedAndItsCursor) {
 void expectSameAsNode(const rx::ReceiptStore& store, const SpecNode& node) {
   EXPECT_EQ(store.stats().receipts, static_cast<int64_t>(node.receipts.size()));
   EXPECT_EQ(storedIds(store), nodeIds(node));
-  auto page = store.query(rx::ReceiptQuery{1000000, 0, ""});
+  auto page = store.query(rx::ReceiptQuery{1000000, 0, "", {}});
   for (size_t i = 1; i < page.receipts.size(); ++i)
     ASSERT_GE(*page.receipts[i - 1].block_height, *page.receipts[i].block_height) << i;
 }

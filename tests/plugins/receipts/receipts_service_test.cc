@@ -145,3 +145,83 @@ TEST(ReceiptsService, OperationsAndStoreSections) {
   EXPECT_TRUE(st["retention"].isObject());
   EXPECT_FALSE(st.contains("unavailable"));
 }
+
+TEST(ReceiptsService, OnAnEventLoopAPageNotInMemoryIsDeferredWithoutReadingTheFile) {
+  TempDir dir;
+  rx::ReceiptsService svc(options(dir));
+  FixedSpecNode node;
+  for (int i = 0; i < 300; ++i) node.add("r" + std::to_string(i), i % 2 ? "energy" : "ad", i);
+  ASSERT_TRUE(svc.collect(node, 1000, 10.0).ok);
+  const uint64_t read = svc.pagesRead();
+  // What every dashboard asks was rendered by the collect: served from memory on a loop.
+  using Query = std::vector<std::pair<std::string, std::string>>;
+  for (const auto& [q, total] : std::vector<std::pair<Query, int64_t>>{
+           {{{"limit", "20"}}, 300},
+           {{}, 300},
+           {{{"market", "energy"}}, 150},
+           {{{"limit", "100"}, {"market", "ad"}}, 150}}) {
+    rx::HttpAnswer a = svc.handleReceipts(q, 1001, false);
+    EXPECT_EQ(a.status, 200);
+    EXPECT_EQ(Json::parse(a.body)["total"], Json(total));
+  }
+  EXPECT_EQ(svc.pagesRead(), read);
+  // A deep page is not in memory: on a loop it is deferred, the file untouched.
+  const Query deep{{"offset", "120"}, {"market", "energy"}};
+  rx::HttpAnswer a = svc.handleReceipts(deep, 1001, false);
+  EXPECT_TRUE(a.deferred());
+  EXPECT_TRUE(a.body.empty());
+  EXPECT_EQ(svc.pagesRead(), read);
+  // Where it may block it is read once, then served from memory even on a loop.
+  a = svc.handleReceipts(deep, 1001, true);
+  ASSERT_EQ(a.status, 200);
+  EXPECT_EQ(svc.pagesRead(), read + 1);
+  Json body = Json::parse(a.body);
+  EXPECT_EQ(body["offset"], Json(120));
+  EXPECT_EQ(body["total"], Json(150));
+  ASSERT_EQ(body["receipts"].size(), 30u);
+  EXPECT_EQ(body["receipts"][size_t{0}]["id"], Json("r59"));  // the 121st newest energy receipt
+  EXPECT_TRUE(body["next"].isNull());
+  a = svc.handleReceipts(deep, 1002, false);
+  EXPECT_EQ(a.status, 200);
+  EXPECT_EQ(Json::parse(a.body)["timestamp"], Json(1002));
+  EXPECT_EQ(svc.pagesRead(), read + 1);
+  // A bad query is answered on the loop too: a 400 naming the parameter.
+  a = svc.handleReceipts({{"before", "abc"}}, 1001, false);
+  EXPECT_EQ(a.status, 400);
+  EXPECT_NE(Json::parse(a.body)["error"]["message"].asString().find("'before'"),
+            std::string::npos);
+}
+
+TEST(ReceiptsService, PagesCarryACursorThatWalksTheTrail) {
+  TempDir dir;
+  rx::ReceiptsService svc(options(dir));
+  FixedSpecNode node;
+  for (int i = 0; i < 45; ++i) node.add("r" + std::to_string(i), "compute", i);
+  ASSERT_TRUE(svc.collect(node, 1000, 10.0).ok);
+  std::vector<std::pair<std::string, std::string>> q{{"limit", "20"}};
+  std::vector<std::string> ids;
+  for (int pages = 0; pages < 10; ++pages) {
+    Json body = Json::parse(svc.handleReceipts(q, 1001).body);
+    EXPECT_EQ(body["total"], Json(45));
+    EXPECT_EQ(body["offset"], Json(static_cast<int64_t>(ids.size())));
+    for (size_t i = 0; i < body["receipts"].size(); ++i)
+      ids.push_back(body["receipts"][i]["id"].asString());
+    if (body["next"].isNull()) break;
+    q = {{"limit", "20"}, {"before", body["next"].asString()}};
+  }
+  ASSERT_EQ(ids.size(), 45u);
+  EXPECT_EQ(ids.front(), "r44");
+  EXPECT_EQ(ids.back(), "r0");
+  // A cursor with an offset, a repeated one, or garbage: 400 naming 'before'.
+  for (auto bad : std::vector<std::vector<std::pair<std::string, std::string>>>{
+           {{"before", "12"}, {"offset", "3"}},
+           {{"before", "12"}, {"before", "13"}},
+           {{"before", "-1"}},
+           {{"before", ""}}}) {
+    rx::HttpAnswer a = svc.handleReceipts(bad, 1001);
+    EXPECT_EQ(a.status, 400);
+    EXPECT_NE(Json::parse(a.body)["error"]["message"].asString().find("'before'"),
+              std::string::npos)
+        << a.body;
+  }
+}
