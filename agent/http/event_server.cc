@@ -6,6 +6,8 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -874,6 +876,9 @@ void EventServer::start() {
     for (int i = 0; i < workers; ++i) {
       pool_->threads.emplace_back([this] {
         Pool& pool = *pool_;
+        if (options_.offload_nice > 0)
+          setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)),
+                      options_.offload_nice);
         for (;;) {
           std::pair<Loop*, Job> item;
           {

@@ -70,6 +70,10 @@ struct ServerOptions {
   /// a receipts page not in the plugin's cache) run again on the same pool; at most this many of
   /// them wait for a worker, more are answered 503 with Retry-After.
   size_t max_deferred_queued = 32;
+  /// Plain listeners: the nice value the offload workers run at (Linux: per thread). Above 0,
+  /// the event loops, which answer from memory, win the cores when both want them: a flood of
+  /// store queries slows itself down, not the dashboard.
+  int offload_nice = 10;
 };
 
 /// Takes WebSocket upgrade requests off an HttpServer: the server does the RFC 6455 handshake,

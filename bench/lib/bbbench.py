@@ -301,11 +301,13 @@ end
 """
 
 
-def wrk(url, connections, seconds, threads=2, timeout_s=5):
-    """Runs wrk; returns its figures (latency of completed requests only, as wrk measures)."""
-    lua = os.path.join(tempfile.gettempdir(), f"bb-bench-wrk-{os.getpid()}.lua")
+def wrk(url, connections, seconds, threads=2, timeout_s=5, lua_requests=""):
+    """Runs wrk; returns its figures (latency of completed requests only, as wrk measures).
+    `lua_requests`: Lua code put before the reporting, e.g. a request() that varies the path."""
+    lua = os.path.join(tempfile.gettempdir(),
+                       f"bb-bench-wrk-{os.getpid()}-{abs(hash(lua_requests))}.lua")
     with open(lua, "w") as f:
-        f.write(WRK_LUA)
+        f.write(lua_requests + WRK_LUA)
     argv = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
             "--timeout", f"{timeout_s}s", "-s", lua, url]
     r = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)

@@ -27,6 +27,7 @@
 #include "api/dashboard_api.h"
 #include "http/router.h"
 #include "metrics/metrics.h"
+#include "receipt_fill.h"
 #include "receipt_store.h"
 #include "receipts_service.h"
 #include "snapshot/snapshot_store.h"
@@ -222,7 +223,8 @@ BENCHMARK(BM_MetricsApplyExisting);
 
 namespace rc = blockbuster::receipts;
 
-// A temporary SQLite file with `count` receipts over the four markets, made once per process.
+// A temporary SQLite file with `count` receipts over the four markets, made once per process
+// (through ReceiptStore::ingest: bench/lib/receipt_fill.h).
 struct ReceiptFile {
   std::string dir;
   std::string path;
@@ -232,27 +234,7 @@ struct ReceiptFile {
     dir = mkdtemp(tmpl);
     path = dir + "/receipts.db";
     store = std::make_unique<rc::ReceiptStore>(path, rc::RetentionPolicy{0, 0});
-    const auto& markets = rc::marketNames();
-    const int batch_size = 10000;
-    for (int start = 0; start < count; start += batch_size) {
-      std::vector<rc::StoredReceipt> batch;
-      for (int i = start; i < std::min(count, start + batch_size); ++i) {
-        rc::StoredReceipt r;
-        r.market = markets[i % markets.size()];
-        r.id = r.market + "-" + std::to_string(i);
-        r.block_height = 100 + i / 4;
-        r.timestamp = 1700000000 + i / 4;
-        r.provider = "acct-" + std::to_string(i % 200);
-        r.consumer = "acct-" + std::to_string((i * 7) % 200);
-        r.amount = std::to_string(i % 1000) + ".25";
-        r.status = "completed";
-        r.details = "{\"id\":\"" + r.id + "\",\"market\":\"" + r.market +
-                    "\",\"block_height\":" + std::to_string(*r.block_height) +
-                    ",\"amount\":" + *r.amount + ",\"status\":\"completed\"}";
-        batch.push_back(std::move(r));
-      }
-      store->ingest(batch, {{"bench", std::to_string(start)}}, 1700000000);
-    }
+    bbbench::fillReceipts(*store, count);
   }
   ~ReceiptFile() {
     store.reset();
@@ -261,7 +243,7 @@ struct ReceiptFile {
   }
 };
 
-constexpr int kReceipts = 100000;
+constexpr int kReceipts = 1000000;
 
 ReceiptFile& receiptFile() {
   static ReceiptFile f(kReceipts);
@@ -287,6 +269,66 @@ void BM_ReceiptQuery(benchmark::State& state, const char* market) {
 }
 BENCHMARK_CAPTURE(BM_ReceiptQuery, all_markets, "")->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_ReceiptQuery, market_energy, "energy")->Unit(benchmark::kMicrosecond);
+
+// A page of 100 at a deep offset (the argument) of the million-receipt file, straight on
+// SQLite (no cache): ReceiptStore::query finds the page's first row in the order index and reads
+// 100 rows from there. Energy holds a quarter of the file, so its deepest page is at 249 900.
+void BM_ReceiptPageAtOffset(benchmark::State& state, const char* market) {
+  auto& f = receiptFile();
+  rc::ReceiptQuery q;
+  q.limit = 100;
+  q.offset = state.range(0);
+  q.market = market;
+  Tail tail(state);
+  for (auto _ : state) {
+    tail.start();
+    rc::ReceiptPage page = f.store->query(q);
+    tail.stop();
+    if (page.receipts.size() != 100) state.SkipWithError("the page is not 100 receipts long");
+    benchmark::DoNotOptimize(page);
+  }
+  state.counters["receipts_in_file"] = kReceipts;
+  tail.report();
+}
+BENCHMARK_CAPTURE(BM_ReceiptPageAtOffset, all_markets, "")
+    ->Arg(0)
+    ->Arg(500000)
+    ->Arg(999900)
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_ReceiptPageAtOffset, market_energy, "energy")
+    ->Arg(0)
+    ->Arg(125000)
+    ->Arg(249900)
+    ->Unit(benchmark::kMicrosecond);
+
+// The same deep pages walked with the cursor: before=<next of the page above>.
+void BM_ReceiptPageBeforeCursor(benchmark::State& state, const char* market) {
+  auto& f = receiptFile();
+  rc::ReceiptQuery above;
+  above.limit = 100;
+  above.offset = state.range(0) - 100;
+  above.market = market;
+  rc::ReceiptQuery q;
+  q.limit = 100;
+  q.market = market;
+  q.before = f.store->query(above).next;
+  Tail tail(state);
+  for (auto _ : state) {
+    tail.start();
+    rc::ReceiptPage page = f.store->query(q);
+    tail.stop();
+    if (page.receipts.size() != 100 || page.offset != state.range(0))
+      state.SkipWithError("the cursor's page is not the 100 receipts at the offset");
+    benchmark::DoNotOptimize(page);
+  }
+  tail.report();
+}
+BENCHMARK_CAPTURE(BM_ReceiptPageBeforeCursor, all_markets, "")
+    ->Arg(999900)
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(BM_ReceiptPageBeforeCursor, market_energy, "energy")
+    ->Arg(249900)
+    ->Unit(benchmark::kMicrosecond);
 
 // GET /theblock/receipts?limit=100 as the plugin answers it: ReceiptsService::handleReceipts,
 // whose rendered page is cached until the store changes (the steady state between ingests).

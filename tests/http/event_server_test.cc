@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <memory>
@@ -195,6 +196,66 @@ TEST(EventServer, AnOffloadedRequestDoesNotDelayOthers) {
   gate.release();
   EXPECT_EQ(bodyOf(slow.readResponse(10s)), "{\"path\":\"/slow\"}");
   EXPECT_EQ(bodyOf(slow.readResponse(10s)), "{\"path\":\"/after-slow\"}");
+}
+
+TEST(EventServer, ADeferredRequestRunsAgainOnAWorkerAndTheQueueIsCapped) {
+  Gate gate;
+  struct Run {
+    std::string path, thread;
+    bool may_block;
+  };
+  std::mutex mutex;
+  std::vector<Run> runs;
+  auto ran = [&](const std::string& path) {
+    std::lock_guard<std::mutex> lock(mutex);
+    for (const auto& r : runs)
+      if (r.path == path) return true;
+    return false;
+  };
+  bb::ServerOptions o;
+  o.event_threads = 1;
+  o.offload_threads = 1;
+  o.max_deferred_queued = 1;
+  o.offload = [](const bb::HttpRequest&) { return false; };  // nothing offloaded up front
+  auto server = serve(o, [&](bb::HttpRequest&& r) {
+    char name[16] = "";
+    pthread_getname_np(pthread_self(), name, sizeof name);
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      runs.push_back(Run{r.path, name, r.may_block});
+    }
+    if (r.path == "/fast") return echo(r);
+    if (!r.may_block) return bb::HttpResponse::deferred(r);
+    if (r.path == "/hold") gate.pass();
+    return echo(r);
+  });
+  RawClient hold(server->port());
+  ASSERT_TRUE(hold.send(get("/hold?x=1")));
+  for (int i = 0; i < 250 && gate.waiting == 0; ++i) std::this_thread::sleep_for(20ms);
+  ASSERT_EQ(gate.waiting, 1);  // the one worker holds /hold
+  RawClient queued(server->port());
+  ASSERT_TRUE(queued.send(get("/queued")));
+  for (int i = 0; i < 250 && !ran("/queued"); ++i) std::this_thread::sleep_for(20ms);
+  ASSERT_TRUE(ran("/queued"));  // deferred by the loop: it waits in the queue (1)
+  // The queue is full: another deferred request is refused at once, with Retry-After.
+  RawClient refused(server->port());
+  ASSERT_TRUE(refused.send(get("/refused")));
+  std::string answer = refused.readResponse(5s);
+  EXPECT_EQ(statusOf(answer), 503) << answer;
+  EXPECT_NE(answer.find("Retry-After: 1"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("too many queries are waiting"), std::string::npos) << answer;
+  // The loop still answers what it can from memory meanwhile.
+  RawClient fast(server->port());
+  ASSERT_TRUE(fast.send(get("/fast")));
+  EXPECT_EQ(bodyOf(fast.readResponse(5s)), "{\"path\":\"/fast\"}");
+  gate.release();
+  EXPECT_EQ(bodyOf(hold.readResponse(10s)), "{\"path\":\"/hold\"}");
+  EXPECT_EQ(bodyOf(queued.readResponse(10s)), "{\"path\":\"/queued\"}");
+  // Each deferred request ran on the loop without leave to block, then once on the worker.
+  std::lock_guard<std::mutex> lock(mutex);
+  for (const auto& r : runs)
+    EXPECT_EQ(r.thread.find("-w") != std::string::npos, r.may_block) << r.path << " " << r.thread;
+  EXPECT_EQ(std::count_if(runs.begin(), runs.end(), [](const Run& r) { return r.may_block; }), 2);
 }
 
 // Records the hand-over of an upgraded connection.

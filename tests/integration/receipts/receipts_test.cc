@@ -296,11 +296,39 @@ TEST_F(ReceiptsApi, PaginationArithmetic) {
   EXPECT_EQ(sum, total);
 }
 
+TEST_F(ReceiptsApi, TheCursorWalksTheTrailAsTheOffsetsDo) {
+  for (const std::string market : {"", "energy"}) {
+    const std::string filter = market.empty() ? "" : "&market=" + market;
+    const std::vector<std::string> by_offset = agentIds(port(), filter);
+    ASSERT_EQ(by_offset.size(), truthIds(*node_, market).size()) << market;
+    std::vector<std::string> by_cursor;
+    std::string target = "/theblock/receipts?limit=37" + filter;
+    for (int pages = 0; pages < 100; ++pages) {
+      const Json page = getJson(port(), target);
+      ASSERT_TRUE(page["receipts"].isArray()) << target << ": " << page.dump();
+      EXPECT_EQ(page["offset"].asInt(), static_cast<int64_t>(by_cursor.size())) << target;
+      EXPECT_EQ(page["total"].asInt(), static_cast<int64_t>(by_offset.size())) << target;
+      for (const auto& r : page["receipts"].asArray()) by_cursor.push_back(r["id"].asString());
+      if (page["next"].isNull()) break;
+      ASSERT_TRUE(page["next"].isString()) << page.dump();
+      target = "/theblock/receipts?limit=37&before=" + page["next"].asString() + filter;
+    }
+    EXPECT_EQ(by_cursor, by_offset) << market;
+    // The deepest page by offset is the cursor's last page.
+    const Json last = getJson(port(), "/theblock/receipts?limit=1&offset=" +
+                                          std::to_string(by_offset.size() - 1) + filter);
+    ASSERT_EQ(last["receipts"].size(), 1u);
+    EXPECT_EQ(last["receipts"][size_t{0}]["id"].asString(), by_offset.back());
+    EXPECT_TRUE(last["next"].isNull());
+  }
+}
+
 TEST_F(ReceiptsApi, EachBadParameterIsA400NamingIt) {
   const std::pair<const char*, const char*> cases[] = {
       {"limit=0", "limit"},         {"limit=1001", "limit"},      {"limit=abc", "limit"},
       {"limit=", "limit"},          {"offset=-1", "offset"},      {"offset=x", "offset"},
-      {"market=bitcoin", "market"}, {"_=123&limit=abc", "limit"}, {"limit=5&limit=6", "limit"}};
+      {"market=bitcoin", "market"}, {"_=123&limit=abc", "limit"}, {"limit=5&limit=6", "limit"},
+      {"before=abc", "before"},     {"before=5&offset=3", "before"}};
   for (const auto& [query, param] : cases) {
     auto r = httpGet(port(), std::string("/theblock/receipts?") + query);
     EXPECT_EQ(r.status, 400) << query << ": " << r.body;
