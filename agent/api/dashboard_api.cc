@@ -347,11 +347,10 @@ void DashboardApi::install(Router& router) {
   }
   router.get("/theblock/markets/health",
              [this](const HttpRequest&) { return HttpResponse::json(marketsHealth()); });
-  router.get("/theblock/dashboard",
-             [this](const HttpRequest& req) {
-               std::optional<std::string> body = dashboard(req.may_block);
-               return body ? HttpResponse::json(std::move(*body)) : HttpResponse::deferred(req);
-             });
+  router.get("/theblock/dashboard", [this](const HttpRequest& req) {
+    std::optional<std::string> body = dashboard(req.may_block);
+    return body ? HttpResponse::json(std::move(*body)) : HttpResponse::deferred(req);
+  });
   router.get("/plugins", [this](const HttpRequest&) {
     Json list = Json::array();
     for (const auto& info : ctx_.plugins->available()) {

@@ -64,8 +64,8 @@ std::optional<PluginRoutes::Result> PluginRoutes::call(
     keys.push_back(kv.first.c_str());
     values.push_back(kv.second.c_str());
   }
-  bb_request req{sizeof(bb_request), path.c_str(),      keys.data(),
-                 values.data(),      query.size(),      may_block ? 1u : 0u};
+  bb_request req{sizeof(bb_request), path.c_str(), keys.data(),
+                 values.data(),      query.size(), may_block ? 1u : 0u};
   Result r;
   r.status = it->second.fn(
       it->second.ctx, &req,

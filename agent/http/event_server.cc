@@ -6,10 +6,10 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -528,7 +528,8 @@ struct EventServer::Loop {
       answer(c, head.version(), head.method(), a.raw_path, r, keep, started);
       return;
     }
-    if (options.offload && options.offload(a.request)) {
+    // To a worker: the request, and whether a handler deferred it (capped apart).
+    auto toWorker = [&](HttpRequest request, bool deferred) {
       Job job;
       job.connection = c.id;
       job.version = head.version();
@@ -536,23 +537,18 @@ struct EventServer::Loop {
       job.raw_path = std::move(a.raw_path);
       job.keep = keep;
       job.started = started;
-      job.request = std::move(a.request);
+      job.request = std::move(request);
+      job.deferred = deferred;
       offload(c, std::move(job));
+    };
+    if (options.offload && options.offload(a.request)) {
+      toWorker(std::move(a.request), false);
       return;
     }
     a.request.may_block = false;  // from memory here; a handler that would block defers
     HttpResponse r = flow.run(std::move(a.request));
     if (r.retry) {
-      Job job;
-      job.connection = c.id;
-      job.version = head.version();
-      job.method = head.method();
-      job.raw_path = std::move(a.raw_path);
-      job.keep = keep;
-      job.started = started;
-      job.request = *r.retry;
-      job.deferred = true;
-      offload(c, std::move(job));
+      toWorker(*r.retry, true);
       return;
     }
     answer(c, head.version(), head.method(), a.raw_path, r, keep, started);
@@ -797,14 +793,14 @@ struct EventServer::Loop {
       pool.cv.notify_one();
       return;
     }
-    HttpResponse r =
-        job.deferred ? HttpResponse::error(503, "busy",
-                                           "too many queries are waiting for the store (" +
-                                               std::to_string(options.max_deferred_queued) +
-                                               "); retry after the Retry-After seconds")
-                     : HttpResponse::error(503, "busy",
-                                           "the agent has too many slow requests in progress; "
-                                           "retry later");
+    HttpResponse r = job.deferred
+                         ? HttpResponse::error(503, "busy",
+                                               "too many queries are waiting for the store (" +
+                                                   std::to_string(options.max_deferred_queued) +
+                                                   "); retry after the Retry-After seconds")
+                         : HttpResponse::error(503, "busy",
+                                               "the agent has too many slow requests in progress; "
+                                               "retry later");
     r.headers.emplace_back("Retry-After", "1");
     answer(c, job.version, job.method, job.raw_path, r, job.keep, job.started);
   }

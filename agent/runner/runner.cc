@@ -179,8 +179,8 @@ void serveRoute(bb_host* h, const Message& m) {
     values.push_back(m.fields[i + 1].c_str());
   }
   // The agent answers a process-isolated plugin's routes off its event loops: it may block.
-  bb_request req{sizeof(bb_request), m.fields[0].c_str(), keys.data(), values.data(), keys.size(),
-                 1u};
+  bb_request req{sizeof(bb_request), m.fields[0].c_str(), keys.data(),
+                 values.data(),      keys.size(),         1u};
   std::string body;
   int status = route.fn(route.ctx, &req, &appendTo, &body);
   h->channel->reply(m.id, {std::to_string(status), std::move(body)});

@@ -250,29 +250,10 @@ ReceiptFile& receiptFile() {
   return f;
 }
 
-// ReceiptStore::query straight on SQLite (no cache), limit 100, newest first, with the total.
-void BM_ReceiptQuery(benchmark::State& state, const char* market) {
-  auto& f = receiptFile();
-  rc::ReceiptQuery q;
-  q.limit = 100;
-  q.market = market;
-  Tail tail(state);
-  for (auto _ : state) {
-    tail.start();
-    rc::ReceiptPage page = f.store->query(q);
-    tail.stop();
-    if (page.receipts.size() != 100) state.SkipWithError("the page is not 100 receipts long");
-    benchmark::DoNotOptimize(page);
-  }
-  state.counters["receipts_in_file"] = kReceipts;
-  tail.report();
-}
-BENCHMARK_CAPTURE(BM_ReceiptQuery, all_markets, "")->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(BM_ReceiptQuery, market_energy, "energy")->Unit(benchmark::kMicrosecond);
-
-// A page of 100 at a deep offset (the argument) of the million-receipt file, straight on
-// SQLite (no cache): ReceiptStore::query finds the page's first row in the order index and reads
-// 100 rows from there. Energy holds a quarter of the file, so its deepest page is at 249 900.
+// A page of 100 at an offset (the argument; 0 = the newest) of the million-receipt file, with
+// its total, straight on SQLite (no cache): ReceiptStore::query finds the page's first row in the
+// order index and reads 100 rows from there. Energy holds a quarter of the file, so its deepest
+// page is at 249 900.
 void BM_ReceiptPageAtOffset(benchmark::State& state, const char* market) {
   auto& f = receiptFile();
   rc::ReceiptQuery q;

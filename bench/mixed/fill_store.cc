@@ -29,8 +29,7 @@ int main(int argc, char** argv) {
       blockbuster::receipts::ReceiptStore store(path, blockbuster::receipts::RetentionPolicy{0, 0});
       bbbench::fillReceipts(store, count);
     }
-    const double s =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::error_code ec;
     const auto bytes = std::filesystem::file_size(path, ec);
     std::printf("bb-receipts-fill: %lld receipts in %.1f s, file %.1f MiB\n", count, s,

@@ -156,19 +156,17 @@ def main():
     pages_lua = PAGES_LUA % tuple(totals[mk] for mk in MARKETS)
     pages_url = f"http://127.0.0.1:{port}/theblock/receipts"
 
-    def dash(path):
+    def dash(kind, path):
         url = f"http://127.0.0.1:{port}{path}"
         if warmup:
             bb.wrk(url, dash_conns, warmup)
-        return bb.wrk(url, dash_conns, duration)
+        r = bb.wrk(url, dash_conns, duration)
+        print(f"{kind} {path:32} c={dash_conns}: {r['rps']:8.0f} req/s  p50 {fmt_ms(r['p50_us'])} "
+              f"ms  p99 {fmt_ms(r['p99_us'])} ms  errors {r['errors']}", flush=True)
+        return r
 
     # 3. Alone.
-    alone = {}
-    for path in DASHBOARD:
-        alone[path] = dash(path)
-        r = alone[path]
-        print(f"alone {path:32} c={dash_conns}: {r['rps']:8.0f} req/s  p50 {fmt_ms(r['p50_us'])} "
-              f"ms  p99 {fmt_ms(r['p99_us'])} ms  errors {r['errors']}", flush=True)
+    alone = {path: dash("alone", path) for path in DASHBOARD}
     alone_pages = bb.wrk(pages_url, page_conns, duration, lua_requests=pages_lua)
     print(f"alone receipts pages (random)      c={page_conns}: {alone_pages['rps']:8.0f} req/s  "
           f"p50 {fmt_ms(alone_pages['p50_us'])} ms  p99 {fmt_ms(alone_pages['p99_us'])} ms  "
@@ -193,12 +191,7 @@ def main():
         bb.wrk(pages_url, page_conns, background_s - 2, lua_requests=pages_lua)), daemon=True)
     time.sleep(2)  # the WebSocket clients connect
     pages_thread.start()
-    mixed = {}
-    for path in DASHBOARD:
-        mixed[path] = dash(path)
-        r = mixed[path]
-        print(f"mixed {path:32} c={dash_conns}: {r['rps']:8.0f} req/s  p50 {fmt_ms(r['p50_us'])} "
-              f"ms  p99 {fmt_ms(r['p99_us'])} ms  errors {r['errors']}", flush=True)
+    mixed = {path: dash("mixed", path) for path in DASHBOARD}
     pages_thread.join(timeout=background_s + 60)
     ws_out, ws_err = ws.communicate(timeout=background_s + 60)
     sampler.stop()

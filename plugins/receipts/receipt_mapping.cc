@@ -255,15 +255,17 @@ ParsedQuery parseReceiptQuery(const std::vector<std::pair<std::string, std::stri
       if (q.before) return error("query parameter 'before' is given more than once");
       q.before = parseBoundedInt(value, 1, std::numeric_limits<int64_t>::max());
       if (!q.before)
-        return error("query parameter 'before' must be a cursor returned as 'next' by a page of "
-                     "/theblock/receipts, got " +
-                     quoted(value));
+        return error(
+            "query parameter 'before' must be a cursor returned as 'next' by a page of "
+            "/theblock/receipts, got " +
+            quoted(value));
     }
     // Any other parameter (a cache-buster `_=123`) is ignored, as the guide's server does.
   }
   if (q.before && seen_offset)
-    return error("query parameter 'before' cannot be combined with 'offset': a cursor already "
-                 "says where the page starts");
+    return error(
+        "query parameter 'before' cannot be combined with 'offset': a cursor already "
+        "says where the page starts");
   return ParsedQuery{q, ""};
 }
 

@@ -324,7 +324,7 @@ int64_t ReceiptStore::prune(int64_t now_s) {
   std::lock_guard<std::mutex> lock(write_mutex_);
   Session& s = *writer_;
   int64_t removed = 0;
-  std::vector<Poco::Int64> aged;  // seqs removed for their age, in any order
+  std::vector<Poco::Int64> aged;     // seqs removed for their age, in any order
   std::optional<int64_t> keep_from;  // every seq below it removed for the count
   try {
     WriteTransaction tx(s);
@@ -368,10 +368,9 @@ int64_t ReceiptStore::prune(int64_t now_s) {
     std::sort(aged.begin(), aged.end());
     auto drop = [&](std::vector<int64_t>& v) {
       if (!aged.empty())
-        v.erase(std::remove_if(v.begin(), v.end(),
-                               [&](int64_t x) {
-                                 return std::binary_search(aged.begin(), aged.end(), x);
-                               }),
+        v.erase(std::remove_if(
+                    v.begin(), v.end(),
+                    [&](int64_t x) { return std::binary_search(aged.begin(), aged.end(), x); }),
                 v.end());
       if (keep_from) v.erase(v.begin(), std::lower_bound(v.begin(), v.end(), *keep_from));
     };

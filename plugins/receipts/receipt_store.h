@@ -160,7 +160,7 @@ class ReceiptStore {
   mutable std::condition_variable pool_cv_;
   mutable std::vector<std::unique_ptr<Poco::Data::Session>> idle_readers_;
   mutable std::shared_mutex index_mutex_;
-  std::vector<int64_t> order_;                              ///< every seq, oldest first
+  std::vector<int64_t> order_;                             ///< every seq, oldest first
   std::map<std::string, std::vector<int64_t>> by_market_;  ///< the same, per market
   int64_t max_seq_ = 0;  ///< highest seq indexed (new rows have higher ones); writer only
   std::atomic<uint64_t> version_{1};

@@ -91,7 +91,8 @@ void ReceiptsService::warmHotPages() {
   std::vector<CacheEntry> hot;
   for (const int64_t limit : {int64_t{20}, kDefaultLimit}) {
     std::vector<std::string> markets{""};
-    if (limit == kDefaultLimit) markets.insert(markets.end(), marketNames().begin(), marketNames().end());
+    if (limit == kDefaultLimit)
+      markets.insert(markets.end(), marketNames().begin(), marketNames().end());
     for (const auto& m : markets) {
       ReceiptQuery q;
       q.limit = limit;

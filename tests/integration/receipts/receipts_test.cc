@@ -325,9 +325,9 @@ TEST_F(ReceiptsApi, TheCursorWalksTheTrailAsTheOffsetsDo) {
 
 TEST_F(ReceiptsApi, EachBadParameterIsA400NamingIt) {
   const std::pair<const char*, const char*> cases[] = {
-      {"limit=0", "limit"},         {"limit=1001", "limit"},      {"limit=abc", "limit"},
-      {"limit=", "limit"},          {"offset=-1", "offset"},      {"offset=x", "offset"},
-      {"market=bitcoin", "market"}, {"_=123&limit=abc", "limit"}, {"limit=5&limit=6", "limit"},
+      {"limit=0", "limit"},         {"limit=1001", "limit"},        {"limit=abc", "limit"},
+      {"limit=", "limit"},          {"offset=-1", "offset"},        {"offset=x", "offset"},
+      {"market=bitcoin", "market"}, {"_=123&limit=abc", "limit"},   {"limit=5&limit=6", "limit"},
       {"before=abc", "before"},     {"before=5&offset=3", "before"}};
   for (const auto& [query, param] : cases) {
     auto r = httpGet(port(), std::string("/theblock/receipts?") + query);

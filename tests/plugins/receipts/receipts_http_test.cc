@@ -13,8 +13,8 @@
 #include "support/process.h"
 
 namespace rx = blockbuster::receipts;
-using blockbuster::Json;
 using bbtest::TempDir;
+using blockbuster::Json;
 using namespace std::chrono_literals;
 
 namespace {
@@ -51,19 +51,18 @@ TEST(ReceiptsOverHttp, ADeepPageIsReadOnAWorkerNeverOnAnEventLoop) {
   std::mutex mutex;
   std::set<std::string> read_on, answered_on;  // thread names
   bb::Router router;
-  router.get(
-      "/theblock/receipts",
-      [&](const bb::HttpRequest& req) {
-        // The receipts plugin's glue (receipts_plugin.cc), with a record of the threads.
-        const uint64_t before = service.pagesRead();
-        rx::HttpAnswer a = service.handleReceipts(req.query, 1000, req.may_block);
-        std::lock_guard<std::mutex> lock(mutex);
-        if (service.pagesRead() != before) read_on.insert(threadName());
-        if (a.deferred()) return bb::HttpResponse::deferred(req);
-        answered_on.insert(threadName());
-        return bb::HttpResponse::json(std::move(a.body), a.status);
-      },
-      {"limit", "offset", "market", "before"});
+  router.get("/theblock/receipts",
+             [&](const bb::HttpRequest& req) {
+               // The receipts plugin's glue (receipts_plugin.cc), with a record of the threads.
+               const uint64_t before = service.pagesRead();
+               rx::HttpAnswer a = service.handleReceipts(req.query, 1000, req.may_block);
+               std::lock_guard<std::mutex> lock(mutex);
+               if (service.pagesRead() != before) read_on.insert(threadName());
+               if (a.deferred()) return bb::HttpResponse::deferred(req);
+               answered_on.insert(threadName());
+               return bb::HttpResponse::json(std::move(a.body), a.status);
+             },
+             {"limit", "offset", "market", "before"});
   bb::ServerOptions o;
   o.host = "127.0.0.1";
   o.event_threads = 2;
@@ -82,7 +81,8 @@ TEST(ReceiptsOverHttp, ADeepPageIsReadOnAWorkerNeverOnAnEventLoop) {
     std::string answer = get(target);
     ASSERT_EQ(sectest::statusOf(answer), 200) << answer;
     Json body = Json::parse(bodyOf(answer));
-    EXPECT_EQ(body["receipts"].size(), target.find("energy") != std::string::npos ? 50u : 100u) << target;
+    EXPECT_EQ(body["receipts"].size(), target.find("energy") != std::string::npos ? 50u : 100u)
+        << target;
   }
   Json page = Json::parse(bodyOf(get("/theblock/receipts?offset=1200&market=energy")));
   EXPECT_EQ(page["total"], Json(1250));

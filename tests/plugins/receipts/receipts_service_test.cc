@@ -155,11 +155,11 @@ TEST(ReceiptsService, OnAnEventLoopAPageNotInMemoryIsDeferredWithoutReadingTheFi
   const uint64_t read = svc.pagesRead();
   // What every dashboard asks was rendered by the collect: served from memory on a loop.
   using Query = std::vector<std::pair<std::string, std::string>>;
-  for (const auto& [q, total] : std::vector<std::pair<Query, int64_t>>{
-           {{{"limit", "20"}}, 300},
-           {{}, 300},
-           {{{"market", "energy"}}, 150},
-           {{{"limit", "100"}, {"market", "ad"}}, 150}}) {
+  for (const auto& [q, total] :
+       std::vector<std::pair<Query, int64_t>>{{{{"limit", "20"}}, 300},
+                                              {{}, 300},
+                                              {{{"market", "energy"}}, 150},
+                                              {{{"limit", "100"}, {"market", "ad"}}, 150}}) {
     rx::HttpAnswer a = svc.handleReceipts(q, 1001, false);
     EXPECT_EQ(a.status, 200);
     EXPECT_EQ(Json::parse(a.body)["total"], Json(total));
@@ -188,8 +188,7 @@ TEST(ReceiptsService, OnAnEventLoopAPageNotInMemoryIsDeferredWithoutReadingTheFi
   // A bad query is answered on the loop too: a 400 naming the parameter.
   a = svc.handleReceipts({{"before", "abc"}}, 1001, false);
   EXPECT_EQ(a.status, 400);
-  EXPECT_NE(Json::parse(a.body)["error"]["message"].asString().find("'before'"),
-            std::string::npos);
+  EXPECT_NE(Json::parse(a.body)["error"]["message"].asString().find("'before'"), std::string::npos);
 }
 
 TEST(ReceiptsService, PagesCarryACursorThatWalksTheTrail) {
