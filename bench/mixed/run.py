@@ -3,6 +3,7 @@
 
     bench/mixed/run.py [BUILD_DIR]    env: DURATION=10 WARMUP=2 RECEIPTS=1000000 CLIENTS=1000
                                            DASH_CONNS=64 PAGE_CONNS=16 RATE=500
+                                           STORE_TEMPLATE=<file> (kept filled store, reused)
 
 BUILD_DIR (default build-bench, configured with -DBB_BUILD_BENCH=ON) needs the agent, bb-devnode
 and the plugins; bb-receipts-fill and bb-ws-bench are built here when absent.
@@ -27,6 +28,7 @@ bb-ws-bench, bb-devnode and the agent share the machine's cores.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -124,11 +126,17 @@ def main():
     home = tempfile.mkdtemp(prefix="bb-bench-mixed-")
     db = os.path.join(home, "receipts.db")
     t0 = time.monotonic()
-    fill = subprocess.run([os.path.join(build, "bin", "bb-receipts-fill"), db, str(receipts)],
-                          capture_output=True, text=True, timeout=3600)
-    if fill.returncode != 0:
-        bb.die(f"bb-receipts-fill failed: {fill.stderr}")
+    template = os.environ.get("STORE_TEMPLATE", "")
+    if not (template and os.path.exists(template)):
+        fill = subprocess.run([os.path.join(build, "bin", "bb-receipts-fill"), db, str(receipts)],
+                              capture_output=True, text=True, timeout=3600)
+        if fill.returncode != 0:
+            bb.die(f"bb-receipts-fill failed: {fill.stderr}")
+        if template:
+            shutil.copyfile(db, template)
     fill_s = time.monotonic() - t0
+    if template and os.path.exists(template) and not os.path.exists(db):
+        shutil.copyfile(template, db)  # a store this benchmark filled before, copied
     size = os.path.getsize(db) + (os.path.getsize(db + "-wal") if os.path.exists(db + "-wal") else 0)
     print(f"store: {receipts} receipts in {fill_s:.0f} s, {size / 2**20:.1f} MiB", flush=True)
 
@@ -230,7 +238,8 @@ def main():
                "mixed p50 ms", "mixed p99 ms", "req/s mixed/alone", "p99 mixed/alone",
                "errors alone / mixed", "target"]
     notes = (
-        f"Store: {receipts} receipts written by bb-receipts-fill in {fill_s:.0f} s; file "
+        f"Store: {receipts} receipts written by bb-receipts-fill ({fill_s:.0f} s this run; "
+        f"copied from STORE_TEMPLATE when it existed); file "
         f"{size / 2**20:.1f} MiB, **{size / receipts * 1e6 / 2**20:.0f} MiB per million "
         f"receipts**. Agent start with it: ready in {start_s:.1f} s (order index read).\n\n"
         f"Mix: receipts pages at random offsets and markets on {page_conns} connections (wrk), "

@@ -34,6 +34,8 @@ CycleResult ReceiptsService::collect(NodeClient& node, int64_t now_s, double mon
     warmHotPages();
   } catch (const std::exception& e) {
     out.report.warnings.push_back(e.what());
+    std::lock_guard<std::mutex> lock(cache_mutex_);
+    hot_.clear();  // read from the file again rather than served old
   }
   try {
     out.stats = store_->stats();
@@ -139,8 +141,10 @@ HttpAnswer ReceiptsService::handleReceipts(
   };
   {
     std::lock_guard<std::mutex> lock(cache_mutex_);
+    // The pinned pages are those of the last collect, served as they are until the next one
+    // has rendered its own (a few milliseconds after its ingest), like every published section.
     for (const CacheEntry& e : hot_)
-      if (e.key == key && e.version == version) return answer(*e.page);
+      if (e.key == key) return answer(*e.page);
     for (auto it = cache_.begin(); it != cache_.end(); ++it) {
       if (it->key == key && it->version == version) {
         cache_.splice(cache_.begin(), cache_, it);

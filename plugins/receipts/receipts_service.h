@@ -82,7 +82,8 @@ class ReceiptsService {
   Health health() const;
   std::string renderPage(const ReceiptQuery& q) const;
   /// Renders the pages every dashboard asks (the newest 20 and 100, overall and per market)
-  /// into the pinned cache, so that they are served from memory after each ingest.
+  /// into the pinned cache after each ingest: served from memory, never deferred, until the
+  /// next collect replaces them.
   void warmHotPages();
 
   ServiceOptions options_;

@@ -55,7 +55,7 @@ TEST(ReceiptsService, BadParametersAre400WithTheGuidesErrorShape) {
   TempDir dir;
   rx::ReceiptsService svc(options(dir));
   for (auto q : std::vector<std::vector<std::pair<std::string, std::string>>>{
-           {{"limit", "abc"}}, {{"offset", "-3"}}, {{"market", "gold"}}, {{"foo", "1"}}}) {
+           {{"limit", "abc"}}, {{"offset", "-3"}}, {{"market", "gold"}}, {{"before", "x"}}}) {
     rx::HttpAnswer a = svc.handleReceipts(q, 1000);
     EXPECT_EQ(a.status, 400);
     Json body = Json::parse(a.body);
