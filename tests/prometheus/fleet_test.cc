@@ -281,18 +281,35 @@ TEST(FleetTest, ThreeNodesOnePrometheusOneAlertmanager) {
   }
 
   // --- alpha's node goes down: one alert in Alertmanager --------------------------------------
+  // Unmuted, this outage was 13 alerts: the node's, and one BlockbusterPluginDown and one
+  // BlockbusterDataStale per plugin.
+  const Json loaded = prometheus.query("blockbuster_plugin_info{node=\"alpha\"}");
+  const size_t plugins = loaded.size();
+  ASSERT_EQ(plugins, 6u) << loaded.dump();
   alpha.node->process().signal(SIGKILL);
   alpha.node->process().wait(seconds(5));
 
   // Every poll from now on: alpha's only active alert may be BlockbusterNodeUnreachable. Done
-  // when it is active and alpha's plugin and staleness alerts have arrived, suppressed.
+  // when it is active, every plugin's BlockbusterPluginDown has arrived suppressed by it, and
+  // so has every other alert Prometheus fires for alpha (BlockbusterDataStale of each plugin
+  // whose data the agent calls stale: the receipts plugin's stored receipts do not go stale).
+  using Alert = std::pair<std::string, std::string>;  // alertname, plugin
   std::set<std::string> wrongly_active;
   Json last;
+  std::set<Alert> firing, suppressed;
   bool done = bbtest::eventually(
       [&] {
+        firing.clear();
+        suppressed.clear();
+        const Json prom = prometheus.get("/api/v1/alerts");
+        for (const auto& a : prom["data"]["alerts"].asArray())
+          if (label(a["labels"], "node") == "alpha" && a["state"].asString() == "firing" &&
+              label(a["labels"], "alertname") != "BlockbusterNodeUnreachable")
+            firing.insert({label(a["labels"], "alertname"), label(a["labels"], "plugin")});
         last = alertmanager->get("/api/v2/alerts");
         if (!last.isArray()) return false;
-        std::multiset<std::string> active, suppressed;
+        std::multiset<std::string> active;
+        size_t plugin_down = 0;
         for (const auto& a : last.asArray()) {
           if (label(a["labels"], "node") != "alpha") continue;
           std::string name = label(a["labels"], "alertname");
@@ -301,12 +318,13 @@ TEST(FleetTest, ThreeNodesOnePrometheusOneAlertmanager) {
             active.insert(name);
             if (name != "BlockbusterNodeUnreachable") wrongly_active.insert(name);
           } else if (state == "suppressed" && a["status"]["inhibitedBy"].size() > 0) {
-            suppressed.insert(name);
+            suppressed.insert({name, label(a["labels"], "plugin")});
+            if (name == "BlockbusterPluginDown") ++plugin_down;
           }
         }
         return active == std::multiset<std::string>{"BlockbusterNodeUnreachable"} &&
-               suppressed.count("BlockbusterPluginDown") > 0 &&
-               suppressed.count("BlockbusterDataStale") > 0;
+               plugin_down == plugins && firing.count({"BlockbusterDataStale", "network"}) &&
+               suppressed == firing;
       },
       seconds(60));
   EXPECT_TRUE(done) << "Alertmanager's alerts:\n"
