@@ -317,6 +317,18 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  {
+    // The first line an operator reads: what runs, with which file and which overrides.
+    std::string overrides;
+    for (const auto& [variable, key] : config.env_overrides)
+      overrides += (overrides.empty() ? "" : ", ") + variable + " -> " + key;
+    bb::logInfo(
+        "agent",
+        "blockbuster-agent " BB_VERSION " starting: config " +
+            (config.source == "built-in defaults" ? config.source : "file " + config.source) +
+            ", environment overrides: " + (overrides.empty() ? "none" : overrides) +
+            ", plugins from " + plugin_dir + ", log level " + config.log_level);
+  }
   std::string state_dir = config.state_dir;
   if (state_dir.empty()) {
     if (const char* sd = std::getenv("STATE_DIRECTORY"))

@@ -1,10 +1,30 @@
 # Debian packages, built with `cpack -G DEB` in the build directory:
 #   blockbuster-agent    the agent, its plugins, the web dashboard, the default config
-#                        (a conffile) and the systemd unit
+#                        (a conffile), the systemd unit, and the Grafana and Prometheus files
+#                        (/usr/share/blockbuster/{grafana,prometheus,alertmanager})
 #   blockbuster-sdk-dev  the plugin SDK: headers, CMake package, example
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/web/ DESTINATION ${CMAKE_INSTALL_DATADIR}/blockbuster/web
         COMPONENT web)
-install(FILES ${CMAKE_SOURCE_DIR}/etc/config.yaml DESTINATION /etc/block-buster COMPONENT config)
+# The default config goes to <prefix>/etc/block-buster, as GNUInstallDirs places sysconfdir:
+# /etc for the prefix /usr (the deb, where it is a conffile), else inside the prefix, so that
+# `cmake --install build --prefix DIR` writes nothing outside DIR. Decided at install time, since
+# --prefix (and cpack's /usr) are known only then.
+install(CODE [[
+  get_filename_component(bb_prefix "${CMAKE_INSTALL_PREFIX}" ABSOLUTE)
+  if(bb_prefix STREQUAL "/usr")
+    set(BB_CONFIG_INSTALL_DIR "etc/block-buster")
+  else()
+    string(REGEX REPLACE "^/+" "" BB_CONFIG_INSTALL_DIR "${bb_prefix}/etc/block-buster")
+  endif()
+]] COMPONENT config)
+# "/" + the directory above: an absolute DESTINATION, which install() leaves alone (a relative
+# one would get the prefix in front) and DESTDIR still applies to (cpack stages with it).
+install(FILES ${CMAKE_SOURCE_DIR}/etc/config.yaml DESTINATION "/\${BB_CONFIG_INSTALL_DIR}"
+        COMPONENT config)
+# Monitoring files for the operator to copy or point at (docs/operating.md, "Quick start").
+install(DIRECTORY ${CMAKE_SOURCE_DIR}/packaging/grafana ${CMAKE_SOURCE_DIR}/packaging/prometheus
+                  ${CMAKE_SOURCE_DIR}/packaging/alertmanager
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/blockbuster COMPONENT monitoring)
 install(FILES ${CMAKE_SOURCE_DIR}/packaging/systemd/blockbuster-agent.service
         DESTINATION lib/systemd/system COMPONENT systemd)
 # Debian wants the changelog and the manual page gzipped (-n: no timestamp, reproducible).
@@ -46,7 +66,12 @@ set(CPACK_DEBIAN_AGENT_PACKAGE_NAME blockbuster-agent)
 set(CPACK_DEBIAN_AGENT_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_AGENT_DESCRIPTION
     "Observability agent for nodes of The Block\nPolls a node's JSON-RPC API through plugins and serves a dashboard REST API,\nPrometheus metrics and a web dashboard.")
-set(CPACK_DEBIAN_AGENT_PACKAGE_CONTROL_EXTRA ${CMAKE_SOURCE_DIR}/packaging/deb/conffiles)
+# conffiles, and scripts that reload systemd on install, upgrade and removal (and restart a
+# running agent on upgrade).
+set(CPACK_DEBIAN_AGENT_PACKAGE_CONTROL_EXTRA
+    ${CMAKE_SOURCE_DIR}/packaging/deb/conffiles ${CMAKE_SOURCE_DIR}/packaging/deb/postinst
+    ${CMAKE_SOURCE_DIR}/packaging/deb/prerm ${CMAKE_SOURCE_DIR}/packaging/deb/postrm)
+set(CPACK_DEBIAN_AGENT_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 set(CPACK_DEBIAN_SDK_PACKAGE_NAME blockbuster-sdk-dev)
 set(CPACK_DEBIAN_SDK_PACKAGE_ARCHITECTURE all)
 set(CPACK_DEBIAN_SDK_PACKAGE_SECTION libdevel)
@@ -54,11 +79,11 @@ set(CPACK_DEBIAN_SDK_DESCRIPTION
     "Plugin SDK for the Block Buster agent\nC ABI header, header-only C++ wrapper and CMake package to build plugins for\nblockbuster-agent out of its source tree.")
 
 # bb-devnode (component devnode) is a development tool: in neither package.
-set(CPACK_COMPONENTS_ALL agent plugins web config systemd sdk)
+set(CPACK_COMPONENTS_ALL agent plugins web config systemd monitoring sdk)
 include(CPack)
 cpack_add_component_group(agent)
 cpack_add_component_group(sdk)
-foreach(c agent plugins web config systemd)
+foreach(c agent plugins web config systemd monitoring)
   cpack_add_component(${c} GROUP agent)
 endforeach()
 cpack_add_component(sdk GROUP sdk)

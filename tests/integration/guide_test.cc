@@ -243,4 +243,17 @@ TEST_F(Guide, TheProcessKeepsItsNameAfterReExecutingItself) {
   EXPECT_TRUE(contains(pg_out, std::to_string(pid))) << pg_out;
 }
 
+// Point 11: a second simulated node on a taken port fails instead of sharing it (the demo's
+// node on 9933 beside another).
+TEST(GuideDemo, BbDevnodeRefusesAPortAlreadyTaken) {
+  DevNode first("spec");
+  auto [status, out] =
+      bbtest::runProgram({bbtest::binPath("bb-devnode"), "--listen",
+                          "127.0.0.1:" + std::to_string(first.port()), "--profile", "spec"},
+                         {}, 20s);
+  EXPECT_EQ(status, 1) << out;
+  EXPECT_TRUE(contains(out, "cannot listen on 127.0.0.1:" + std::to_string(first.port()))) << out;
+  EXPECT_TRUE(first.process().running());
+}
+
 }  // namespace

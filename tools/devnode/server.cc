@@ -748,7 +748,10 @@ bool Node::renderCached(const std::string& method, const Json& params, std::stri
 
 void Node::listen() {
   Poco::Net::ServerSocket socket;
-  socket.bind(Poco::Net::SocketAddress(opts_.host, static_cast<Poco::UInt16>(port_)), true);
+  // SO_REUSEADDR (a quick restart, the "down" fault reopening the port), never SO_REUSEPORT,
+  // which Poco's two-argument bind also sets: a second node on a taken port must fail here.
+  socket.bind(Poco::Net::SocketAddress(opts_.host, static_cast<Poco::UInt16>(port_)),
+              /*reuseAddress=*/true, /*reusePort=*/false);
   socket.listen(1024);
   port_ = socket.address().port();
   auto params = new Poco::Net::HTTPServerParams;

@@ -1,7 +1,10 @@
-# Block Buster agent container: built on Debian 12, run as a non-root user.
-#   docker build -f packaging/docker/Dockerfile -t blockbuster-agent .
-#   docker run -p 5000:5000 -p 5001:5001 -p 5002:5002 -p 4173:4173 \
-#     -e THEBLOCK_RPC_URL=http://node:9933 blockbuster-agent
+# Block Buster agent container: built on Debian 12, run as a non-root user. The guide's commands:
+#   docker build -t block-buster .
+#   docker run -d -p 5000:5000 -p 5001:5001 -p 5002:5002 -p 4173:4173 \
+#     -e THEBLOCK_RPC_URL=http://node:9933 -e THEBLOCK_WS_URL=ws://node:9944 \
+#     --name block-buster block-buster
+# (4173 is the web dashboard; the guide's Python server served it apart.) tests/packaging/
+# dockerfile_lint.sh checks this file where no container engine runs.
 FROM debian:12 AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends cmake make g++ pkg-config libpoco-dev libboost-dev \
