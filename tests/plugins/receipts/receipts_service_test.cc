@@ -55,13 +55,25 @@ TEST(ReceiptsService, BadParametersAre400WithTheGuidesErrorShape) {
   TempDir dir;
   rx::ReceiptsService svc(options(dir));
   for (auto q : std::vector<std::vector<std::pair<std::string, std::string>>>{
-           {{"limit", "abc"}}, {{"offset", "-3"}}, {{"market", "gold"}}, {{"before", "x"}}}) {
+           {{"limit", "abc"}},
+           {{"offset", "-3"}},
+           {{"market", "gold"}},
+           {{"before", "x"}},
+           {{"limit", "5"}, {"limit", "6"}}}) {
     rx::HttpAnswer a = svc.handleReceipts(q, 1000);
     EXPECT_EQ(a.status, 400);
     Json body = Json::parse(a.body);
     EXPECT_EQ(body["error"]["code"], Json("bad_parameter"));
     EXPECT_NE(body["error"]["message"].asString().find(q[0].first), std::string::npos);
   }
+}
+
+TEST(ReceiptsService, UnknownParametersAreIgnored) {
+  TempDir dir;
+  rx::ReceiptsService svc(options(dir));
+  rx::HttpAnswer a = svc.handleReceipts({{"_", "1700000000"}, {"limit", "5"}}, 1000);
+  EXPECT_EQ(a.status, 200) << a.body;
+  EXPECT_EQ(Json::parse(a.body)["limit"], Json(5));
 }
 
 TEST(ReceiptsService, ServesPagesFromTheStoreWithFreshness) {
