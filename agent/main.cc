@@ -352,8 +352,10 @@ int main(int argc, char** argv) {
     bb::SnapshotStore store;
     bb::FeatureStore features;
     bb::PluginRoutes routes;
+    bb::HistoryMarks history_marks;  // plugin metrics marked for history
     bb::HostServices services{
-        &rpc, &store, &metrics, &features, &routes, state_dir, pluginRunnerPath(base)};
+        &rpc,          &store, &metrics, &features, &routes, state_dir, pluginRunnerPath(base),
+        &history_marks};
     bb::PluginManager plugins(services);
     plugins.load(config, plugin_dir);
 
@@ -363,7 +365,8 @@ int main(int argc, char** argv) {
     api.install(router);
     metrics.setFreshnessSource([&api] { return api.freshness(); });
     // History: read from the state directory now, sampled once per collection interval.
-    bb::HistoryService history(bb::historyOptions(config, state_dir), bb::dashboardSampler(api));
+    bb::HistoryService history(bb::historyOptions(config, state_dir),
+                               bb::dashboardSampler(api, &history_marks));
     history.load();
     history.install(router);
 

@@ -85,8 +85,8 @@ HistoryServiceOptions historyOptions(const Config& config, const std::string& st
   return o;
 }
 
-HistorySampler dashboardSampler(const DashboardApi& api) {
-  return [&api] {
+HistorySampler dashboardSampler(const DashboardApi& api, const HistoryMarks* marks) {
+  return [&api, marks] {
     std::vector<std::pair<std::string, double>> out;
     for (const char* name : kNetworkSeries) out.emplace_back(name, NAN);
     HttpResponse network = api.section("network.metrics");
@@ -110,6 +110,8 @@ HistorySampler dashboardSampler(const DashboardApi& api) {
           if (m.isObject()) sampleObject(name + ".", m, out);
     } catch (const blockbuster::JsonError&) {
     }
+    if (marks)
+      for (auto& m : marks->snapshot()) out.push_back(std::move(m));
     return out;
   };
 }

@@ -17,6 +17,7 @@
 #include "config/config.h"
 #include "history/history_store.h"
 #include "http/router.h"
+#include "snapshot/history_marks.h"
 
 namespace bb {
 
@@ -37,8 +38,8 @@ using HistorySampler = std::function<std::vector<std::pair<std::string, double>>
 
 /// The sampler of the agent: /theblock/network/metrics and each market of
 /// /theblock/markets/health (figures and status: healthy 2, idle 1, unavailable 0, any other
-/// status null).
-HistorySampler dashboardSampler(const DashboardApi& api);
+/// status null), and the plugin metrics marked for history (`marks`, may be null).
+HistorySampler dashboardSampler(const DashboardApi& api, const HistoryMarks* marks = nullptr);
 
 /// Parses `body` (a section body) into `out` as "<prefix><field>" for every number or null at
 /// its top level and in `strength_terms`; every value null when the body is stale.

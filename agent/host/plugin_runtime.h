@@ -25,6 +25,7 @@
 
 #include "config/config.h"
 #include "host/plugin_loader.h"
+#include "snapshot/history_marks.h"
 
 struct bb_host;
 
@@ -44,8 +45,9 @@ struct HostServices {
   Metrics* metrics = nullptr;
   FeatureStore* features = nullptr;
   PluginRoutes* routes = nullptr;
-  std::string state_dir;      ///< each plugin gets <state_dir>/<plugin>
-  std::string plugin_runner;  ///< bb-plugin-runner, for plugins with isolation: process
+  std::string state_dir;                  ///< each plugin gets <state_dir>/<plugin>
+  std::string plugin_runner;              ///< bb-plugin-runner, for plugins with isolation: process
+  HistoryMarks* history_marks = nullptr;  ///< metrics marked for history; null = ignored
 };
 
 struct PluginStatus {

@@ -348,7 +348,7 @@ void ProcessPlugin::onRequest(const std::shared_ptr<Child>& child, ipc::Message 
       return;
     case ipc::kMetric: {
       std::vector<const char*> names, values;
-      for (size_t i = 5; i + 1 < m.fields.size(); i += 2) {
+      for (size_t i = 6; i + 1 < m.fields.size(); i += 2) {
         names.push_back(m.fields[i].c_str());
         values.push_back(m.fields[i + 1].c_str());
       }
@@ -360,7 +360,8 @@ void ProcessPlugin::onRequest(const std::shared_ptr<Child>& child, ipc::Message 
                        names.data(),
                        values.data(),
                        names.size(),
-                       number(m.field(4))};
+                       number(m.field(4)),
+                       static_cast<uint32_t>(m.integer(5, 0))};
       child->channel->reply(m.id, {status(api_->metric(host_, &metric))});
       return;
     }

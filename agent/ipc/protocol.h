@@ -21,7 +21,7 @@ constexpr uint8_t kRpc = 21;           ///< [method, params_json] -> [status, bo
 constexpr uint8_t kRpcMany = 22;       ///< [m1, p1, m2, p2, ...] -> [status, s1, b1, s2, b2, ...]
 constexpr uint8_t kPublish = 23;       ///< [section, json] -> [status]
 constexpr uint8_t kPublishError = 24;  ///< [section, reason] -> [status]
-/// [name, help, kind, op, value, n1, v1, n2, v2, ...] -> [status]
+/// [name, help, kind, op, value, flags, n1, v1, n2, v2, ...] -> [status]
 constexpr uint8_t kMetric = 25;
 constexpr uint8_t kFeature = 26;  ///< [name, value] -> [status]
 constexpr uint8_t kServe = 27;    ///< [path] -> [status]

@@ -136,8 +136,10 @@ const bb_host_api kHostApi = {
       if (!m || m->struct_size < offsetof(bb_metric, value) + sizeof(double))
         return int{BB_ERR_INVALID};
       if (m->label_count && (!m->label_names || !m->label_values)) return int{BB_ERR_INVALID};
-      std::vector<std::string> f{text(m->name), text(m->help), std::to_string(m->kind),
-                                 std::to_string(m->op), number(m->value)};
+      const uint32_t flags =
+          m->struct_size >= offsetof(bb_metric, flags) + sizeof(uint32_t) ? m->flags : 0;
+      std::vector<std::string> f{text(m->name),         text(m->help),    std::to_string(m->kind),
+                                 std::to_string(m->op), number(m->value), std::to_string(flags)};
       for (size_t i = 0; i < m->label_count; ++i) {
         f.push_back(text(m->label_names[i]));
         f.push_back(text(m->label_values[i]));

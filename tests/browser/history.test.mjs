@@ -162,6 +162,7 @@ describe('the page kept open all day', {
       '    interval_ms: 1000',
       '  hello:',
       '    interval_ms: 1000',
+      '    isolation: process',  // its marked metric crosses the runner's channel
       '',
     ].join('\n');
     env.agent = await startAgent(BIN, env.devnode.url, env.home, { configYaml: env.yaml });
@@ -271,6 +272,14 @@ describe('the page kept open all day', {
     await waitFor('the hello section', async () => env.page.isVisible('[data-plugin-section="hello/hello"]'), { timeoutMs: 15000 });
     assert.match(await text('[data-plugin-section="hello/hello"] [data-field=greeting]'), /hello/);
     assert.match(await text('[data-plugin-section="hello/hello"] .freshness'), /updated|stale/);
+    // Its gauge marked for history (historyGauge, ABI 1.1) is in the agent's history.
+    const marked = await waitFor('hello.hello_chain_height in the history', async () => {
+      const r = await api('/theblock/history?series=hello.hello_chain_height');
+      const pts = r.status === 200 ? r.body.series['hello.hello_chain_height'].filter((p) => p[1] !== null) : [];
+      return pts.length ? pts : null;
+    }, { timeoutMs: 15000 });
+    const height = (await api('/theblock/network/metrics')).body.block_height;
+    assert.ok(Math.abs(marked[marked.length - 1][1] - height) <= 25, `${JSON.stringify(marked.slice(-1))} vs height ${height}`);
     assert.equal(await env.page.isVisible('#grafana-link'), true);
     assert.equal(await env.page.getAttribute('#grafana-link', 'href'), 'http://127.0.0.1:9/d/blockbuster');
   });

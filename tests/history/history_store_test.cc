@@ -7,8 +7,10 @@
 
 #include <cmath>
 #include <fstream>
+#include <thread>
 
 #include "history/history_service.h"
+#include "snapshot/history_marks.h"
 #include "support/process.h"
 
 using bb::HistoryOptions;
@@ -134,6 +136,22 @@ TEST(HistoryStore, RefusesADamagedFileAndKeepsWhatItHad) {
   EXPECT_EQ(back.load(dir.file("missing.bin"), kT0), "") << "no file yet is no error";
   dir.write("junk.bin", "not a history file at all");
   EXPECT_NE(back.load(dir.file("junk.bin"), kT0), "");
+}
+
+TEST(HistoryMarks, AValueNotRefreshedInTimeReadsUnknown) {
+  bb::HistoryMarks marks;
+  marks.set("hello.height", 7, std::chrono::hours(1));
+  marks.set("hello.gone", NAN, std::chrono::hours(1));
+  marks.set("hello.old", 3, std::chrono::milliseconds(0));
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  std::map<std::string, double> m;
+  for (const auto& [k, v] : marks.snapshot()) m[k] = v;
+  EXPECT_EQ(m.at("hello.height"), 7);
+  EXPECT_TRUE(std::isnan(m.at("hello.gone")));
+  EXPECT_TRUE(std::isnan(m.at("hello.old"))) << "stale: never its last value again";
+  for (size_t i = 0; i < 2 * bb::HistoryMarks::kMaxSeries; ++i)
+    marks.set("p.s" + std::to_string(i), 1, std::chrono::hours(1));
+  EXPECT_EQ(marks.snapshot().size(), bb::HistoryMarks::kMaxSeries);
 }
 
 TEST(HistorySampler, AStaleBodyGivesNullsAndStatusesAreLevels) {

@@ -23,7 +23,7 @@ exported="$(nm -D --defined-only "$plugin" | awk '$2 == "T" {print $3}')"
 echo "== the agent lists it"
 mkdir "$work/plugins" && cp "$plugin" "$work/plugins/"
 listing="$("$bin/blockbuster-agent" --list-plugins --plugin-dir "$work/plugins")"
-grep -q "^hello 1.0.0 (ABI 1.0)" <<<"$listing" || fail "not listed: $listing"
+grep -q "^hello 1.0.0 (ABI 1.1)" <<<"$listing" || fail "not listed: $listing"
 grep -q "options.greeting" <<<"$listing" || fail "config key not listed: $listing"
 
 echo "== the agent loads it and serves what it publishes"

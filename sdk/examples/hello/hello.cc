@@ -26,8 +26,9 @@ class HelloPlugin final : public blockbuster::Plugin {
     const blockbuster::Json& height =
         header.contains("height") ? header["height"] : header["number"];
     host_.publish("hello", {{"greeting", greeting_}, {"height", height}});
-    host_.gauge("hello_chain_height", "Chain height seen by the hello plugin.",
-                height.isNumber() ? height.asDouble() : std::nan(""));
+    // Also kept in the agent's history (series "hello.hello_chain_height"): GET /theblock/history.
+    host_.historyGauge("hello_chain_height", "Chain height seen by the hello plugin.",
+                       height.isNumber() ? height.asDouble() : std::nan(""));
   }
 
  private:

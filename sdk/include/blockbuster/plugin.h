@@ -210,6 +210,14 @@ class Host {
     metric(name, help, BB_METRIC_GAUGE, std::isnan(value) ? BB_METRIC_REMOVE : BB_METRIC_SET, value,
            labels);
   }
+  /// Sets a gauge the agent also keeps in its history (GET /theblock/history, the page's
+  /// charts), as series "<plugin>.<name>". A NaN value removes the series (recorded as null).
+  /// An agent older than ABI 1.1 exports it as a plain gauge.
+  void historyGauge(const std::string& name, const std::string& help, double value,
+                    const Labels& labels = {}) const {
+    metric(name, help, BB_METRIC_GAUGE, std::isnan(value) ? BB_METRIC_REMOVE : BB_METRIC_SET, value,
+           labels, BB_METRIC_FLAG_HISTORY);
+  }
   /// Sets a counter to an absolute total the node reports (e.g. bytes sent since start).
   void counterTotal(const std::string& name, const std::string& help, double total,
                     const Labels& labels = {}) const {
@@ -276,7 +284,7 @@ class Host {
     return resp.status;
   }
   void metric(const std::string& name, const std::string& help, int kind, int op, double value,
-              const Labels& labels) const {
+              const Labels& labels, uint32_t flags = 0) const {
     std::vector<const char*> names, values;
     for (const auto& kv : labels) {
       names.push_back(kv.first.c_str());
@@ -290,7 +298,8 @@ class Host {
                 names.data(),
                 values.data(),
                 labels.size(),
-                value};
+                value,
+                flags};
     api_->metric(host_, &m);
   }
   static void check(int status, const std::string& what) {

@@ -86,6 +86,13 @@ enum bb_metric_op {
   BB_METRIC_REMOVE = 2 /**< remove the series: the value is unknown now (absent, never 0) */
 };
 
+/** bb_metric::flags (since 1.1). */
+enum bb_metric_flag {
+  /** The agent also keeps this series in its history (GET /theblock/history, the page's charts),
+   *  as "<plugin>.<name>" (":<label value>" appended per label). Gauges only. */
+  BB_METRIC_FLAG_HISTORY = 1u
+};
+
 /** A metric update. The family name must match [a-zA-Z_:][a-zA-Z0-9_:]*. */
 typedef struct bb_metric {
   uint32_t struct_size;
@@ -97,6 +104,7 @@ typedef struct bb_metric {
   const char* const* label_values;
   size_t label_count;
   double value;
+  uint32_t flags; /**< since 1.1: bb_metric_flag bits; an older plugin's struct ends before it */
 } bb_metric;
 
 /** A parsed HTTP request handed to a route registered with bb_host_api::serve. */
