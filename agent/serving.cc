@@ -135,9 +135,10 @@ Serving::Serving(const ServingContext& context)
         if (has_http) {
           // Off the event loops: routes of plugins with isolation: process (they wait on IPC),
           // and the exposition, which takes milliseconds with thousands of series
-          // (docs/performance.md), so that a scrape never holds up the dashboard's requests.
+          // (docs/performance.md), so that a scrape never holds up the dashboard's requests;
+          // and the history, whose whole 24 h window is megabytes of JSON to render.
           o.offload = [this](const HttpRequest& r) {
-            return r.path == "/metrics" || ctx_.api->mayBlock(r);
+            return r.path == "/metrics" || r.path == "/theblock/history" || ctx_.api->mayBlock(r);
           };
         } else if (has_metrics) {
           o.offload = [](const HttpRequest& r) { return r.path == "/metrics"; };

@@ -135,7 +135,7 @@ describe('the page kept open all day', {
 }, () => {
   const env = {
     dirs: [], devnode: null, agent: null, context: null, page: null, home: null, yaml: null,
-    beforeRestart: 0, console: [],
+    beforeRestart: 0, console: [], historyRequests: [],
   };
   const text = (selector) => env.page.textContent(selector, { timeout: 5000 });
   const api = async (p) => getJson(`${env.agent.api}${p}`);
@@ -197,6 +197,9 @@ describe('the page kept open all day', {
     env.page = env.context.pages()[0] || await env.context.newPage();
     env.page.setDefaultTimeout(10000);
     env.page.on('pageerror', (e) => env.console.push(`pageerror: ${e.message}`));
+    env.page.on('request', (r) => {
+      if (r.url().includes('/theblock/history')) env.historyRequests.push(new URL(r.url()).searchParams);
+    });
     env.page.on('console', (m) => {
       if (m.type() === 'error' || m.type() === 'warning') env.console.push(`${m.type()}: ${m.text()}`);
     });
@@ -229,6 +232,11 @@ describe('the page kept open all day', {
     assert.match(await text('.strength-spark .chart-y'), /\d/);
     assert.equal(await env.page.getAttribute('.window-picker [data-window="3600"]', 'aria-pressed'), 'true');
     assert.match(await text('.window-picker [data-window=all]'), /All \(1 h\)/);
+    // It asked for the charted series over the window shown, not every series of the agent.
+    const first = env.historyRequests[0];
+    assert.equal(first.get('window'), '3600');
+    assert.ok(first.get('series').split(',').includes('block_height'), first.toString());
+    assert.ok(!first.get('series').includes('compute.'), first.toString());
   });
 
   it('shows a value and its time when hovering a chart', async () => {

@@ -132,6 +132,7 @@ export async function loadConfig(loc = window.location) {
     refreshMs,
     lastBlockWarnS,
     lastBlockCriticalS,
+    historyWindowS: file && Number.isInteger(file.history_window) && file.history_window > 0 ? file.history_window : null,
     grafanaUrl: grafana || null,
     version: file && typeof file.version === 'string' ? file.version : null,
     source: file ? 'bb-config.json' : 'defaults',

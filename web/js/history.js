@@ -43,6 +43,13 @@ export class AgentHistory {
     return added;
   }
 
+  /** Replaces the series in `body` with its points (a full read: may reach further back). */
+  replace(body) {
+    if (!body || typeof body !== 'object' || !body.series || typeof body.series !== 'object') return;
+    for (const name of Object.keys(body.series)) this.series[name] = [];
+    this.merge(body);
+  }
+
   /** Page-only memory: one point per network body (an agent without /theblock/history). */
   addBody(body, nowMs = Date.now()) {
     if (!body) return false;

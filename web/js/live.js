@@ -132,23 +132,48 @@ export class LiveClient {
 
     /** The charts' data: the agent's history, then the points it pushes. */
     this.history = new AgentHistory();
+    this.history.windowS = config.historyWindowS;
     this.historyLoading = null;
+    /** The series the charts draw (set by the network panel); empty = every series. */
+    this.historySeries = [];
+    /** Seconds of history the charts want; more than loaded triggers a full read. */
+    this.historyWantS = 3600;
+    this.historyLoadedS = 0;
+  }
+
+  /** The charts want `seconds` of history (the window picker): read what is not held yet. */
+  setHistoryWindow(seconds) {
+    this.historyWantS = seconds;
+    if (this.history.source === 'agent' && this.wantedSeconds() > this.historyLoadedS) this.loadHistory();
+  }
+
+  wantedSeconds() {
+    const max = this.history.windowS;
+    return isNum(max) ? Math.min(this.historyWantS, max) : this.historyWantS;
   }
 
   /**
-   * Reads the history the page misses: the whole window at first, then from the last point held
-   * (after a poll, a reconnection or a gap). 404: an agent without history; the page keeps its
-   * own memory of the network bodies instead.
+   * Reads the history the page misses: the charted series over the window the charts show at
+   * first (and when the picker asks for more), then from the last point held (after a poll, a
+   * reconnection or a gap). 404: an agent without history; the page keeps its own memory of the
+   * network bodies instead.
    */
   loadHistory(signal) {
     if (this.history.source === 'page') return Promise.resolve();
     if (this.historyLoading) return this.historyLoading;
     const h = this.history;
-    let query = '';
-    if (h.source === 'agent' && h.lastT !== null) {
+    const params = new URLSearchParams();
+    if (this.historySeries.length) params.set('series', this.historySeries.join(','));
+    const full = h.source !== 'agent' || h.lastT === null || this.wantedSeconds() > this.historyLoadedS;
+    let wantS = null;
+    if (!full) {
       const missing = Math.ceil((Date.now() - h.lastT) / 1000) + (h.resolutionS || 2);
-      query = `?window=${Math.max(1, Math.min(missing, h.windowS || missing))}`;
+      params.set('window', String(Math.max(1, Math.min(missing, h.windowS || missing))));
+    } else if (isNum(h.windowS)) {
+      wantS = this.wantedSeconds();
+      params.set('window', String(wantS));
     }
+    const query = `?${params}`;
     this.historyLoading = getJson(`${this.config.apiBase}/theblock/history${query}`, 10000, signal).then((r) => {
       if (!r.reached) return;
       if (r.status === 404) {
@@ -158,9 +183,15 @@ export class LiveClient {
       if (r.status !== 200 || !r.body) return;
       if (h.source !== 'agent') {
         h.source = 'agent';
-        if (isNum(r.body.window)) h.windowS = r.body.window;
+        if (!isNum(h.windowS) && isNum(r.body.window)) h.windowS = r.body.window;
       }
-      if (h.merge(r.body)) this.emit();
+      if (full) {
+        h.replace(r.body);
+        this.historyLoadedS = wantS ?? (isNum(r.body.window) ? r.body.window : 0);
+        this.emit();
+      } else if (h.merge(r.body)) {
+        this.emit();
+      }
     }).finally(() => {
       this.historyLoading = null;
     });

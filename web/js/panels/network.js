@@ -69,6 +69,13 @@ export class NetworkPanel {
     this.picker = h('div', { class: 'window-picker', role: 'group', 'aria-label': 'Chart window' });
     p.tools.append(this.picker);
     this.renderPicker();
+    // The agent sends only what the charts draw, over the window they show.
+    client.historySeries = ['network_strength', ...STATS.map((st) => st.key)];
+    client.historyWantS = this.choiceSeconds();
+  }
+
+  choiceSeconds() {
+    return this.choice === 'all' ? 86400 : Number(this.choice);
   }
 
   /** The window the charts show, in ms: the choice, within what the history holds. */
@@ -97,6 +104,7 @@ export class NetworkPanel {
           // storage disabled: the choice lasts for this page
         }
         this.renderPicker();
+        this.client.setHistoryWindow(this.choiceSeconds());
         this.update(this.section);
       });
       return b;
