@@ -236,7 +236,10 @@ describe('the page kept open all day', {
     const first = env.historyRequests[0];
     assert.equal(first.get('window'), '3600');
     assert.ok(first.get('series').split(',').includes('block_height'), first.toString());
-    assert.ok(!first.get('series').includes('compute.'), first.toString());
+    assert.ok(!first.get('series').includes('compute.status'), first.toString());
+    // Each market card charts its first figure from the history too.
+    assert.ok(first.get('series').split(',').includes('compute.active_jobs'), first.toString());
+    await waitFor('the compute card\'s chart', async () => Number(await env.page.getAttribute('[data-market=compute] .chart', 'data-points', { timeout: 500 }).catch(() => 0)) >= env.beforeRestart, { timeoutMs: 5000 });
   });
 
   it('shows a value and its time when hovering a chart', async () => {

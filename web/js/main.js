@@ -62,7 +62,7 @@ async function main() {
   let client = null;
   const health = new HealthStrip();
   let network = null;
-  const markets = new MarketsPanel();
+  let markets = null;
   let operations = null;
   let plugins = null;
   let onDashboard = true;
@@ -87,6 +87,8 @@ async function main() {
 
   client = new LiveClient(config, render);
   network = new NetworkPanel(client, config);
+  markets = new MarketsPanel(client, () => network.chartWindowMs());
+  client.historySeries.push(...MarketsPanel.historySeries());
   operations = new OperationsPanel(client);
   plugins = new PluginsPanel(config);
 

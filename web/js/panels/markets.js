@@ -1,5 +1,6 @@
 // Markets health panel: GET /theblock/markets/health (the four market plugins' sections).
 
+import { lineChart } from '../charts.js';
 import { h, replace, valueOrUnknown } from '../dom.js';
 import {
   fmtBytes, fmtInt, fmtNum, fmtRatio, humanize, isNum,
@@ -80,7 +81,13 @@ function figureFormatter(key, value) {
 }
 
 export class MarketsPanel {
-  constructor() {
+  /**
+   * `client` (optional): its history draws a chart of each market's first figure; `windowMs`
+   * gives the window the network panel's picker shows.
+   */
+  constructor(client = null, windowMs = () => 3600 * 1000) {
+    this.client = client;
+    this.windowMs = windowMs;
     const p = panel('markets', 'Markets health', 'panel-markets');
     this.root = p.root;
     this.body = p.body;
@@ -140,6 +147,7 @@ export class MarketsPanel {
         'Stale: the last figures received, too old to judge the market.')
       : null,
     figures,
+    spec.fields.length ? h('div', { class: 'market-chart', 'data-market-chart': spec.key }) : null,
     more,
     typeof market.profile === 'string' ? h('p', { class: 'card-note' }, `source: ${market.profile} profile`) : null);
   }
@@ -175,6 +183,39 @@ export class MarketsPanel {
       specs.map((spec) => this.card(spec, markets[spec.key] && typeof markets[spec.key] === 'object'
         ? markets[spec.key]
         : { status: 'unavailable', error: `the agent reported nothing for the ${spec.key} market` }))));
+    this.renderCharts();
+  }
+
+  /** The history series the cards chart: each market's first figure. */
+  static historySeries() {
+    return MARKETS.map((m) => `${m.key}.${m.fields[0][0]}`);
+  }
+
+  /** Each card's chart of its first figure, from the agent's history; redrawn on new points. */
+  renderCharts() {
+    const hist = this.client && this.client.history;
+    if (!hist) return;
+    const windowMs = Math.min(this.windowMs(), hist.windowMs());
+    const key = `${hist.lastT}|${windowMs}|${this.body.dataset.renderKey}`;
+    if (this.chartsKey === key) return;
+    this.chartsKey = key;
+    for (const el of this.body.querySelectorAll('[data-market-chart]')) {
+      const spec = MARKETS.find((m) => m.key === el.dataset.marketChart);
+      if (!spec) continue;
+      const [field, label, fmt] = spec.fields[0];
+      const series = `${spec.key}.${field}`;
+      const chart = lineChart(hist.samples(series), {
+        windowMs,
+        endMs: Math.max(hist.lastT || 0, Date.now() - 1000),
+        label: `${spec.title}: ${label}`,
+        fmt: (v) => fmt(v) ?? String(v),
+        gapMs: (hist.resolutionS || 2) * 2500,
+        cls: 'chart-mini',
+        key: series,
+      });
+      chart.dataset.series = series;
+      replace(el, h('span', { class: 'chart-title' }, label), chart);
+    }
   }
 
   tick(nowMs) {
