@@ -228,8 +228,8 @@ struct Job {
 struct EventServer::Pool {
   std::mutex mutex;
   std::condition_variable cv;
-  std::deque<std::pair<Loop*, Job>> jobs;
-  size_t deferred = 0;  // of jobs, those deferred by a handler
+  std::deque<std::pair<Loop*, Job>> jobs;      // offloaded up front (/metrics): taken first
+  std::deque<std::pair<Loop*, Job>> deferred;  // deferred by a handler (store queries)
   bool stopping = false;
   std::vector<std::thread> threads;
 };
@@ -782,10 +782,10 @@ struct EventServer::Loop {
     Pool& pool = *server.pool_;
     {
       std::lock_guard<std::mutex> lock(pool.mutex);
-      if (pool.jobs.size() < kMaxOffloadQueue && !pool.threads.empty() &&
-          (!job.deferred || pool.deferred < options.max_deferred_queued)) {
-        pool.deferred += job.deferred ? 1 : 0;
-        pool.jobs.emplace_back(this, std::move(job));
+      auto& queue = job.deferred ? pool.deferred : pool.jobs;
+      if (!pool.threads.empty() &&
+          queue.size() < (job.deferred ? options.max_deferred_queued : kMaxOffloadQueue)) {
+        queue.emplace_back(this, std::move(job));
         c.busy = true;
       }
     }
@@ -879,11 +879,14 @@ void EventServer::start() {
           std::pair<Loop*, Job> item;
           {
             std::unique_lock<std::mutex> lock(pool.mutex);
-            pool.cv.wait(lock, [&pool] { return pool.stopping || !pool.jobs.empty(); });
+            pool.cv.wait(lock, [&pool] {
+              return pool.stopping || !pool.jobs.empty() || !pool.deferred.empty();
+            });
             if (pool.stopping) return;  // what is still queued goes with its connection
-            item = std::move(pool.jobs.front());
-            pool.jobs.pop_front();
-            pool.deferred -= item.second.deferred ? 1 : 0;
+            // A scrape does not wait behind a queue of store queries.
+            auto& queue = pool.jobs.empty() ? pool.deferred : pool.jobs;
+            item = std::move(queue.front());
+            queue.pop_front();
           }
           Job& job = item.second;
           job.request.may_block = true;
@@ -918,6 +921,7 @@ void EventServer::stop() {
     std::lock_guard<std::mutex> lock(pool_->mutex);
     pool_->stopping = true;
     pool_->jobs.clear();
+    pool_->deferred.clear();
   }
   pool_->cv.notify_all();
   // A worker finishes the request it is answering (a blocking handler has its own deadline).

@@ -80,6 +80,7 @@ class Sampler(threading.Thread):
         self.port, self.node_port, self.stat, self.scrape = port, node_port, stat, scrape
         self.stop_event = threading.Event()
         self.scrapes_ms, self.scrape_errors, self.rss_kib, self.lag_blocks = [], 0, [], []
+        self.collect = []  # (sum, count) of the receipts plugin's collect durations, per scrape
 
     def run(self):
         agent, node = bb.Http(self.port, timeout=10), bb.Http(self.node_port, timeout=10)
@@ -87,9 +88,10 @@ class Sampler(threading.Thread):
             t0 = time.monotonic()
             if self.scrape:
                 try:
-                    status, _ = agent.get("/metrics")
+                    status, text = agent.get("/metrics")
                     if status == 200:
                         self.scrapes_ms.append((time.monotonic() - t0) * 1000)
+                        self.collect.append(collect_seconds(text.decode()))
                     else:
                         self.scrape_errors += 1
                 except OSError:
@@ -97,8 +99,8 @@ class Sampler(threading.Thread):
                     agent.close()
             try:
                 self.rss_kib.append(self.stat.rss_kib())
-                height = node.get_json("/_devnode/state")["height"]
-                store = agent.get_json("/plugins/receipts/store")
+                height = node.get_json("/_devnode/state")[1]["height"]
+                store = agent.get_json("/plugins/receipts/store")[1]
                 cursor = int(store["cursor"].get("spec.height", 0))
                 self.lag_blocks.append(height - cursor)
             except (OSError, ValueError, KeyError, TypeError):
@@ -108,6 +110,25 @@ class Sampler(threading.Thread):
     def stop(self):
         self.stop_event.set()
         self.join(timeout=15)
+
+
+def collect_seconds(exposition):
+    """(sum, count) of blockbuster_plugin_collect_duration_seconds for the receipts plugin."""
+    total = count = 0.0
+    for line in exposition.splitlines():
+        if 'plugin="receipts"' in line:
+            if line.startswith("blockbuster_plugin_collect_duration_seconds_sum"):
+                total = float(line.rsplit(" ", 1)[1])
+            elif line.startswith("blockbuster_plugin_collect_duration_seconds_count"):
+                count = float(line.rsplit(" ", 1)[1])
+    return total, count
+
+
+def mean_collect_ms(samples):
+    """Mean receipts collect time between the first and the last scrape of `samples`."""
+    if len(samples) < 2 or samples[-1][1] <= samples[0][1]:
+        return float("nan")
+    return 1000 * (samples[-1][0] - samples[0][0]) / (samples[-1][1] - samples[0][1])
 
 
 def main():
@@ -144,8 +165,9 @@ def main():
     node, rpc = bb.start_devnode(build, "spec", 1000,
                                  ["--receipts-per-block", str(rate), "--max-receipts", "100000"])
     node_port = int(rpc.rsplit(":", 1)[1])
-    config = ("plugins:\n  receipts:\n    interval_ms: 1000\n    page_size: 1000\n"
-              f"    db_path: {db}\n    retention_max_receipts: {receipts}\n")
+    config = ("plugins:\n  receipts:\n    interval_ms: 1000\n    options:\n"
+              f"      page_size: 1000\n      db_path: {db}\n"
+              f"      retention_max_receipts: {receipts}\n")
     cfg = os.path.join(home, "agent.yaml")
     with open(cfg, "w") as f:
         f.write(config)
@@ -158,8 +180,8 @@ def main():
     bb.wait_for_data(port, DASHBOARD, timeout=60)
     stat = bb.ProcStat(agent.pid)
     c = bb.Http(port)
-    totals = {mk: c.get_json("/theblock/receipts?limit=1" + (f"&market={mk}" if mk else ""))["total"]
-              for mk in MARKETS}
+    totals = {mk: c.get_json("/theblock/receipts?limit=1" + (f"&market={mk}" if mk else ""))[1]
+              ["total"] for mk in MARKETS}
     c.close()
     pages_lua = PAGES_LUA % tuple(totals[mk] for mk in MARKETS)
     pages_url = f"http://127.0.0.1:{port}/theblock/receipts"
@@ -179,10 +201,16 @@ def main():
     print(f"alone receipts pages (random)      c={page_conns}: {alone_pages['rps']:8.0f} req/s  "
           f"p50 {fmt_ms(alone_pages['p50_us'])} ms  p99 {fmt_ms(alone_pages['p99_us'])} ms  "
           f"errors {alone_pages['errors']}", flush=True)
+    # The store catches up with the node before the mix (the alone runs may have slowed it).
     quiet = Sampler(port, node_port, stat)
     quiet.start()
     time.sleep(min(duration, 8))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not quiet.lag_blocks or quiet.lag_blocks[-1] > 1):
+        time.sleep(0.5)
     quiet.stop()
+    print(f"before the mix: ingest lag {quiet.lag_blocks} blocks, receipts collect "
+          f"{mean_collect_ms(quiet.collect):.0f} ms on average", flush=True)
 
     # 4. Mixed: background load for the whole measurement, dashboard endpoints in turn.
     per_dash = (warmup + duration) + 1
@@ -250,7 +278,9 @@ def main():
         f"{json.dumps(totals)}.\n\n"
         f"Dashboard targets (p99 mixed <= 2x alone, req/s mixed >= 0.5x alone, zero errors): "
         f"**{bb.verdict(all_met)}**. Ingest behind the node during the mix (blocks = seconds): "
-        f"max {max(lag) if lag else 'n/a'}, samples {len(lag)}; target < 2: "
+        f"max {max(lag) if lag else 'n/a'}, samples {len(lag)} (one a second: {lag}); the "
+        f"receipts plugin's collect took {mean_collect_ms(sampler.collect):.0f} ms on average "
+        f"during the mix, {mean_collect_ms(quiet.collect):.0f} ms before it; target < 2: "
         f"**{bb.verdict(ingest_met)}**. Agent RSS during the mix: max {rss_mib:.1f} MiB "
         f"(peak {stat.hwm_kib() / 1024:.1f} MiB over the whole run); target < 64 MiB: "
         f"**{bb.verdict(rss_met)}**. Receipts pages mixed: {mp.get('status', 0)} non-2xx "
@@ -260,7 +290,8 @@ def main():
     raw = {"alone": alone, "mixed": mixed, "pages_alone": alone_pages, "pages_mixed": mixed_pages,
            "scrapes_ms": scrapes, "lag_blocks": lag, "rss_kib": sampler.rss_kib,
            "store_bytes": size, "receipts": receipts, "fill_seconds": fill_s,
-           "agent_start_seconds": start_s, "ws": ws_out}
+           "agent_start_seconds": start_s, "ws": ws_out, "lag_blocks_before": quiet.lag_blocks,
+           "collect_before": quiet.collect, "collect_mixed": sampler.collect}
     bb.write_results("mixed", "The API under a mix of requests, a million receipts in the store",
                      [bb.table(headers, rows), notes], raw, "bench/mixed/run.py [BUILD_DIR]")
     return 0 if all_met and ingest_met and rss_met else 1
