@@ -5,6 +5,8 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <cstdlib>
+
 #include "history/history_store.h"
 #include "integration/stack.h"
 
@@ -94,4 +96,22 @@ TEST(HistoryAgent, FillsServesAndSurvivesARestartWithinItsBounds) {
   EXPECT_EQ(after_pts[0][0].asInt(), before_pts[0][0].asInt());
   EXPECT_EQ(after_pts[0][1].dump(), before_pts[0][1].dump());
   EXPECT_LE(after_pts.size(), 60u) << "at most window / resolution rows";
+}
+
+TEST(HistoryAgent, ADamagedFileIsSetAsideAndTheAgentStartsAfresh) {
+  DevNode node("spec", {"--block-ms", "200"});
+  TempDir home;
+  const std::string dir = home.path() + "/.block-buster/state";
+  ASSERT_EQ(std::system(("mkdir -p " + dir).c_str()), 0);
+  home.write(".block-buster/state/history.bin", "BBHIST01 this is not what the agent wrote");
+  Agent agent(home, node.url(), kConfig);
+  Json h;
+  ASSERT_TRUE(eventually([&] {
+    h = history(agent.port(), "?series=block_height");
+    return h.isObject() && knownPoints(h["series"]["block_height"]) >= 1;
+  })) << agent.process().output();
+  struct stat st {};
+  EXPECT_EQ(::stat((dir + "/history.bin.bad").c_str(), &st), 0) << "kept for inspection";
+  EXPECT_NE(agent.process().output().find("history.bin.bad"), std::string::npos)
+      << "named in the log: " << agent.process().output();
 }
