@@ -47,7 +47,8 @@ and serves the dashboard REST API, Prometheus metrics and the web dashboard.
 Options:
   --config FILE        read this config file (default: ~/.block-buster/config.yaml, then
                        /etc/block-buster/config.yaml, then built-in defaults)
-  --plugin-dir DIR     load plugins from DIR (overrides plugin_dir of the config)
+  --plugin-dir DIR     load plugins from DIR (overrides plugin_dir of the config; the folders
+                       of plugin_dirs are still read too)
   --check-config       validate the config (and the plugins' options), print the effective
                        config with secrets redacted, and exit (non-zero on error)
   --list-plugins       list the plugins found, with their versions, ABI and config keys
@@ -273,6 +274,9 @@ int main(int argc, char** argv) {
                            : !config.plugin_dir.empty() ? config.plugin_dir
                                                         : base + "/../lib/blockbuster/plugins";
   plugin_dir = std::filesystem::weakly_canonical(plugin_dir).string();
+  // One's own plugins beside the built-in ones: every folder is read, in this order.
+  for (const auto& dir : config.plugin_dirs)
+    plugin_dir += ":" + std::filesystem::weakly_canonical(dir).string();
   if (args.list) return listPlugins(plugin_dir);
   if (args.print_default) return printDefaultConfig(plugin_dir);
 
@@ -317,8 +321,9 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  {
-    // The first line an operator reads: what runs, with which file and which overrides.
+  // The first line an operator reads: what runs, with which file and which overrides. Logged
+  // once the plugins' options passed, so that a bad config stays a one-line error.
+  auto logStart = [&config, &plugin_dir] {
     std::string overrides;
     for (const auto& [variable, key] : config.env_overrides)
       overrides += (overrides.empty() ? "" : ", ") + variable + " -> " + key;
@@ -328,7 +333,7 @@ int main(int argc, char** argv) {
             (config.source == "built-in defaults" ? config.source : "file " + config.source) +
             ", environment overrides: " + (overrides.empty() ? "none" : overrides) +
             ", plugins from " + plugin_dir + ", log level " + config.log_level);
-  }
+  };
   std::string state_dir = config.state_dir;
   if (state_dir.empty()) {
     if (const char* sd = std::getenv("STATE_DIRECTORY"))
@@ -357,7 +362,7 @@ int main(int argc, char** argv) {
         &rpc,          &store, &metrics, &features, &routes, state_dir, pluginRunnerPath(base),
         &history_marks};
     bb::PluginManager plugins(services);
-    plugins.load(config, plugin_dir);
+    plugins.load(config, plugin_dir, logStart);
 
     bb::Router router(config.cors_origins);
     bb::DashboardApi api(bb::ApiContext{BB_VERSION, config.rpc.url, &store, &features, &metrics,

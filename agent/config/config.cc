@@ -25,9 +25,9 @@ constexpr char kRedacted[] = "<redacted>";
 constexpr char kEnvironmentSource[] = "environment";
 constexpr size_t kMaxEchoedValue = 60;
 
-const char* const kTopKeys[] = {"rpc_url", "ws_url", "auth_token", "rpc",       "http",
-                                "ws",      "web",    "plugin_dir", "state_dir", "log_level",
-                                "plugins", "auth",   "history"};
+const char* const kTopKeys[] = {"rpc_url",   "ws_url",  "auth_token", "rpc",         "http",
+                                "ws",        "web",     "plugin_dir", "plugin_dirs", "state_dir",
+                                "log_level", "plugins", "auth",       "history"};
 const char* const kRpcKeys[] = {"connect_timeout_ms",
                                 "timeout_ms",
                                 "retries",
@@ -1246,6 +1246,19 @@ Config parseConfig(const std::string& yaml_text, const std::string& source_name)
                  parseWeb(ctx, child, config);
                } else if (key == "plugin_dir") {
                  config.plugin_dir = readPath(ctx, key, v);
+               } else if (key == "plugin_dirs") {
+                 config.plugin_dirs.clear();
+                 if (v.kind == Value::Kind::kNull) return;
+                 if (v.kind != Value::Kind::kSequence)
+                   failKind(ctx, key, v, "a list of directories, e.g. [/opt/my-plugins]");
+                 for (size_t i = 0; i < child.size(); ++i) {
+                   const std::string item = key + "[" + std::to_string(i) + "]";
+                   std::string dir = readPath(ctx, item, fromYaml(child[i]));
+                   if (dir.empty() || dir.find(':') != std::string::npos)
+                     ctx.fail(item, "an empty path or one with ':'",
+                              "give each folder of plugins as a path without ':'");
+                   config.plugin_dirs.push_back(std::move(dir));
+                 }
                } else if (key == "state_dir") {
                  config.state_dir = readPath(ctx, key, v);
                } else if (key == "log_level") {
@@ -1429,6 +1442,10 @@ std::string describeConfig(const Config& config) {
     out << "]\n";
   }
   out << "plugin_dir: " << quoted(config.plugin_dir) << "\n";
+  out << "plugin_dirs: [";
+  for (size_t i = 0; i < config.plugin_dirs.size(); ++i)
+    out << (i == 0 ? "" : ", ") << quoted(config.plugin_dirs[i]);
+  out << "]\n";
   out << "state_dir: " << quoted(config.state_dir) << "\n";
   out << "log_level: " << quoted(config.log_level) << "\n";
   if (config.plugins.empty()) {

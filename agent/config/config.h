@@ -84,6 +84,8 @@ struct Config {
   int metrics_port = -1;   ///< http.metrics_port: /metrics alone on its own port; -1 = off
   std::string web_root;    ///< "" = <exe>/../share/blockbuster/web
   std::string plugin_dir;  ///< "" = <exe>/../lib/blockbuster/plugins
+  /// More folders of plugins, loaded beside plugin_dir's (e.g. one's own next to the built-in).
+  std::vector<std::string> plugin_dirs;
   std::string state_dir;   ///< "" = $HOME/.block-buster/state
   std::vector<std::string> cors_origins{"*"};
   /// web.grafana_url and the last-block tile's thresholds, passed to the page.

@@ -44,6 +44,7 @@ std::vector<std::string> restartOnlyChanges(const Config& a, const Config& b,
   if (x.max_response_bytes != y.max_response_bytes) keys.push_back("rpc.max_response_bytes");
   if (x.share_ms != y.share_ms) keys.push_back("rpc.share_ms");
   if (compare_plugin_dir && a.plugin_dir != b.plugin_dir) keys.push_back("plugin_dir");
+  if (a.plugin_dirs != b.plugin_dirs) keys.push_back("plugin_dirs");
   if (a.state_dir != b.state_dir) keys.push_back("state_dir");
   if (a.web_root != b.web_root) keys.push_back("web.root");
   if (a.history_window_seconds != b.history_window_seconds) keys.push_back("history.window");

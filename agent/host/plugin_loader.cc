@@ -123,7 +123,14 @@ std::vector<std::shared_ptr<LoadedLibrary>> loadPluginDir(const std::string& dir
                                                           std::vector<std::string>& errors) {
   std::vector<std::shared_ptr<LoadedLibrary>> out;
   std::map<std::string, std::string> seen;
-  for (const auto& file : findPluginFiles(dir)) {
+  std::vector<std::string> files;
+  for (size_t start = 0; start <= dir.size();) {  // "DIR[:DIR...]", in that order
+    size_t end = dir.find(':', start);
+    if (end == std::string::npos) end = dir.size();
+    for (auto& f : findPluginFiles(dir.substr(start, end - start))) files.push_back(std::move(f));
+    start = end + 1;
+  }
+  for (const auto& file : files) {
     try {
       auto lib = loadPlugin(file);
       auto it = seen.find(lib->info().name);

@@ -61,8 +61,9 @@ std::shared_ptr<LoadedLibrary> loadPlugin(const std::string& path);
 /// The plugin files (*.so) of a directory, sorted. Throws LoadError when it cannot be read.
 std::vector<std::string> findPluginFiles(const std::string& dir);
 
-/// Loads every plugin of a directory. A file that fails to load is reported in `errors` (one
-/// line each) and skipped; a second plugin with a name already loaded is refused the same way.
+/// Loads every plugin of a directory, or of several given as "DIR:DIR..." (plugin_dir, then
+/// plugin_dirs). A file that fails to load is reported in `errors` (one line each) and skipped;
+/// a second plugin with a name already loaded (from any of the folders) is refused the same way.
 std::vector<std::shared_ptr<LoadedLibrary>> loadPluginDir(const std::string& dir,
                                                           std::vector<std::string>& errors);
 

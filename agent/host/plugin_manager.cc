@@ -99,7 +99,8 @@ void PluginManager::forget(const std::string& plugin) {
   if (services_.metrics) services_.metrics->removePluginSeries(plugin);
 }
 
-void PluginManager::load(const Config& config, const std::string& plugin_dir) {
+void PluginManager::load(const Config& config, const std::string& plugin_dir,
+                         const std::function<void()>& checked) {
   std::vector<std::string> errors;
   auto libs = loadPluginDir(plugin_dir, errors);
   for (const auto& e : errors) logError("loader", e);
@@ -107,6 +108,7 @@ void PluginManager::load(const Config& config, const std::string& plugin_dir) {
   // Check every plugin's options before creating any, so that a mistake stops start-up before
   // any plugin has started.
   std::vector<Settings> settings = check(config, libs, plugin_dir);
+  if (checked) checked();
 
   std::vector<std::unique_ptr<PluginRuntime>> runtimes;
   std::vector<std::string> disabled;

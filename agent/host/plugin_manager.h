@@ -2,6 +2,7 @@
 // the running plugins.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -34,7 +35,10 @@ class PluginManager {
   /// A file that cannot be loaded is skipped and reported by loadErrors(). Throws ConfigError
   /// (fatal at start) when the config names a plugin that is not there, or when a plugin's
   /// options do not match the keys it declares, or when a plugin fails to create.
-  void load(const Config& config, const std::string& plugin_dir);
+  /// `checked`, when given, is called once every plugin's options passed, before any is created
+  /// (the agent's start-up line: a bad config stays a one-line error).
+  void load(const Config& config, const std::string& plugin_dir,
+            const std::function<void()>& checked = nullptr);
   void startAll();
   /// Stops every plugin: all are asked at once, then each gets what is left of one shared
   /// grace period, so the whole stop takes at most about PluginRuntime's grace (1.5 s).
