@@ -110,6 +110,14 @@ TEST(HistoryStore, SurvivesARoundTripThroughItsFileWithinTheFileBound) {
   ASSERT_EQ(later.load(file, kT0 + 499 * 1000 + 60000), "");
   EXPECT_EQ(later.rows(), 60u);
 
+  // A file of a much longer window (the window was shortened): its newest rows.
+  HistoryStore day(opts(86400, 1000));
+  for (int i = 0; i < 90000; ++i) day.append(kT0 + i * 1000, {{"a", static_cast<double>(i)}});
+  ASSERT_EQ(day.save(dir.file("day.bin")), "");
+  HistoryStore minute(opts(60, 1000));
+  ASSERT_EQ(minute.load(dir.file("day.bin"), kT0 + 89999 * 1000), "");
+  EXPECT_EQ(minute.rows(), 60u);
+
   // A smaller window than the file's rows: the newest rows, at most capacity().
   HistoryStore small(opts(60, 2000));
   ASSERT_EQ(small.load(file, kT0 + 499 * 1000), "");
