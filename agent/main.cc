@@ -64,6 +64,7 @@ Environment (overrides the config file):
   BLOCK_BUSTER_HTTP_HOST, BLOCK_BUSTER_HTTP_PORT (default 5000),
   BLOCK_BUSTER_WS_HOST, BLOCK_BUSTER_WS_PORT (default 5001), BLOCK_BUSTER_FEATURE_WS_PORT (5002),
   BLOCK_BUSTER_WEB_HOST, BLOCK_BUSTER_WEB_PORT (default 4173), BLOCK_BUSTER_LOG_LEVEL,
+  BLOCK_BUSTER_LOG_FORMAT (text or json: one JSON object per log line),
   METRICS_AUTH_TOKEN (the bearer token /metrics then requires)
   BLOCK_BUSTER_ALLOCATOR_TUNING=off keeps glibc's malloc defaults (docs/configuration.md)
 
@@ -266,6 +267,9 @@ int main(int argc, char** argv) {
   bb::LogLevel level = bb::LogLevel::Info;
   bb::parseLogLevel(config.log_level, level);
   bb::setLogLevel(level);
+  bb::LogFormat format = bb::LogFormat::Text;
+  bb::parseLogFormat(config.log_format, format);
+  bb::setLogFormat(format);
   bb::addSecret(config.rpc.auth_token);
   if (const char* t = std::getenv("METRICS_AUTH_TOKEN")) bb::addSecret(t);
 

@@ -124,7 +124,10 @@ while kill -0 "$agent_pid" 2>/dev/null; do
   fi
   sleep 1
 done
-wait "$agent_pid" || true
-echo "demo: blockbuster-agent exited; stopping. Its log:" >&2
+status=0
+wait "$agent_pid" || status=$?
+# Ctrl-C reaches the agent too, which then stops cleanly (0): nothing to report.
+[ "$status" = 0 ] && exit 0
+echo "demo: blockbuster-agent exited (status $status); stopping. Its log:" >&2
 tail -20 "$state/agent.log" >&2
 exit 1

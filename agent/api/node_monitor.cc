@@ -27,6 +27,11 @@ std::string describe(const std::string& method, const RpcOutcome& outcome) {
 void NodeMonitor::record(const std::string& method, const RpcOutcome& outcome) {
   bool answered = outcome.status == RpcStatus::Ok || outcome.status == RpcStatus::RpcError;
   if (outcome.status == RpcStatus::Shutdown) return;
+  // A call the agent never sent (its own rate cap had no slot before the deadline, as while the
+  // receipts plugin pages through a backlog) says nothing about the node; a ban does.
+  if (outcome.attempts == 0 && !answered && !outcome.shared &&
+      !(outcome.status == RpcStatus::Limit && rpc_ && rpc_->banned()))
+    return;
   std::lock_guard<std::mutex> lock(mutex_);
   if (answered) {
     if (!reachable_ && ever_answered_) logInfo("node", "the node answers again");

@@ -25,9 +25,9 @@ constexpr char kRedacted[] = "<redacted>";
 constexpr char kEnvironmentSource[] = "environment";
 constexpr size_t kMaxEchoedValue = 60;
 
-const char* const kTopKeys[] = {"rpc_url",   "ws_url",  "auth_token", "rpc",         "http",
-                                "ws",        "web",     "plugin_dir", "plugin_dirs", "state_dir",
-                                "log_level", "plugins", "auth",       "history"};
+const char* const kTopKeys[] = {"rpc_url",   "ws_url",     "auth_token", "rpc",         "http",
+                                "ws",        "web",        "plugin_dir", "plugin_dirs", "state_dir",
+                                "log_level", "log_format", "plugins",    "auth",        "history"};
 const char* const kRpcKeys[] = {"connect_timeout_ms",
                                 "timeout_ms",
                                 "retries",
@@ -479,6 +479,14 @@ std::string readPath(const Context& ctx, const std::string& path, const Value& v
              "write the absolute path, e.g. /home/USER/...");
   }
   return p;
+}
+
+std::string readLogFormat(const Context& ctx, const std::string& path, const Value& v) {
+  std::string format = lower(readString(ctx, path, v, "text or json", false));
+  if (format != "text" && format != "json")
+    ctx.fail(path, echo(format) + " is not a log format",
+             "write text (one line per event) or json (one JSON object per line)");
+  return format;
 }
 
 std::string readLogLevel(const Context& ctx, const std::string& path, const Value& v) {
@@ -1263,6 +1271,8 @@ Config parseConfig(const std::string& yaml_text, const std::string& source_name)
                  config.state_dir = readPath(ctx, key, v);
                } else if (key == "log_level") {
                  config.log_level = readLogLevel(ctx, key, v);
+               } else if (key == "log_format") {
+                 config.log_format = readLogFormat(ctx, key, v);
                } else if (key == "plugins") {
                  parsePlugins(ctx, child, config);
                } else if (key == "auth") {
@@ -1329,6 +1339,9 @@ void applyEnvironment(Config& config, const std::map<std::string, std::string>& 
   });
   apply("BLOCK_BUSTER_LOG_LEVEL", "log_level", [&](const std::string& s) {
     config.log_level = readLogLevel(ctx, "BLOCK_BUSTER_LOG_LEVEL", fromEnv(s));
+  });
+  apply("BLOCK_BUSTER_LOG_FORMAT", "log_format", [&](const std::string& s) {
+    config.log_format = readLogFormat(ctx, "BLOCK_BUSTER_LOG_FORMAT", fromEnv(s));
   });
   applyGuideEnvironment(config, env);
   config.feature_ws.host = config.ws.host;
@@ -1448,6 +1461,7 @@ std::string describeConfig(const Config& config) {
   out << "]\n";
   out << "state_dir: " << quoted(config.state_dir) << "\n";
   out << "log_level: " << quoted(config.log_level) << "\n";
+  out << "log_format: " << quoted(config.log_format) << "\n";
   if (config.plugins.empty()) {
     out << "plugins: {}\n";
   } else {

@@ -86,7 +86,7 @@ struct Config {
   std::string plugin_dir;  ///< "" = <exe>/../lib/blockbuster/plugins
   /// More folders of plugins, loaded beside plugin_dir's (e.g. one's own next to the built-in).
   std::vector<std::string> plugin_dirs;
-  std::string state_dir;   ///< "" = $HOME/.block-buster/state
+  std::string state_dir;  ///< "" = $HOME/.block-buster/state
   std::vector<std::string> cors_origins{"*"};
   /// web.grafana_url and the last-block tile's thresholds, passed to the page.
   struct WebPage {
@@ -97,6 +97,7 @@ struct Config {
   int64_t history_window_seconds = 3600;  ///< history.window
   AuthConfig auth;                        ///< auth.api / auth.metrics / auth.ws; absent = open
   std::string log_level = "info";         ///< debug | info | warn | error
+  std::string log_format = "text";        ///< text | json (BLOCK_BUSTER_LOG_FORMAT)
   std::map<std::string, PluginConfig> plugins;  ///< by plugin name; absent = defaults
   /// Environment variables that overrode a value, in the order applied: {variable, key path},
   /// e.g. {"BLOCK_BUSTER_HTTP_PORT", "http.port"}. Shown by describeConfig().

@@ -1,11 +1,15 @@
 #include "util/log.h"
 
+#include <blockbuster/json.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <mutex>
+#include <optional>
+#include <unordered_map>
 #include <vector>
 
 namespace bb {
@@ -19,7 +23,63 @@ std::vector<LoggedError> g_errors;  // ring of the last kRemembered warn/error l
 size_t g_errors_next = 0;
 uint64_t g_errors_total = 0;
 
+std::atomic<int> g_format{static_cast<int>(LogFormat::Text)};
+
+// Identical lines (same level, component and message) beyond kRepeatsShown within
+// kRepeatWindowSeconds are suppressed, with a note when it starts and a count when it ends.
+struct Repeat {
+  int64_t window_start = 0;
+  int count = 0;
+  int64_t suppressed = 0;
+};
+constexpr int kRepeatsShown = 3;
+constexpr int64_t kRepeatWindowSeconds = 60;
+constexpr size_t kMaxRepeatKeys = 1024;
+std::unordered_map<std::string, Repeat> g_repeats;  // guarded by g_mutex
+
+// Under g_mutex: the note to append to this line ("" for none), or nullopt to suppress it.
+std::optional<std::string> repeatNote(LogLevel level, std::string_view component,
+                                      const std::string& line, int64_t now) {
+  std::string key = std::string(toString(level)) + '\x1f' + std::string(component) + '\x1f' + line;
+  if (g_repeats.size() >= kMaxRepeatKeys && g_repeats.find(key) == g_repeats.end()) {
+    for (auto it = g_repeats.begin(); it != g_repeats.end();)
+      it = now - it->second.window_start >= kRepeatWindowSeconds ? g_repeats.erase(it)
+                                                                 : std::next(it);
+    if (g_repeats.size() >= kMaxRepeatKeys) g_repeats.clear();
+  }
+  Repeat& r = g_repeats[key];
+  if (r.count == 0 || now - r.window_start >= kRepeatWindowSeconds) {
+    std::string note;
+    if (r.suppressed > 0)
+      note = " (" + std::to_string(r.suppressed) + " identical lines were suppressed in the last " +
+             std::to_string(now - r.window_start) + " s)";
+    r = Repeat{now, 1, 0};
+    return note;
+  }
+  ++r.count;
+  if (r.count < kRepeatsShown) return std::string();
+  if (r.count == kRepeatsShown)
+    return " (repeated " + std::to_string(kRepeatsShown) + " times within " +
+           std::to_string(kRepeatWindowSeconds) +
+           " s: further identical lines are suppressed, and counted when it shows again after " +
+           std::to_string(kRepeatWindowSeconds) + " s)";
+  ++r.suppressed;
+  return std::nullopt;
+}
+
 }  // namespace
+
+void setLogFormat(LogFormat format) { g_format.store(static_cast<int>(format)); }
+
+bool parseLogFormat(std::string_view text, LogFormat& out) {
+  if (text == "text")
+    out = LogFormat::Text;
+  else if (text == "json")
+    out = LogFormat::Json;
+  else
+    return false;
+  return true;
+}
 
 bool parseLogLevel(std::string_view text, LogLevel& out) {
   if (text == "debug")
@@ -110,6 +170,25 @@ void log(LogLevel level, std::string_view component, std::string_view message) {
   std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
   std::lock_guard<std::mutex> lock(g_mutex);
   std::string line = redactLocked(std::string(message));
+  const auto note = repeatNote(level, component, line, static_cast<int64_t>(secs));
+  if (!note) return;
+  line += *note;
+  if (static_cast<LogFormat>(g_format.load()) == LogFormat::Json) {
+    // One object per line, for journald's fields and log shippers.
+    char time[40];
+    std::snprintf(time, sizeof time, "%s.%03dZ", stamp, ms);
+    std::string out = "{\"time\":\"";
+    out += time;
+    out += "\",\"level\":\"";
+    out += toString(level);
+    out += "\",\"component\":";
+    blockbuster::Json::appendString(out, std::string(component));
+    out += ",\"message\":";
+    blockbuster::Json::appendString(out, line);
+    out += "}\n";
+    std::fputs(out.c_str(), stderr);
+    return;
+  }
   // One fprintf per line: stderr is unbuffered, so a line is written whole.
   std::fprintf(stderr, "%s.%03dZ %-5s [%.*s] %s\n", stamp, ms, toString(level),
                static_cast<int>(component.size()), component.data(), line.c_str());

@@ -15,6 +15,14 @@ enum class LogLevel { Debug = 0, Info = 1, Warn = 2, Error = 3 };
 bool parseLogLevel(std::string_view text, LogLevel& out);
 const char* toString(LogLevel level);
 
+/// Text: "<time> <level> [<component>] <message>"; Json: one object per line,
+/// {"time","level","component","message"} (log_format: json). Identical lines repeated more than
+/// 3 times within 60 s are suppressed in both, with a note when it starts and the count after.
+enum class LogFormat { Text = 0, Json = 1 };
+/// Parses "text" | "json"; returns false for anything else.
+bool parseLogFormat(std::string_view text, LogFormat& out);
+void setLogFormat(LogFormat format);
+
 void setLogLevel(LogLevel level);
 LogLevel logLevel();
 bool logEnabled(LogLevel level);

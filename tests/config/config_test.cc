@@ -482,11 +482,11 @@ INSTANTIATE_TEST_SUITE_P(
                   "timeout_ms, isolation, options (did you mean 'interval_ms'?)"},
         ErrorCase{"rpc_urll: http://x\n",
                   "rpc_urll: unknown key; known keys: rpc_url, ws_url, auth_token, rpc, http, ws, "
-                  "web, plugin_dir, plugin_dirs, state_dir, log_level, plugins, auth, history (did you mean "
+                  "web, plugin_dir, plugin_dirs, state_dir, log_level, log_format, plugins, auth, history (did you mean "
                   "'rpc_url'?)"},
         ErrorCase{"port: 5000\n",
                   "port: unknown key; known keys: rpc_url, ws_url, auth_token, rpc, http, ws, "
-                  "web, plugin_dir, plugin_dirs, state_dir, log_level, plugins, auth, history (did you mean "
+                  "web, plugin_dir, plugin_dirs, state_dir, log_level, log_format, plugins, auth, history (did you mean "
                   "'http.port'?)"},
         ErrorCase{"rpc:\n  url: http://x\n",
                   "rpc.url: unknown key; known keys: connect_timeout_ms, timeout_ms, retries, "

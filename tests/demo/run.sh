@@ -77,5 +77,6 @@ kill -INT -- "-$demo_pid"
 for _ in $(seq 100); do kill -0 "$demo_pid" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$demo_pid" 2>/dev/null && fail "the demo did not stop on Ctrl-C"
 [ "$(code "http://127.0.0.1:$http_port/health")" = 000 ] || fail "the agent outlived the demo"
+grep -q 'blockbuster-agent exited' "$work/demo.out" && fail "Ctrl-C reported as the agent failing"
 demo_pid=""
 echo "demo_test: OK"

@@ -256,4 +256,63 @@ TEST(GuideDemo, BbDevnodeRefusesAPortAlreadyTaken) {
   EXPECT_TRUE(first.process().running());
 }
 
+// Point 10: logs an operator can use. log_format: json gives one JSON object per line, the first
+// naming the version, the config file and the overrides; a line repeated (a node that is down,
+// every 100 ms) is shown 3 times with a note, then suppressed.
+TEST(GuideLogs, JsonLinesStartUpLineAndSuppressedRepeats) {
+  TempDir home;
+  Agent agent(home, "http://127.0.0.1:1",
+              "log_format: json\nplugins:\n  network:\n    interval_ms: 100\n");
+  ASSERT_TRUE(eventually([&] {
+    return contains(agent.process().output(), "further identical lines are suppressed");
+  })) << agent.process().output();
+  std::istringstream lines(agent.process().output());
+  std::string line;
+  int parsed = 0;
+  std::map<std::string, int> repeats;
+  while (std::getline(lines, line)) {
+    if (line.rfind("blockbuster-agent ready", 0) == 0) continue;  // stdout's ready line
+    Json j;
+    try {
+      j = Json::parse(line);
+    } catch (const blockbuster::JsonError&) {
+      ADD_FAILURE() << "not JSON: " << line;
+      continue;
+    }
+    for (const char* key : {"time", "level", "component", "message"})
+      EXPECT_TRUE(j[key].isString()) << key << " in " << line;
+    if (parsed++ == 0) {
+      EXPECT_EQ(j["component"].asString(), "agent") << line;
+      EXPECT_TRUE(contains(j["message"].asString(),
+                           "starting: config file " + home.file("agent.yaml") +
+                               ", environment overrides: THEBLOCK_RPC_URL -> rpc_url"))
+          << line;
+    }
+    const std::string message = j["message"].asString();
+    ++repeats[j["level"].asString() + j["component"].asString() +
+              message.substr(0, message.find(" (repeated"))];
+  }
+  EXPECT_GT(parsed, 3);
+  for (const auto& [text, count] : repeats) EXPECT_LE(count, 3) << text;
+}
+
+// Point 10: the agent's own rate cap (a plugin paging through a backlog) is not the node going
+// down: no "marked stale" / "answers again" flapping, and the node stays reachable.
+TEST(GuideLogs, TheAgentsOwnRateCapIsNotTheNodeGoingDown) {
+  DevNode node("spec", {"--block-ms", "200"});
+  TempDir home;
+  Agent agent(home, node.url(),
+              "rpc:\n  max_requests_per_second: 1\n  burst: 1\n"
+              "plugins:\n  network:\n    interval_ms: 200\n    timeout_ms: 150\n");
+  auto reachable = [&] { return httpGet(agent.port(), "/health").json()["node"]["reachable"]; };
+  ASSERT_TRUE(eventually([&] { return reachable() == Json(true); })) << agent.process().output();
+  const size_t before = agent.process().output().size();
+  ASSERT_TRUE(eventually([&] {
+    return agent.process().output().find("rate cap", before) != std::string::npos;
+  })) << agent.process().output();
+  Json health = httpGet(agent.port(), "/health").json();
+  EXPECT_TRUE(health["node"]["reachable"].asBool()) << health.dump();
+  EXPECT_FALSE(contains(agent.process().output(), "[node]")) << agent.process().output();
+}
+
 }  // namespace
