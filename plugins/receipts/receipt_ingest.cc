@@ -196,6 +196,8 @@ IngestReport Ingestor::runSpec(NodeClient& node, NodeAnswer first, int64_t start
       got.push_back(Keyed{std::move(*m.receipt), -(offset + i)});
     }
     if (offset == 0 && low != INT64_MAX) newest_low = newest_low ? std::min(*newest_low, low) : low;
+    if (offset == 0 && high != INT64_MIN)  // the newest end: how far a catch-up has to go
+      report.newest_height = std::max(report.newest_height.value_or(high), high);
     if (whole && run.empty()) {
       // The whole list in one page: no order needed.
       run = std::move(got);
@@ -298,7 +300,9 @@ IngestReport Ingestor::runSpec(NodeClient& node, NodeAnswer first, int64_t start
   if (!failure.empty()) {
     if (!committed) throw std::runtime_error(failure + " (nothing ingested; retried next cycle)");
     report.unavailable["receipt.audit"] = failure;
-    report.warnings.push_back(failure + "; " + std::to_string(report.outcome.inserted_total) +
+    // Progress was made (a backlog read over several cycles, cut by the collect deadline or
+    // the agent's rate cap): the plugin logs the catch-up at info, this detail at debug.
+    report.progress.push_back(failure + "; " + std::to_string(report.outcome.inserted_total) +
                               " new receipts stored this cycle, cursor at height " +
                               std::to_string(cursor) + "; the rest is read next cycle");
   }

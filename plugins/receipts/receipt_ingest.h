@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -59,7 +60,11 @@ struct IngestReport {
   bool complete = false;  ///< every receipt the node had was read and the cursor moved
   std::map<std::string, std::string> unavailable;  ///< source method -> why it gave nothing
   std::vector<std::string> warnings;               ///< worth a warn log
+  std::vector<std::string> progress;               ///< a backlog cut short, read on: debug log
   int64_t rejected = 0;                            ///< entries that could not be mapped
+  /// The highest block height the node listed this cycle (spec: its newest page), when seen:
+  /// the end of a catch-up, for the progress log.
+  std::optional<int64_t> newest_height;
 };
 
 /// Runs ingest cycles. Not thread-safe: one cycle at a time (the agent calls collect serially).

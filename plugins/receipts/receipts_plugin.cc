@@ -100,6 +100,8 @@ class ReceiptsPlugin final : public blockbuster::Plugin {
     HostNode node(host_);
     rx::CycleResult c = service_.collect(node, unixNow(), monotonicNow());
     for (const auto& w : c.report.warnings) host_.warn(w);
+    for (const auto& p : c.report.progress) host_.debug(p);
+    if (c.ok) logCatchUp(c);
     if (c.pruned > 0) host_.info("retention pruned " + std::to_string(c.pruned) + " receipts");
     for (const auto& m : rx::marketNames()) {
       const blockbuster::Labels labels{{"market", m}};
@@ -135,8 +137,32 @@ class ReceiptsPlugin final : public blockbuster::Plugin {
   }
 
  private:
+  // A backlog (a first start, a node that was away) takes many cycles: progress at info, at
+  // most every 10 s, and one line when it is read, instead of a warning per cycle.
+  void logCatchUp(const rx::CycleResult& c) {
+    const std::string stored =
+        c.stats.max_block_height ? "height " + std::to_string(*c.stats.max_block_height) : "none";
+    const std::string of =
+        c.report.newest_height ? " of " + std::to_string(*c.report.newest_height) : "";
+    if (!c.report.complete) {
+      const double now = monotonicNow();
+      if (!catching_up_ || now - last_progress_ >= 10) {
+        host_.info("catching up on the node's receipts: stored up to " + stored + of + " (" +
+                   std::to_string(c.stats.receipts) + " receipts)");
+        last_progress_ = now;
+      }
+      catching_up_ = true;
+    } else if (catching_up_) {
+      host_.info("caught up: receipts stored up to " + stored + " (" +
+                 std::to_string(c.stats.receipts) + " receipts)");
+      catching_up_ = false;
+    }
+  }
+
   blockbuster::Host& host_;
   rx::ReceiptsService service_;
+  bool catching_up_ = false;
+  double last_progress_ = 0;
 };
 
 }  // namespace

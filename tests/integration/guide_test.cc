@@ -315,4 +315,26 @@ TEST(GuideLogs, TheAgentsOwnRateCapIsNotTheNodeGoingDown) {
   EXPECT_FALSE(contains(agent.process().output(), "[node]")) << agent.process().output();
 }
 
+// Point 10: the receipts catch-up (a backlog read over many cycles) is progress at info with
+// "height N of M", then one line when it has caught up: no warning per cycle, no flapping.
+TEST(GuideLogs, TheReceiptsCatchUpIsProgressAtInfoThenCaughtUp) {
+  DevNode node("spec", {"--start-height", "3000", "--receipts-per-block", "4", "--block-ms", "0"});
+  TempDir home;
+  Agent agent(home, node.url(),
+              "plugins:\n  receipts:\n    options: {page_size: 100}\n");
+  ASSERT_TRUE(
+      eventually([&] { return contains(agent.process().output(), "caught up: receipts"); }, 60s))
+      << agent.process().output();
+  const std::string out = agent.process().output();
+  EXPECT_TRUE(contains(out,
+                       "info  [plugin:receipts] catching up on the node's receipts: stored up "
+                       "to height "))
+      << out;
+  EXPECT_TRUE(contains(out, " of 3000 (")) << out;
+  EXPECT_TRUE(contains(out, "caught up: receipts stored up to height 3000 (12000 receipts)"))
+      << out;
+  EXPECT_FALSE(contains(out, "warn  [plugin:receipts]")) << out;
+  EXPECT_FALSE(contains(out, "[node]")) << out;
+}
+
 }  // namespace
