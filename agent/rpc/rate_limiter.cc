@@ -42,4 +42,11 @@ double TokenBucket::available() {
   return tokens_;
 }
 
+void TokenBucket::refund() {
+  if (rate_ <= 0) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  refillLocked(now_());
+  tokens_ = std::min(capacity_, tokens_ + 1.0);
+}
+
 }  // namespace bb

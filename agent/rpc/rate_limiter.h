@@ -30,6 +30,10 @@ class TokenBucket {
   /// take it first, so callers loop.
   std::chrono::nanoseconds tryTake();
 
+  /// Gives back a token taken for a request that never reached the node (connection refused):
+  /// retries against a dead node must not use up the cap and then be blamed on it.
+  void refund();
+
   /// Tokens available now (fractional), after refilling; for tests and self-metrics.
   double available();
 

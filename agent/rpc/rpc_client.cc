@@ -31,6 +31,7 @@
 #include <thread>
 #include <utility>
 
+#include "rpc/method_policy.h"
 #include "rpc/rate_limiter.h"
 #include "util/log.h"
 
@@ -71,6 +72,8 @@ constexpr int kMaxBanSeconds = 3600;
 constexpr std::size_t kReadChunk = 4096;
 // Bounds the callMany worker threads whatever max_connections says.
 constexpr int kMaxWorkers = 64;
+// Set on a CostlyReads thread: its call is the read itself and takes the normal path.
+thread_local bool t_costly_read = false;
 
 std::string jsonString(std::string_view text) {
   std::string out;
@@ -188,8 +191,9 @@ struct Attempt {
   // Failed on a kept-alive connection before any reply: the node most likely closed it while
   // idle, so one immediate resend on a fresh connection is not a retry.
   bool stale = false;
-  bool reusable = false;  // the connection may serve the next call
-  int ban_seconds = 0;    // > 0: the node rate-limited us; pause every call this long
+  bool reusable = false;    // the connection may serve the next call
+  bool never_sent = false;  // no connection was made: the request never reached the node
+  int ban_seconds = 0;      // > 0: the node rate-limited us; pause every call this long
 };
 
 struct PooledSession {
@@ -247,6 +251,8 @@ struct RpcClient::Impl {
   std::string target;  // path and query, "/" when none
   std::string where;   // the URL for messages (holds no credentials: user info is refused)
   TokenBucket bucket;
+  MethodGate gate;     // the method policy (method_policy.h)
+  CostlyReads costly;  // pipeline-opening reads, detached from their callers
 
   std::atomic<uint64_t> requests_sent{0};
   std::atomic<int64_t> next_id{1};
@@ -495,6 +501,7 @@ Attempt RpcClient::Impl::attempt(PooledSession& pooled, const std::string& body,
   } catch (const Poco::Net::ConnectionRefusedException&) {
     out.cause = "connection refused by " + where + " (is the node running with its RPC on?)";
     out.retryable = true;
+    out.never_sent = true;
   } catch (const Poco::Net::NoMessageException&) {
     out.cause = "empty reply from " + where +
                 " (the node closed the connection without answering, e.g. a handler panic)";
@@ -750,6 +757,7 @@ RpcClient::RpcClient(RpcConfig config) : config_(std::move(config)) {
 
 RpcClient::~RpcClient() {
   shutdown();
+  impl_->costly.stop();  // its reads call back into this client
   std::vector<std::thread> workers;
   {
     std::lock_guard<std::mutex> lock(impl_->workers_mutex);
@@ -823,6 +831,21 @@ RpcOutcome RpcClient::call(const std::string& method, const std::string& params_
     } catch (const Poco::Exception& e) {
       return finish(RpcStatus::Invalid, "params are not valid JSON (" + e.displayText() + ")");
     }
+  }
+  if (!t_costly_read && policyFor(method).cls == MethodClass::CostlyRead) {
+    auto read = impl.costly.read(method, params, deadline, [this](auto& m, auto& p, auto d) {
+      t_costly_read = true;
+      return call(m, p, d);
+    });
+    if (!read) {
+      outcome.shared = true;  // nothing sent for this caller: not a judgement of the node
+      return finish(RpcStatus::Timeout,
+                    "still waiting for the node's answer (a read that opens "
+                    "its storage pipeline, sent once and kept)");
+    }
+    outcome.shared = true;
+    outcome.http_status = read->http_status;
+    return finish(read->status, std::move(read->json), /*verbatim=*/true);
   }
   // An identical call in flight, or one that succeeded within share_ms, answers this one.
   // Otherwise this call goes to the node and offers its outcome to identical ones (`lead`).
@@ -898,6 +921,11 @@ RpcOutcome RpcClient::call(const std::string& method, const std::string& params_
                                         std::to_string(left) + " more s");
   }
 
+  MethodGate::Ticket ticket;
+  if (auto refused = impl.gate.enter(method, deadline, ticket))
+    return finish(refused->first, refused->second);
+  const MethodClass cls = policyFor(method).cls;
+
   const int64_t id = impl.next_id++;
   const std::string body = "{\"jsonrpc\":\"2.0\",\"id\":" + std::to_string(id) +
                            ",\"method\":" + jsonString(method) + ",\"params\":" + params + "}";
@@ -920,16 +948,21 @@ RpcOutcome RpcClient::call(const std::string& method, const std::string& params_
     impl.giveBack(std::move(pooled), result.reusable);
     if (result.http_status != 0) outcome.http_status = result.http_status;
     if (result.ban_seconds > 0) impl.startBan(result.ban_seconds, method);
+    impl.gate.afterAttempt(method, result.status, result.http_status, result.json);
+    if (result.never_sent) impl.bucket.refund();  // it never reached the node
     if (result.status == RpcStatus::Ok || result.status == RpcStatus::RpcError) {
       return finish(result.status, std::move(result.json));
     }
     if (!result.retryable) return finish(result.status, result.cause);
-    if (result.stale && !stale_resend_used) {
+    // light.latest_header is never sent twice: the node behind a closed connection may be a
+    // new process with an empty chain (method_policy.h).
+    if (result.stale && !stale_resend_used && cls != MethodClass::NeverRetried) {
       stale_resend_used = true;
       logDebug(kComponent, method + ": kept-alive connection was closed by the node (" +
                                result.cause + "); resending on a new connection");
       continue;
     }
+    if (!retryAllowed(cls)) return finish(result.status, result.cause);
     const std::string tried = " (after " + std::to_string(outcome.attempts) +
                               (outcome.attempts == 1 ? " attempt)" : " attempts)");
     if (retry >= config_.retries) return finish(result.status, result.cause + tried);

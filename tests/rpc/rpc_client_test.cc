@@ -435,7 +435,8 @@ TEST(RpcClient, ClosedConnectionIsRetriedThenSucceeds) {
     }
   });
   RpcClient client(configFor(node));
-  const RpcOutcome outcome = client.call("light.latest_header");
+  // A cheap read (method_policy.h); light.latest_header is never retried (test below).
+  const RpcOutcome outcome = client.call("net.overlay_status");
   ASSERT_EQ(outcome.status, RpcStatus::Ok) << outcome.json;
   EXPECT_EQ(outcome.attempts, 2);
   EXPECT_EQ(node.requests(), 2);
@@ -582,7 +583,7 @@ TEST(RpcClient, OversizedContentLengthIsRefusedUnread) {
   RpcConfig config = configFor(node);
   config.max_response_bytes = 1024;
   RpcClient client(config);
-  const RpcOutcome outcome = client.call("storage.manifests");
+  const RpcOutcome outcome = client.call("compute_market.stats");
   EXPECT_EQ(outcome.status, RpcStatus::Limit);
   EXPECT_EQ(outcome.attempts, 1);
   EXPECT_NE(messageOf(outcome).find("max_response_bytes"), std::string::npos) << outcome.json;
@@ -877,6 +878,145 @@ TEST(TokenBucket, ClockGoingBackwardsDoesNotDrain) {
   bb::TokenBucket bucket(1.0, 2, clock.fn());
   clock.now -= std::chrono::seconds(10);
   EXPECT_DOUBLE_EQ(bucket.available(), 2.0);
+}
+
+// --- Method policy (agent/rpc/method_policy.h) --------------------------------------------
+
+TEST(MethodPolicy, AMethodWithSideEffectsIsNeverSent) {
+  TestNode node(echoMethod);
+  RpcClient client(configFor(node));
+  for (const char* method : {"storage.audit", "storage.repair_run", "start_mining"}) {
+    const RpcOutcome outcome = client.call(method);
+    EXPECT_EQ(outcome.status, RpcStatus::Invalid) << method;
+    EXPECT_NE(messageOf(outcome).find("never calls"), std::string::npos) << outcome.json;
+  }
+  EXPECT_EQ(node.requests(), 0);
+}
+
+TEST(MethodPolicy, LatestHeaderIsNeverRetried) {
+  TestNode node([](TestNode&, const Seen& seen, int index, HTTPServerRequest& request,
+                   HTTPServerResponse& response) {
+    if (index == 0) {
+      hangUp(request);  // the old process, or a panic: a retry could reach a fresh node
+    } else {
+      replyResult(response, seen, "{\"height\":1}");
+    }
+  });
+  RpcClient client(configFor(node));
+  const RpcOutcome outcome = client.call("light.latest_header");
+  EXPECT_EQ(outcome.status, RpcStatus::Transport) << outcome.json;
+  EXPECT_EQ(outcome.attempts, 1);
+  EXPECT_EQ(node.requests(), 1);
+}
+
+TEST(MethodPolicy, AfterAConnectionLossLatestHeaderWaitsForLightHeadersToShowABlock) {
+  std::atomic<bool> drop{false};
+  std::atomic<bool> empty_chain{false};
+  TestNode node([&](TestNode&, const Seen& seen, int, HTTPServerRequest& request,
+                    HTTPServerResponse& response) {
+    if (drop) return hangUp(request);
+    if (seen.method == "light.headers")
+      return replyResult(response, seen, empty_chain ? "[]" : "[{\"height\":0}]");
+    replyResult(response, seen, "{\"height\":7}");
+  });
+  RpcConfig config = configFor(node);
+  config.retries = 0;
+  RpcClient client(config);
+  ASSERT_TRUE(client.call("light.headers", R"({"start":0,"limit":1})").ok());
+  ASSERT_TRUE(client.call("light.latest_header").ok());
+  // The node goes away (a reset, an empty reply): it may come back as a fresh process.
+  drop = true;
+  EXPECT_EQ(client.call("net.overlay_status").status, RpcStatus::Transport);
+  drop = false;
+  const int before = node.requests();
+  const RpcOutcome refused = client.call("light.latest_header");
+  EXPECT_EQ(refused.status, RpcStatus::Invalid) << refused.json;
+  EXPECT_NE(messageOf(refused).find("light.headers"), std::string::npos) << refused.json;
+  EXPECT_EQ(node.requests(), before) << "light.latest_header reached the node";
+  // The new process has an empty chain: still not safe.
+  empty_chain = true;
+  ASSERT_TRUE(client.call("light.headers", R"({"start":0,"limit":1})").ok());
+  EXPECT_EQ(client.call("light.latest_header").status, RpcStatus::Invalid);
+  // It has a block now: safe again.
+  empty_chain = false;
+  ASSERT_TRUE(client.call("light.headers", R"({"start":0,"limit":1})").ok());
+  EXPECT_TRUE(client.call("light.latest_header").ok());
+}
+
+TEST(MethodPolicy, ANodeWithoutLightHeadersKeepsLatestHeaderAfterALoss) {
+  // The spec profile has no light.headers: the guard needs it, so it stays out of the way.
+  std::atomic<bool> drop{false};
+  TestNode node([&](TestNode&, const Seen& seen, int, HTTPServerRequest& request,
+                    HTTPServerResponse& response) {
+    if (drop) return hangUp(request);
+    replyResult(response, seen, "{\"number\":7}");
+  });
+  RpcConfig config = configFor(node);
+  config.retries = 0;
+  RpcClient client(config);
+  drop = true;
+  EXPECT_FALSE(client.call("net.peers").ok());
+  drop = false;
+  EXPECT_TRUE(client.call("light.latest_header").ok());
+}
+
+TEST(MethodPolicy, PipelineReadsGoOneAtATimeAndOncePerInterval) {
+  TestNode node(
+      [](TestNode&, const Seen& seen, int, HTTPServerRequest&, HTTPServerResponse& response) {
+        std::this_thread::sleep_for(300ms);  // the real node takes seconds
+        replyResult(response, seen, "{\"status\":\"ok\"}");
+      });
+  RpcClient client(configFor(node));
+  const auto deadline = Clock::now() + 10s;
+  const auto outcomes = client.callMany(
+      {{"storage.discover_providers", "{\"limit\":5}"}, {"storage.manifests", "{\"limit\":5}"}},
+      deadline);
+  for (const auto& o : outcomes) EXPECT_EQ(o.status, RpcStatus::Ok) << o.json;
+  EXPECT_EQ(node.requests(), 2);
+  EXPECT_EQ(node.maxInFlight(), 1) << "two pipeline opens at once race on the node's files";
+  // Within the interval: the kept answer, nothing sent.
+  const RpcOutcome again = client.call("storage.manifests", "{\"limit\":5}");
+  EXPECT_EQ(again.status, RpcStatus::Ok);
+  EXPECT_TRUE(again.shared);
+  EXPECT_EQ(node.requests(), 2);
+}
+
+TEST(MethodPolicy, APipelineReadOutlivesItsCallersDeadlineAndIsKept) {
+  TestNode node(
+      [](TestNode&, const Seen& seen, int, HTTPServerRequest&, HTTPServerResponse& response) {
+        std::this_thread::sleep_for(600ms);
+        replyResult(response, seen, "{\"manifests\":[]}");
+      });
+  RpcClient client(configFor(node));
+  const RpcOutcome first = client.call("storage.manifests", "{}", Clock::now() + 100ms);
+  EXPECT_EQ(first.status, RpcStatus::Timeout);
+  EXPECT_TRUE(first.shared) << "a caller that sent nothing is not a judgement of the node";
+  const RpcOutcome second = client.call("storage.manifests", "{}", Clock::now() + 5s);
+  EXPECT_EQ(second.status, RpcStatus::Ok) << second.json;
+  EXPECT_EQ(second.json, "{\"manifests\":[]}");
+  EXPECT_EQ(node.requests(), 1);
+}
+
+TEST(MethodPolicy, RetriesAgainstADeadNodeDoNotUseUpTheRateCap) {
+  int port;
+  {
+    Poco::Net::ServerSocket probe(Poco::Net::SocketAddress("127.0.0.1", 0));
+    port = probe.address().port();
+  }
+  RpcConfig config;
+  config.url = "http://127.0.0.1:" + std::to_string(port);
+  config.retries = 3;
+  config.backoff_initial_ms = 1;
+  config.backoff_max_ms = 2;
+  config.max_requests_per_second = 0.5;  // one token every 2 s
+  config.burst = 1;
+  RpcClient client(config);
+  for (int i = 0; i < 3; ++i) {
+    const RpcOutcome outcome = client.call("a", "{}", Clock::now() + 1s);
+    const std::string message = messageOf(outcome);
+    EXPECT_NE(message.find("refused"), std::string::npos) << message;
+    EXPECT_EQ(message.find("rate cap"), std::string::npos) << message;
+  }
 }
 
 }  // namespace
