@@ -482,7 +482,8 @@ NetworkCollector::Outcome NetworkCollector::collectTheBlock(RpcPort& rpc, double
       }
       const Json& score = e["metrics"]["reputation"]["score"];
       if (score.isNumber()) {
-        peer["reputation"] = score;
+        // One scale on both profiles: the guide's 0..100 (the real node's score is 0..1).
+        peer["reputation"] = std::round(score.asDouble() * 100 * 1000) / 1000;
       } else {
         peer["reputation"] = nullptr;
         pages.reasons.note("reputation", score.isNull()
@@ -514,8 +515,17 @@ NetworkCollector::Outcome NetworkCollector::collectTheBlock(RpcPort& rpc, double
     return offset + asked;
   };
 
-  // Reads a light.latest_header answer into block_height.
+  // Reads a light.latest_header answer into block_height. Returns false when the agent's method
+  // policy refused to send it (a connection loss since light.headers last showed a block: the
+  // node may be a new process with an empty chain), so the chain must be probed again.
   auto takeLatest = [&](const RpcReply& reply) {
+    if (!reply.ok && reply.status == kStatusRefusedUnsent) {
+      chain_non_empty_ = false;
+      s.block_height = Value::unknown(
+          "the connection to the node was lost since light.headers last showed a block; "
+          "light.latest_header waits for the next probe");
+      return false;
+    }
     if (!reply.ok) {
       if (!reply.method_not_found) throw CallFailed("light.latest_header", reply);
       s.block_height = Value::unknown("light.latest_header is not served by this node (-32601)");
@@ -525,14 +535,11 @@ NetworkCollector::Outcome NetworkCollector::collectTheBlock(RpcPort& rpc, double
     } else {
       s.block_height = readNumber(reply.value, "height", "light.latest_header", true);
     }
+    return true;
   };
 
-  std::optional<int64_t> next_page = takePage(calls[1], r.at(1));
-  bool need_latest = false;
-  if (latest_safe) {
-    takeLatest(r.at(2));
-  } else {
-    const RpcReply& headers = r.at(2);
+  // Reads a light.headers {"start":0,"limit":1} answer; true when it showed a block.
+  auto takeHeaders = [&](const RpcReply& headers) {
     if (!headers.ok) {
       if (!headers.method_not_found) throw CallFailed("light.headers", headers);
       s.block_height =
@@ -549,8 +556,19 @@ NetworkCollector::Outcome NetworkCollector::collectTheBlock(RpcPort& rpc, double
                                       " instead of a header; " + kHeadersFirst);
     } else {
       chain_non_empty_ = true;
-      need_latest = true;
+      return true;
     }
+    return false;
+  };
+
+  std::optional<int64_t> next_page = takePage(calls[1], r.at(1));
+  bool need_latest = false;
+  if (!latest_safe) {
+    need_latest = takeHeaders(r.at(2));
+  } else if (!takeLatest(r.at(2))) {
+    // Probe again within this cycle: one light.headers, then light.latest_header if safe.
+    need_latest =
+        takeHeaders(rpc.callMany({{"light.headers", Json{{"start", 0}, {"limit", 1}}}}).at(0));
   }
 
   // Later pages depend on the previous one; light.latest_header rides along with the first.
@@ -565,7 +583,7 @@ NetworkCollector::Outcome NetworkCollector::collectTheBlock(RpcPort& rpc, double
       ++i;
     }
     if (need_latest) {
-      takeLatest(mr.at(i));
+      takeLatest(mr.at(i));  // refused again (another loss meanwhile): the next cycle probes
       need_latest = false;
     }
   }
@@ -582,11 +600,14 @@ NetworkCollector::Outcome NetworkCollector::collectTheBlock(RpcPort& rpc, double
     s.peers_truncated = pages.truncated;
   }
 
-  // peer_count and active_connections: overlay_status, else the length of a complete list.
-  if (active.value) {
-    s.peer_count = s.active_connections = active;
-  } else if (s.peers && !s.peers_truncated) {
-    s.peer_count = s.active_connections = Value::known(static_cast<double>(s.peers->size()));
+  // peer_count is what the peers table lists: every peer the node keeps statistics for
+  // (net.peer_stats_all), when the list is complete, so the tile and the table agree.
+  // active_connections is the overlay's open connections (net.overlay_status.active_peers).
+  // Each stands in for the other when it is unknown.
+  const bool complete = s.peers && !s.peers_truncated;
+  if (active.value || complete) {
+    s.peer_count = complete ? Value::known(static_cast<double>(s.peers->size())) : active;
+    s.active_connections = active.value ? active : s.peer_count;
   } else {
     std::string why = active.reason + ", and the peer list is " +
                       (s.peers ? "truncated at max_peers" : "unavailable too");

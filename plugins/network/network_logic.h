@@ -33,6 +33,11 @@ struct RpcCall {
 };
 
 /// The outcome of one call: `value` when ok, else the failure as the agent reported it.
+/// RpcReply::status when the agent refused to send the call (BB_ERR_INVALID): its method
+/// policy holds light.latest_header back after a connection loss until light.headers shows a
+/// block again (agent/rpc/method_policy.h).
+inline constexpr int kStatusRefusedUnsent = 5;
+
 struct RpcReply {
   bool ok = false;
   Json value;

@@ -423,8 +423,9 @@ TEST(NetworkTheBlock, PeersFromPeerStatsAll) {
   ASSERT_EQ(p["peers"].size(), 3u);
   EXPECT_EQ(p["total"], Json(3));
   EXPECT_EQ(p["peers"][0]["id"], Json("12D3KooWA1"));
-  EXPECT_EQ(p["peers"][0]["reputation"], Json(0.97));
-  EXPECT_EQ(p["peers"][1]["reputation"], Json(1));
+  // The guide's 0..100 scale on both profiles (the node's score is 0..1).
+  EXPECT_EQ(p["peers"][0]["reputation"], Json(97));
+  EXPECT_EQ(p["peers"][1]["reputation"], Json(100));
   EXPECT_EQ(p["peers"][2]["id"], Json("12D3KooWC3"));
   for (const char* f : {"address", "connected_at", "latency_ms", "version", "is_validator"}) {
     EXPECT_TRUE(p["peers"][0].contains(f) && p["peers"][0][f].isNull()) << f;
@@ -488,6 +489,42 @@ TEST(NetworkTheBlock, GarbageFromLightHeadersDoesNotUnlockLatestHeader) {
   s = c.collect(node, 2);
   EXPECT_FALSE(s.block_height.value);
   EXPECT_EQ(node.count("light.latest_header"), 0);
+  EXPECT_FALSE(c.chainKnownNonEmpty());
+}
+
+TEST(NetworkTheBlock, ALatestHeaderHeldBackAfterAConnectionLossProbesLightHeadersInTheCycle) {
+  FakeNode node;
+  theblockNode(node);
+  NetworkCollector c({});
+  c.collect(node, 1);
+  ASSERT_TRUE(c.chainKnownNonEmpty());
+  // Another plugin's call saw the connection drop: the agent's policy holds latest_header back.
+  RpcReply refused;
+  refused.status = kStatusRefusedUnsent;
+  refused.message = "not sent (method policy): probe light.headers first";
+  bool refuse = true;
+  const Json header = fixture("theblock/light_latest_header.json");
+  node.on("light.latest_header", [&](const Json&) {
+    if (refuse) {
+      refuse = false;
+      return refused;
+    }
+    return ok(header);
+  });
+  const int headers_before = node.count("light.headers");
+  Snapshot s = c.collect(node, 2);
+  EXPECT_EQ(node.count("light.headers"), headers_before + 1);
+  ASSERT_TRUE(s.block_height.value) << s.block_height.reason;
+  EXPECT_TRUE(c.chainKnownNonEmpty());
+  // The new process has an empty chain: the probe says so and latest_header is not asked.
+  refuse = true;
+  theblockNode(node, /*chain_empty=*/true);
+  node.on("light.latest_header", [&](const Json&) { return refused; });
+  const int latest_before = node.count("light.latest_header");
+  s = c.collect(node, 3);
+  EXPECT_EQ(node.count("light.latest_header"), latest_before + 1);  // the refused one only
+  EXPECT_FALSE(s.block_height.value);
+  EXPECT_NE(s.block_height.reason.find("empty"), std::string::npos) << s.block_height.reason;
   EXPECT_FALSE(c.chainKnownNonEmpty());
 }
 
@@ -581,8 +618,9 @@ TEST(NetworkTheBlock, PagesPeerStatsAllByHundreds) {
   EXPECT_EQ(node.methods(2),
             (std::vector<std::string>{"net.peer_stats_all", "light.latest_header"}));
   EXPECT_EQ(peersBody(s)["total"], Json(250));
-  // overlay_status still gives peer_count.
-  EXPECT_EQ(*s.peer_count.value, 3);
+  // peer_count is the table's length; the overlay's open connections are active_connections.
+  EXPECT_EQ(*s.peer_count.value, 250);
+  EXPECT_EQ(*s.active_connections.value, 3);
 }
 
 TEST(NetworkTheBlock, ExactMultipleOfThePageSizeEndsOnAnEmptyPage) {
