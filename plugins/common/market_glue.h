@@ -52,6 +52,18 @@ inline bool unanswered(const Answer& a) {
                    a.status == BB_ERR_BAD_RESPONSE || a.status == BB_ERR_LIMIT);
 }
 
+/// Whether `market` lets `method` go unanswered without failing the cycle (a market with a
+/// `bool tolerates(const std::string&) const` member; none by default).
+template <typename Market>
+auto tolerated(const Market& market, const std::string& method, int)
+    -> decltype(market.tolerates(method)) {
+  return market.tolerates(method);
+}
+template <typename Market>
+bool tolerated(const Market&, const std::string&, long) {
+  return false;
+}
+
 /// One collect cycle of a market (a class with plan() and update(const Answers&)). A call the
 /// node left unanswered is thrown before anything is published, so the agent keeps serving the
 /// last report marked stale with the reason (and counts the failure) instead of replacing good
@@ -67,7 +79,8 @@ void collectMarket(const Host& host, Market& market) {
   for (int pass = 0; pass < 2; ++pass) {
     Answers answers = callAll(host, market.plan());
     for (const auto& [method, answer] : answers)
-      if (unanswered(answer)) throw std::runtime_error(answer.describe(method));
+      if (unanswered(answer) && !tolerated(market, method, 0))
+        throw std::runtime_error(answer.describe(method));
     outcome = market.update(answers);
     if (!outcome.redetect) break;
     host.info("the node's answers no longer match the " +

@@ -1,5 +1,8 @@
 #include "storage_market.h"
 
+#include <blockbuster/plugin_abi.h>
+
+#include <chrono>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -22,7 +25,7 @@ bool served(const Answers& a, const char* method) {
 
 MarketReport newReport() {
   return makeReport("storage", {"total_stored", "total_providers", "avg_price", "capacity_used"},
-                    {"advertised_capacity_bytes", "manifests"});
+                    {"advertised_capacity_bytes", "manifests", "contracts"});
 }
 
 void addFigures(MarketReport& r) {
@@ -47,7 +50,17 @@ void addFigures(MarketReport& r) {
 
 }  // namespace
 
-StorageMarket::StorageMarket(StorageOptions options) : options_(options) {
+StorageMarket::StorageMarket(StorageOptions options)
+    : options_(options), clock_([] {
+        return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+            .count();
+      }) {
+  if (options_.discovery_interval < 600 || options_.discovery_interval > 7 * 86400)
+    throw std::invalid_argument(
+        "storage option discovery_interval must be 600..604800 seconds (each read opens the "
+        "node's storage pipeline and leaks a node thread; the agent never reads it more than "
+        "once per 600 s), got " +
+        std::to_string(options_.discovery_interval));
   if (options_.provider_limit < 1 || options_.provider_limit > 100000)
     throw std::invalid_argument("storage option provider_limit must be 1..100000, got " +
                                 std::to_string(options_.provider_limit));
@@ -57,15 +70,47 @@ StorageMarket::StorageMarket(StorageOptions options) : options_(options) {
         std::to_string(options_.manifest_limit));
 }
 
+bool StorageMarket::due(const Kept& k) const {
+  return !k.value || clock_() - k.as_of >= static_cast<double>(options_.discovery_interval);
+}
+
+void StorageMarket::keep(const Answers& answers, const char* method, Kept& k) {
+  auto it = answers.find(method);
+  if (it == answers.end()) {
+    if (!k.value) k.why = std::string(method) + " has not been read yet";
+    return;
+  }
+  std::string why;
+  Answers one{{method, it->second}};
+  if (auto v = objectAnswer(one, method, &why)) {
+    k.value = *v;
+    k.as_of = clock_();
+    k.why.clear();
+  } else {
+    // Kept: the last answer stays with its own age; the reason says why it is not newer.
+    k.why = why;
+  }
+}
+
 std::vector<Call> StorageMarket::plan() const {
   std::vector<Call> calls;
   if (profile_ != Profile::kTheblock) calls.push_back({kStorageStats, Json::object()});
   if (profile_ != Profile::kSpec) {
-    // object_size 1: every provider able to store anything at all.
-    calls.push_back({kStorageDiscover,
-                     Json{{"object_size", 1}, {"shares", 1}, {"limit", options_.provider_limit}}});
-    calls.push_back({kStorageManifests, Json{{"limit", options_.manifest_limit}}});
-    if (options_.governor) calls.push_back({kGovernorMethod, Json::object()});
+    // Every cycle: the market's contracts, read without opening the storage pipeline.
+    calls.push_back({kStorageIncentives, Json::object()});
+    // Once per discovery_interval: the two reads that open the pipeline (the agent's method
+    // policy runs them one at a time, detached from this cycle's deadline).
+    if (profile_ == Profile::kTheblock) {
+      // object_size 1: every provider able to store anything at all.
+      if (due(discover_))
+        calls.push_back(
+            {kStorageDiscover,
+             Json{{"object_size", 1}, {"shares", 1}, {"limit", options_.provider_limit}}});
+      if (due(manifests_))
+        calls.push_back({kStorageManifests, Json{{"limit", options_.manifest_limit}}});
+    }
+    if (options_.governor && profile_ == Profile::kTheblock)
+      calls.push_back({kGovernorMethod, Json::object()});
   }
   return calls;
 }
@@ -84,10 +129,14 @@ Outcome StorageMarket::update(const Answers& answers) {
   auto it = answers.find(kStorageStats);
   std::optional<Answer> stats;
   if (it != answers.end()) stats = normalise(it->second);
-  bool theblockServed = served(answers, kStorageDiscover) || served(answers, kStorageManifests);
+  bool theblockServed = served(answers, kStorageIncentives) || served(answers, kStorageDiscover) ||
+                        served(answers, kStorageManifests);
 
   if (profile_ == Profile::kSpec && (!stats || stats->methodNotFound())) return redetect();
-  if (profile_ == Profile::kTheblock && !theblockServed) return redetect();
+  if (profile_ == Profile::kTheblock && !theblockServed) {
+    discover_ = manifests_ = Kept{};
+    return redetect();
+  }
 
   if (stats && stats->ok) {
     if (saysUnavailable(stats->value)) {
@@ -117,8 +166,8 @@ Outcome StorageMarket::update(const Answers& answers) {
   } else {
     r.profile = profile_;
     r.markUnavailable(
-        "the node serves no storage market: neither storage.stats nor storage.discover_providers "
-        "and storage.manifests (all answered method not found)");
+        "the node serves no storage market: neither storage.stats nor storage_incentives "
+        "(both answered method not found)");
   }
   addStatusMetrics(r);
   addFigures(r);
@@ -135,8 +184,28 @@ void StorageMarket::spec(const Json& stats, MarketReport& r) {
 }
 
 void StorageMarket::theblock(const Answers& answers, MarketReport& r) {
+  keep(answers, kStorageDiscover, discover_);
+  keep(answers, kStorageManifests, manifests_);
+  const std::string pending =
+      " (it opens the node's storage pipeline, so it is read once per discovery_interval)";
+  // The kept answers of the pipeline reads, each with its own age.
+  Answers kept;
+  for (const auto& [method, k] : {std::pair<const char*, const Kept*>{kStorageDiscover, &discover_},
+                                  {kStorageManifests, &manifests_}}) {
+    kept[method] = k->value ? Answer::result(*k->value) : Answer::failure(BB_ERR_TIMEOUT, k->why);
+  }
+  Json as_of = Json::object();
+  if (discover_.value)
+    for (const char* f : {"total_providers", "avg_price", "advertised_capacity_bytes"})
+      as_of[f] = static_cast<int64_t>(discover_.as_of);
+  if (manifests_.value)
+    for (const char* f : {"total_stored", "manifests"})
+      as_of[f] = static_cast<int64_t>(manifests_.as_of);
+  r.info["as_of"] = as_of;
+  r.info["discovery_interval_seconds"] = options_.discovery_interval;
+
   std::string why;
-  if (auto disc = objectAnswer(answers, kStorageDiscover, &why)) {
+  if (auto disc = objectAnswer(kept, kStorageDiscover, &why)) {
     const Json& list = (*disc)["providers"];
     const char* src = "storage.discover_providers.providers";
     if (!list.isArray()) {
@@ -182,10 +251,10 @@ void StorageMarket::theblock(const Answers& answers, MarketReport& r) {
     }
   } else {
     for (const char* f : {"total_providers", "avg_price", "advertised_capacity_bytes"})
-      r.set(f, Figure::none(why));
+      r.set(f, Figure::none(why + pending));
   }
 
-  if (auto man = objectAnswer(answers, kStorageManifests, &why)) {
+  if (auto man = objectAnswer(kept, kStorageManifests, &why)) {
     const Json& list = (*man)["manifests"];
     if (list.isArray() && list.size() >= static_cast<size_t>(options_.manifest_limit)) {
       std::string cut = "storage.manifests returned its limit of " +
@@ -200,8 +269,19 @@ void StorageMarket::theblock(const Answers& answers, MarketReport& r) {
                              : Figure::none("storage.manifests.manifests is not a list"));
     }
   } else {
-    r.set("total_stored", Figure::none(why));
-    r.set("manifests", Figure::none(why));
+    r.set("total_stored", Figure::none(why + pending));
+    r.set("manifests", Figure::none(why + pending));
+  }
+
+  // Contracts in force, every cycle and without the pipeline: distinct objects with replicas.
+  std::string iwhy;
+  if (auto inc = objectAnswer(answers, kStorageIncentives, &iwhy)) {
+    const Json& replicas = (*inc)["replicas"];
+    Figure contracts = countDistinct(replicas, {"object_id"}, "storage_incentives.replicas");
+    if (replicas.isArray() && replicas.size() == 0) contracts = Figure::of(0);
+    r.set("contracts", contracts);
+  } else {
+    r.set("contracts", Figure::none(iwhy));
   }
 
   r.set("capacity_used", governorUtilization(answers, "storage"));
@@ -215,16 +295,19 @@ void StorageMarket::decide(MarketReport& r) {
   const Figure& stored = *r.figure("total_stored");
   const Figure& providers = *r.figure("total_providers");
   const Figure& used = *r.figure("capacity_used");
+  // Only the real node has contracts (an extra); the spec profile clears extras.
+  const Figure none = Figure::none("not on this profile");
+  const Figure& contracts = r.figure("contracts") ? *r.figure("contracts") : none;
   bool moved = changed(prev_stored_, stored);
   if (stored.known()) prev_stored_ = stored.value;
   std::string error;
-  Status any = decideStatus({&stored, &providers, &used}, false, &error);
+  Status any = decideStatus({&stored, &providers, &used, &contracts}, false, &error);
   if (any == Status::kUnavailable) {
     r.markUnavailable(error);
     return;
   }
   bool supply = !providers.known() || *providers.value > 0;
-  bool inUse = stored.positive() || used.positive();
+  bool inUse = stored.positive() || used.positive() || contracts.positive();
   r.status = (supply && inUse) || moved ? Status::kHealthy : Status::kIdle;
 }
 

@@ -5,7 +5,9 @@
 #define BLOCKBUSTER_PLUGINS_STORAGE_STORAGE_MARKET_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "market_common.h"
@@ -15,12 +17,17 @@ namespace blockbuster::markets {
 inline constexpr const char* kStorageStats = "storage.stats";
 inline constexpr const char* kStorageDiscover = "storage.discover_providers";
 inline constexpr const char* kStorageManifests = "storage.manifests";
+inline constexpr const char* kStorageIncentives = "storage_incentives";
 
 /// Options of the storage plugin.
 struct StorageOptions {
   bool governor = true;           ///< also read governor.status (capacity_used on the real node)
   int64_t provider_limit = 1000;  ///< `limit` of storage.discover_providers
   int64_t manifest_limit = 1000;  ///< `limit` of storage.manifests (the node caps it at 1000)
+  /// Seconds between two reads of storage.discover_providers and storage.manifests. Each opens
+  /// the real node's storage pipeline and leaks one node thread (a storage-repair-loop that
+  /// never ends): 6 h leaks 2 x 4 = 8 threads a day. Floor 600 s, the agent's method policy.
+  int64_t discovery_interval = 21600;
 };
 
 /// Remembers the detected profile and the previous sample (to see stored bytes moving).
@@ -36,8 +43,23 @@ class StorageMarket {
   /// Builds this cycle's report from the answers to plan() and updates what it remembers.
   Outcome update(const Answers& answers);
   Profile profile() const noexcept { return profile_; }
+  /// A pipeline-opening read the node has not answered (yet) does not fail the cycle: its
+  /// figures keep their last value and their own age (`as_of`).
+  bool tolerates(const std::string& method) const {
+    return method == kStorageDiscover || method == kStorageManifests;
+  }
+  /// Unix seconds now; replaceable for tests.
+  void setClock(std::function<double()> clock) { clock_ = std::move(clock); }
 
  private:
+  // The last answer of one pipeline-opening read, kept between its reads.
+  struct Kept {
+    std::optional<Json> value;
+    double as_of = 0;  ///< unix seconds of the answer
+    std::string why;   ///< why there is no value, or why the last read failed
+  };
+  bool due(const Kept& k) const;
+  void keep(const Answers& answers, const char* method, Kept& k);
   void spec(const Json& stats, MarketReport& r);
   void theblock(const Answers& answers, MarketReport& r);
   void decide(MarketReport& r);
@@ -45,6 +67,8 @@ class StorageMarket {
   StorageOptions options_;
   Profile profile_ = Profile::kUnknown;
   std::optional<double> prev_stored_;
+  std::function<double()> clock_;
+  Kept discover_, manifests_;
 };
 
 }  // namespace blockbuster::markets

@@ -15,6 +15,8 @@ StorageOptions optionsFrom(const blockbuster::Json& config) {
   if (config["governor"].isBool()) o.governor = config["governor"].asBool();
   if (config["provider_limit"].isInt()) o.provider_limit = config["provider_limit"].asInt();
   if (config["manifest_limit"].isInt()) o.manifest_limit = config["manifest_limit"].asInt();
+  if (config["discovery_interval"].isInt())
+    o.discovery_interval = config["discovery_interval"].asInt();
   return o;
 }
 
@@ -32,7 +34,11 @@ class StoragePlugin final : public blockbuster::Plugin {
              "provider total unknown."},
             {"manifest_limit", BB_CONFIG_INT, "1000",
              "limit passed to storage.manifests (1..1000, the node's cap); a full page makes "
-             "total_stored unknown."}};
+             "total_stored unknown."},
+            {"discovery_interval", BB_CONFIG_INT, "21600",
+             "Seconds between reads of storage.discover_providers and storage.manifests on the "
+             "real node (600..604800). Each opens the node's storage pipeline, which leaks a "
+             "node thread: the default leaks 8 a day."}};
   }
 
   void collect() override { blockbuster::markets::collectMarket(host_, market_); }

@@ -53,6 +53,18 @@ Transport (theblock profile):
                             on the spec profile every call needs it (else HTTP 401)
   --governor                governor.status reports an enabled governor
 
+Hazards of the real node (theblock profile; counted in GET /_devnode/state "hazards"):
+  --pipeline-ms N           each storage read that opens the node's storage pipeline
+                            (storage.discover_providers, storage.manifests,
+                            storage_provider_profiles, storage.audit, storage.repair_*) takes
+                            N ms (default 1500; 0: instant) and leaks one node thread (a
+                            storage-repair-loop that never ends); two at once panic (the
+                            connection closes without a reply)
+  --mining-stall-ms N       while mining, every block holds the chain lock for N ms and RPC
+                            calls arriving meanwhile wait for it (default 0: off)
+  POST /_devnode/replace    drop every connection and come back at once on the same port as
+                            a fresh node: empty chain, not mining, light.* not poisoned
+
 Faults (also at run time: POST /_devnode/faults with the JSON key shown):
   --latency-ms [METHOD=]MS  add latency to METHOD, or to all methods    {"latency_ms":{"m":ms}}
   --error-rate F            fraction of calls answering -32603           {"error_rate":F}
@@ -165,7 +177,8 @@ std::optional<Options> parseOptions(int argc, char** argv, bool* help, std::stri
                                     "--error-rate",    "--fault-mode",
                                     "--fault-rate",    "--fault-methods",
                                     "--remove-method", "--oversized-bytes",
-                                    "--down-seconds",  "--down-after-ms"};
+                                    "--down-seconds",  "--down-after-ms",
+                                    "--pipeline-ms",   "--mining-stall-ms"};
     bool known = false;
     for (const char* k : kValued) known = known || arg == k;
     if (!known) return fail("unknown option '" + arg + "' (bb-devnode --help lists the options)");
@@ -244,6 +257,10 @@ std::optional<Options> parseOptions(int argc, char** argv, bool* help, std::stri
       if (!parseInt(value, 0, 86400, &n))
         return fail("--ban-seconds: expected seconds 0-86400, got '" + value + "'");
       o.ban_seconds = n;
+    } else if (arg == "--pipeline-ms" || arg == "--mining-stall-ms") {
+      if (!parseInt(value, 0, 600000, &n))
+        return fail(arg + ": expected milliseconds 0-600000, got '" + value + "'");
+      (arg == "--pipeline-ms" ? o.pipeline_ms : o.mining_stall_ms) = n;
     } else if (arg == "--energy-rate-limit") {
       if (!parseDouble(value, 0, 1e9, &d))
         return fail("--energy-rate-limit: expected requests per second >= 0, got '" + value + "'");

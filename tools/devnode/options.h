@@ -34,6 +34,11 @@ struct Options {
   double energy_rate_limit = 0;  ///< extra bucket for energy.* reads; 0 disables
   std::string auth_token;
   bool governor = false;
+  /// theblock hazards of the real node (tools/devnode/README.md, "Hazards"): how long a
+  /// pipeline-opening storage read takes (each also counts a leaked node thread, and two at
+  /// once panic); how long RPC calls stall per block while mining (a debug build's chain lock).
+  int64_t pipeline_ms = 1500;
+  int64_t mining_stall_ms = 0;
   int threads = 128;
   bool verbose = false;
   Faults faults;

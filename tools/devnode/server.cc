@@ -50,6 +50,14 @@ bool startsWith(const std::string& s, const char* prefix) { return s.rfind(prefi
 
 bool isAdminMethod(const std::string& m) { return m == "start_mining" || m == "stop_mining"; }
 
+// Storage reads that open the real node's storage pipeline (node/src/rpc/storage.rs:
+// StoragePipeline::open starts a storage-repair-loop thread that never ends).
+bool opensPipeline(const std::string& m) {
+  return m == "storage.discover_providers" || m == "storage.manifests" ||
+         m == "storage_provider_profiles" || m == "storage.audit" ||
+         m == "storage.repair_history" || m == "storage.repair_run" || m == "storage.repair_chunk";
+}
+
 // Methods of the theblock profile that refuse a call without params, as the real node does.
 bool needsParams(const std::string& m) {
   return m == "light.headers" || m == "net.peer_stats_all" || m == "energy.receipts";
@@ -94,6 +102,18 @@ void Chain::advance(uint64_t blocks) {
     state_.produceBlock();
     height_ = state_.height;
   }
+}
+
+void Chain::reset(const Options& o) {
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  Options fresh = o;
+  fresh.start_height = 0;
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  state_ = ChainState();
+  state_.init(fresh, now_ms);
+  height_ = state_.height;
 }
 
 // ---- RateLimiter ---------------------------------------------------------------------------
@@ -474,14 +494,24 @@ RequestHandler::Reply RequestHandler::call(const Json& request, Poco::Net::HTTPS
         return reply;
       }
     }
+    // A debug build mining holds the chain lock for a long time: calls wait for it.
+    if (const int64_t until = node_.stall_until_ns_.load(); until > 0) {
+      const int64_t now = Clock::now().time_since_epoch().count();
+      if (now < until) {
+        node_.countEvent("mining_stall");
+        node_.sleepInterruptible((until - now) / 1000000 + 1, generation);
+      }
+    }
     if (isLightMethod(method)) {
       if (node_.light_poisoned_) {
+        node_.panics_++;  // the real node panics on the poisoned lock each time
         reply.mode = "close";
         return reply;
       }
       if (method == "light.latest_header" && node_.chain_.height() == 0) {
         // The real node panics here holding the light-client lock; the poisoned lock then
         // fails every later light.* call until it restarts.
+        node_.panics_++;
         node_.light_poisoned_ = true;
         logLine(
             "light.latest_header on an empty chain: simulating the node's panic; light.* "
@@ -497,6 +527,29 @@ RequestHandler::Reply RequestHandler::call(const Json& request, Poco::Net::HTTPS
     if (params.isNull() && needsParams(method)) {
       reply.body = errorEnvelope(id, -32602, "parameters must be an object");
       return reply;
+    }
+    if (opensPipeline(method)) {
+      // Each open starts a repair thread that never ends; two at once race on the same files
+      // and one of them panics (simple_db: "failed to parse manifest").
+      node_.pipeline_reads_++;
+      node_.leaked_threads_++;
+      node_.leaked_threads_total_++;
+      const int now_open = ++node_.pipeline_in_flight_;
+      int seen = node_.pipeline_max_concurrent_.load();
+      while (now_open > seen &&
+             !node_.pipeline_max_concurrent_.compare_exchange_weak(seen, now_open)) {
+      }
+      if (o.pipeline_ms > 0) node_.sleepInterruptible(o.pipeline_ms, generation);
+      const bool raced = now_open > 1 || node_.pipeline_in_flight_.load() > 1;
+      --node_.pipeline_in_flight_;
+      if (raced) {
+        node_.panics_++;
+        logLine(method +
+                " ran beside another storage pipeline open: simulating the node's "
+                "panic (simple_db: failed to parse manifest)");
+        reply.mode = "close";
+        return reply;
+      }
     }
   }
 
@@ -559,6 +612,7 @@ void RequestHandler::handleControl(const std::string& path, const std::string& q
       std::lock_guard<std::mutex> lock(node_.stats_mu_);
       summary["rpc_requests"] = node_.rpc_requests_;
     }
+    summary["hazards"] = node_.hazards();
     return send(resp, 200, dumpSorted(summary));
   }
   if (path == "/_devnode/faults") {
@@ -590,6 +644,11 @@ void RequestHandler::handleControl(const std::string& path, const std::string& q
       if (down) node_.requestDown(down);
       return;
     }
+  }
+  if (path == "/_devnode/replace" && verb == "POST") {
+    send(resp, 200, dumpSorted(Json{{"replacing", true}}));
+    node_.requestReplace();  // only now, with the reply written
+    return;
   }
   if (path == "/_devnode/advance" && verb == "POST") {
     int64_t blocks = 1;
@@ -643,9 +702,11 @@ void RequestHandler::handleControl(const std::string& path, const std::string& q
         for (const auto& [e, n] : node_.event_counts_) events[e] = n;
         total = node_.rpc_requests_;
       }
-      return send(
-          resp, 200,
-          dumpSorted(Json{{"methods", methods}, {"events", events}, {"http_requests", total}}));
+      return send(resp, 200,
+                  dumpSorted(Json{{"methods", methods},
+                                  {"events", events},
+                                  {"http_requests", total},
+                                  {"hazards", node_.hazards()}}));
     }
   }
   send(resp, 404,
@@ -801,6 +862,22 @@ void Node::stop() {
   pool_.joinAll();
 }
 
+Json Node::hazards() const {
+  return Json{{"pipeline_reads", pipeline_reads_.load()},
+              {"pipeline_max_concurrent", pipeline_max_concurrent_.load()},
+              {"leaked_threads", leaked_threads_.load()},
+              {"leaked_threads_total", leaked_threads_total_.load()},
+              {"panics", panics_.load()},
+              {"replacements", replacements_.load()},
+              {"light_poisoned", light_poisoned_.load()}};
+}
+
+void Node::requestReplace() {
+  std::lock_guard<std::mutex> lock(down_mu_);
+  replace_requested_ = true;
+  down_cv_.notify_all();
+}
+
 void Node::requestDown(int64_t seconds) {
   std::lock_guard<std::mutex> lock(down_mu_);
   down_requested_ = seconds;
@@ -809,9 +886,40 @@ void Node::requestDown(int64_t seconds) {
 
 void Node::serviceDownRequests(const std::function<bool()>& interrupted) {
   int64_t seconds = 0;
+  bool replace = false;
   {
     std::lock_guard<std::mutex> lock(down_mu_);
     std::swap(seconds, down_requested_);
+    std::swap(replace, replace_requested_);
+  }
+  if (replace && !stopping_) {
+    logLine("replaced by a fresh node: every connection dropped, empty chain, not mining");
+    closeListener();
+    chain_.reset(opts_);
+    {
+      std::lock_guard<std::mutex> lock(cache_mu_);
+      cache_.clear();
+      cache_height_ = UINT64_MAX;
+    }
+    light_poisoned_ = false;
+    mining_ = false;
+    stall_until_ns_ = 0;
+    leaked_threads_ = 0;
+    replacements_++;
+    for (int attempt = 0;; ++attempt) {
+      try {
+        listen();
+        break;
+      } catch (const Poco::Exception& e) {
+        if (attempt >= 100) {
+          logLine("cannot listen again on port " + std::to_string(port_) + ": " + e.displayText() +
+                  "; exiting");
+          std::exit(1);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+    }
+    logLine("fresh node up on port " + std::to_string(port_));
   }
   if (seconds <= 0 || stopping_) return;
   logLine("going down for " + std::to_string(seconds) + " s (listener and connections closed)");
@@ -853,7 +961,13 @@ void Node::produceBlocks() {
     if (now > next + std::chrono::milliseconds(interval * 5)) next = now;  // fell behind: skip
     // With --block-ms 0 mining starts off: only start_mining (one block a second) or
     // /_devnode/advance make blocks. stop_mining pauses either way.
-    if (mining_) chain_.advance(1);
+    if (mining_) {
+      if (opts_.mining_stall_ms > 0 && opts_.profile == Profile::kTheBlock)
+        stall_until_ns_ = (Clock::now() + std::chrono::milliseconds(opts_.mining_stall_ms))
+                              .time_since_epoch()
+                              .count();
+      chain_.advance(1);
+    }
   }
 }
 

@@ -34,6 +34,8 @@ class Chain {
   explicit Chain(const Options& o);
   /// Produces `blocks` blocks. Thread-safe.
   void advance(uint64_t blocks);
+  /// Starts over with an empty chain (a fresh node on the same address). Thread-safe.
+  void reset(const Options& o);
   /// The tip height (lock-free; may trail a block being produced).
   uint64_t height() const { return height_.load(); }
   /// Calls f(const ChainState&) under the shared lock and returns its result.
@@ -89,6 +91,9 @@ class Node {
   void serviceDownRequests(const std::function<bool()>& interrupted);
   /// Asks the main thread to take the node down for `seconds`.
   void requestDown(int64_t seconds);
+  /// Asks the main thread to replace the node: every connection dropped, then a fresh node
+  /// (empty chain, not mining, light.* healthy, no leaked threads) on the same port.
+  void requestReplace();
 
  private:
   friend class RequestHandler;
@@ -119,6 +124,17 @@ class Node {
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> generation_{0};  ///< bumped whenever the listener closes
   std::atomic<bool> light_poisoned_{false};
+  // The real node's hazards, counted for GET /_devnode/state "hazards" (the ground truth).
+  std::atomic<int> pipeline_in_flight_{0};
+  std::atomic<int> pipeline_max_concurrent_{0};
+  std::atomic<uint64_t> pipeline_reads_{0};
+  std::atomic<uint64_t> leaked_threads_{0};        ///< this node process
+  std::atomic<uint64_t> leaked_threads_total_{0};  ///< every process since start
+  std::atomic<uint64_t> panics_{0};
+  std::atomic<uint64_t> replacements_{0};
+  std::atomic<int64_t> stall_until_ns_{0};  ///< mining: calls wait until then (steady clock)
+  bool replace_requested_ = false;          ///< guarded by down_mu_
+  Json hazards() const;
   std::atomic<bool> mining_;
   std::atomic<bool> down_{false};
   std::chrono::steady_clock::time_point started_;

@@ -368,6 +368,29 @@ Json storageManifests(const ChainState& s, int64_t limit) {
   return Json{{"manifests", manifests}, {"policy", policy}, {"status", "ok"}};
 }
 
+// storage_incentives (node/src/rpc/storage.rs incentives_snapshot): one replica per stored
+// object's contract, read from the market's contracts without opening the pipeline.
+Json storageIncentives(const ChainState& s) {
+  Json replicas = Json::array();
+  const auto& list = s.by_market[static_cast<int>(Market::kStorage)];
+  for (auto it = list.rbegin(); it != list.rend() && replicas.size() < 1000; ++it) {
+    const Receipt& r = s.bySeq(*it);
+    replicas.push_back(Json{{"object_id", hexId(s.seed ^ 0x3A41, r.seq, 4)},
+                            {"provider", r.provider},
+                            {"shares", 1},
+                            {"price_per_block", r.amount},
+                            {"deposit", r.amount * 10},
+                            {"proof_successes", 1},
+                            {"proof_failures", 0},
+                            {"contract_accrued", r.amount},
+                            {"contract_total_deposit", r.amount * 10},
+                            {"last_payment_block", r.height},
+                            {"last_proof_block", r.height},
+                            {"last_outcome", "success"}});
+  }
+  return Json{{"replicas", replicas}, {"status", "ok"}};
+}
+
 Json discoverProviders(const ChainState& s, int64_t limit) {
   Json providers = Json::array();
   int64_t n = 0;
@@ -653,6 +676,8 @@ CallStatus renderTheBlock(const ChainState& s, const std::string& method, const 
         !intParam(p, "limit", 100, 0, 1000, &b, error))
       return fail();
     *result = discoverProviders(s, b);
+  } else if (method == "storage_incentives") {
+    *result = storageIncentives(s);
   } else if (method == "energy.market_state") {
     *result = energyMarketState(s);
   } else if (method == "energy.receipts") {

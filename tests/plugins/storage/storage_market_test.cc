@@ -1,6 +1,8 @@
 // The storage market's logic on recorded answers of both node profiles.
 #include "storage_market.h"
 
+#include <blockbuster/plugin_abi.h>
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -80,12 +82,102 @@ TEST(StorageMarket, RejectsOutOfRangeLimits) {
 
 TEST(StorageMarket, PlansNeverIncludeAudit) {
   StorageMarket m;
+  // Detecting: the cheap reads of both profiles only, never a pipeline open.
   auto calls = m.plan();
-  ASSERT_EQ(calls.size(), 4u);
-  for (const auto& c : calls) EXPECT_NE(c.method, "storage.audit");
-  EXPECT_EQ(calls[1].params["object_size"], Json(1));
-  EXPECT_EQ(calls[1].params["limit"], Json(1000));
-  EXPECT_EQ(calls[2].params["limit"], Json(1000));
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[0].method, kStorageStats);
+  EXPECT_EQ(calls[1].method, kStorageIncentives);
+  m.update(load("theblock_active.json"));
+  ASSERT_EQ(m.profile(), Profile::kTheblock);
+  m.update(Answers{{kStorageIncentives, Answer::result(Json{{"replicas", Json::array()}})}});
+  // The fixture answered both pipeline reads: nothing is due before discovery_interval.
+  calls = m.plan();
+  for (const auto& c : calls) {
+    EXPECT_NE(c.method, "storage.audit");
+    EXPECT_NE(c.method, kStorageDiscover);
+    EXPECT_NE(c.method, kStorageManifests);
+  }
+}
+
+TEST(StorageMarket, PipelineReadsArePlannedOncePerDiscoveryInterval) {
+  StorageOptions o;
+  o.discovery_interval = 3600;
+  StorageMarket m(o);
+  double now = 1000000;
+  m.setClock([&] { return now; });
+  m.update(Answers{{kStorageStats, Answer::rpcError(-32601, "Method not found")},
+                   {kStorageIncentives, Answer::result(Json{{"replicas", Json::array()}})}});
+  ASSERT_EQ(m.profile(), Profile::kTheblock);
+  auto has = [&](const char* method) {
+    for (const auto& c : m.plan())
+      if (c.method == method) return true;
+    return false;
+  };
+  // Never read yet: both planned, with their parameters.
+  EXPECT_TRUE(has(kStorageDiscover));
+  EXPECT_TRUE(has(kStorageManifests));
+  for (const auto& c : m.plan()) {
+    if (c.method == kStorageDiscover) {
+      EXPECT_EQ(c.params["object_size"], Json(1));
+      EXPECT_EQ(c.params["limit"], Json(1000));
+    }
+    if (c.method == kStorageManifests) EXPECT_EQ(c.params["limit"], Json(1000));
+  }
+  Answers all = load("theblock_active.json");
+  all[kStorageIncentives] = Answer::result(Json{{"replicas", Json::array()}});
+  MarketReport r = m.update(all).report;
+  const double read_at = now;
+  EXPECT_EQ(r.body()["as_of"]["total_stored"], Json(static_cast<int64_t>(read_at)));
+  now += 3599;
+  EXPECT_FALSE(has(kStorageDiscover));
+  EXPECT_FALSE(has(kStorageManifests));
+  now += 2;
+  EXPECT_TRUE(has(kStorageDiscover));
+  EXPECT_TRUE(has(kStorageManifests));
+}
+
+TEST(StorageMarket, AnUnansweredPipelineReadKeepsItsLastFiguresWithTheirOwnAge) {
+  StorageMarket m;
+  double now = 5000;
+  m.setClock([&] { return now; });
+  Answers first = load("theblock_active.json");
+  first[kStorageIncentives] = Answer::result(Json{{"replicas", Json::array()}});
+  const Json before = m.update(first).report.body();
+  ASSERT_FALSE(before["total_stored"].isNull());
+  now += 30000;  // due again; this time the node has not answered yet
+  Answers later{{kStorageIncentives, Answer::result(Json{{"replicas", Json::array()}})},
+                {kStorageDiscover, Answer::failure(BB_ERR_TIMEOUT, "still waiting")},
+                {kStorageManifests, Answer::failure(BB_ERR_TIMEOUT, "still waiting")}};
+  EXPECT_TRUE(m.tolerates(kStorageDiscover));
+  const Json after = m.update(later).report.body();
+  EXPECT_EQ(after["total_stored"], before["total_stored"]);
+  EXPECT_EQ(after["total_providers"], before["total_providers"]);
+  EXPECT_EQ(after["as_of"]["total_stored"], Json(int64_t{5000}));
+}
+
+TEST(StorageMarket, ContractsFromIncentivesDecideWhilePipelineReadsArePending) {
+  StorageOptions o;
+  o.governor = false;
+  StorageMarket m(o);
+  Json replicas = Json::array();
+  replicas.push_back(Json{{"object_id", "a"}, {"provider", "p1"}});
+  replicas.push_back(Json{{"object_id", "a"}, {"provider", "p2"}});
+  replicas.push_back(Json{{"object_id", "b"}, {"provider", "p1"}});
+  Answers a{{kStorageStats, Answer::rpcError(-32601, "Method not found")},
+            {kStorageIncentives, Answer::result(Json{{"replicas", replicas}})}};
+  MarketReport r = m.update(a).report;
+  const Json b = r.body();
+  EXPECT_EQ(b["contracts"], Json(2));
+  EXPECT_TRUE(b["total_stored"].isNull());
+  EXPECT_NE(b["unavailable"]["total_stored"].asString().find("pipeline"), std::string::npos)
+      << b.dump();
+  EXPECT_NE(b["status"], Json("unavailable")) << b.dump();
+}
+
+TEST(StorageMarket, DiscoveryIntervalHasAFloor) {
+  StorageOptions o;
+  o.discovery_interval = 60;
+  EXPECT_THROW(StorageMarket{o}, std::invalid_argument);
 }
 
 TEST(StorageMarket, SpecActive) {
@@ -136,7 +228,12 @@ TEST(StorageMarket, TheblockDeduplicatesProviders) {
   EXPECT_EQ(b["capacity_used_source"], Json("governor.status"));
   EXPECT_EQ(b["unavailable"].size(), 0u);
   expectConsistent(r);
-  EXPECT_EQ(m.plan().size(), 3u) << "storage.stats is no longer asked";
+  // storage.stats is no longer asked; the pipeline reads were answered, so only the cheap reads.
+  const auto plan = m.plan();
+  ASSERT_EQ(plan.size(), 2u);
+  EXPECT_EQ(plan[0].method, kStorageIncentives);
+  EXPECT_EQ(plan[1].method, kGovernorMethod);
+  EXPECT_EQ(b["contracts"], Json(2));
 }
 
 TEST(StorageMarket, TheblockFreshNodeIsIdleWithReasonedNulls) {
@@ -260,7 +357,7 @@ TEST(StorageMarket, RedetectsWhenTheSpecMethodDisappears) {
   gone[kStorageStats] = Answer::rpcError(-32601, "method not found");
   Outcome o = m.update(gone);
   EXPECT_TRUE(o.redetect);
-  EXPECT_EQ(m.plan().size(), 4u);
+  EXPECT_EQ(m.plan().size(), 2u);  // the cheap reads of both profiles
   Outcome o2 = m.update(load("theblock_active.json"));
   EXPECT_FALSE(o2.redetect);
   EXPECT_EQ(m.profile(), Profile::kTheblock);
