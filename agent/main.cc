@@ -351,7 +351,7 @@ int main(int argc, char** argv) {
   try {
     bb::Metrics metrics(BB_VERSION);
     bb::RpcClient rpc(config.rpc);
-    bb::NodeMonitor node(&rpc);
+    bb::NodeMonitor node(&rpc, bb::judgementWindow(config));
     rpc.setObserver([&](const std::string& method, const bb::RpcOutcome& o) {
       // A call answered by an identical one's request (rpc.share_ms) sent nothing: "shared".
       metrics.rpcCall(method, o.shared ? "shared" : bb::toString(o.status), o.seconds);

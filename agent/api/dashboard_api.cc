@@ -5,6 +5,7 @@
 #include <cmath>
 #include <ctime>
 #include <map>
+#include <set>
 
 #include "util/log.h"
 
@@ -205,6 +206,8 @@ std::string DashboardApi::health() const {
   auto now = Clock::now();
   Json reasons = Json::array();
   NodeState node = ctx_.node->state();
+  // One judgement of the node, one cause per outage: while the node is unreachable, plugins
+  // failing for want of it are that same cause and are not listed again.
   if (!node.reachable) {
     reasons.push_back(node.ever_answered ? "node unreachable: " + node.last_error
                       : node.last_error.empty()
@@ -214,10 +217,13 @@ std::string DashboardApi::health() const {
   if (node.banned) reasons.push_back("node rate-limited the agent; waiting out the ban");
 
   Json plugins = Json::object();
+  std::set<std::string> ok_plugins;
   for (const auto& st : ctx_.plugins->statuses()) {
-    if (st.state != "ok")
+    if (st.state != "ok" && !(st.state == "failing" && (!node.reachable || node.banned)))
       reasons.push_back("plugin " + st.name + " is " + st.state +
                         (st.last_error.empty() ? "" : ": " + st.last_error));
+    else if (st.state == "ok")
+      ok_plugins.insert(st.name);
     plugins[st.name] =
         Json{{"state", st.state},
              {"version", st.version},
@@ -240,6 +246,22 @@ std::string DashboardApi::health() const {
     }
   }
   for (const auto& d : ctx_.plugins->disabled()) plugins[d] = Json{{"state", "disabled"}};
+  // A market the node answered but that cannot be read (unavailable) is a reason, in its
+  // plugin's own words, unless its plugin's failure already says so or the node is down.
+  if (node.reachable && !node.banned) {
+    try {
+      const Json markets = Json::parse(marketsHealth());
+      for (const auto& m : marketSources()) {
+        const Json& body = markets["markets"][m.key];
+        if (!ok_plugins.count(pluginOf(m.section)) || !body.isObject()) continue;
+        if (body["status"].isString() && body["status"].asString() == "unavailable")
+          reasons.push_back("market " + std::string(m.key) + " is unavailable: " +
+                            (body["error"].isString() ? body["error"].asString()
+                                                      : std::string("no reason given")));
+      }
+    } catch (const blockbuster::JsonError&) {
+    }
+  }
   Json load_errors = Json::array();
   for (const auto& e : ctx_.plugins->loadErrors()) {
     load_errors.push_back(e);
@@ -282,7 +304,9 @@ std::string DashboardApi::health() const {
                     {"banned", node.banned},
                     {"last_answer_age_seconds",
                      node.last_answer_age_seconds ? round3(*node.last_answer_age_seconds) : Json()},
-                    {"last_error", node.last_error.empty() ? Json() : Json(node.last_error)}}},
+                    {"last_error", node.last_error.empty() ? Json() : Json(node.last_error)},
+                    {"outage_seconds", node.outage_seconds ? round3(*node.outage_seconds) : Json()},
+                    {"failed_calls_in_outage", node.failed_calls}}},
       {"plugins", plugins},
       {"plugin_load_errors", load_errors},
       {"simple_db", simple_db},

@@ -2,6 +2,9 @@
 
 #include <blockbuster/json.h>
 
+#include <algorithm>
+#include <cstdio>
+
 #include "util/log.h"
 
 namespace bb {
@@ -24,41 +27,76 @@ std::string describe(const std::string& method, const RpcOutcome& outcome) {
 
 }  // namespace
 
+std::chrono::milliseconds judgementWindow(const Config& config) {
+  int shortest = PluginConfig{}.interval_ms;
+  for (const auto& [name, plugin] : config.plugins)
+    if (plugin.enabled && plugin.interval_ms > 0) shortest = std::min(shortest, plugin.interval_ms);
+  return std::chrono::milliseconds(shortest * 3 / 2);
+}
+
 void NodeMonitor::record(const std::string& method, const RpcOutcome& outcome) {
-  bool answered = outcome.status == RpcStatus::Ok || outcome.status == RpcStatus::RpcError;
-  if (outcome.status == RpcStatus::Shutdown) return;
+  // Nothing was sent for these: a copy of another call's outcome (shared), a call refused
+  // unsent by the agent itself (invalid: the method policy or the caller), or shutting down.
+  if (outcome.shared || outcome.status == RpcStatus::Shutdown ||
+      outcome.status == RpcStatus::Invalid)
+    return;
+  const bool banned = outcome.status == RpcStatus::Limit && rpc_ && rpc_->banned();
+  // A reply refused as too large still came from a node that answers.
+  const bool answered = outcome.status == RpcStatus::Ok || outcome.status == RpcStatus::RpcError ||
+                        (outcome.status == RpcStatus::Limit && !banned);
   // A call the agent never sent (its own rate cap had no slot before the deadline, as while the
   // receipts plugin pages through a backlog) says nothing about the node; a ban does.
-  if (outcome.attempts == 0 && !answered && !outcome.shared &&
-      !(outcome.status == RpcStatus::Limit && rpc_ && rpc_->banned()))
-    return;
+  if (outcome.attempts == 0 && !answered && !banned) return;
+  const auto now = std::chrono::steady_clock::now();
   std::lock_guard<std::mutex> lock(mutex_);
+  contacted_ = true;
   if (answered) {
-    if (!reachable_ && ever_answered_) logInfo("node", "the node answers again");
+    if (!reachable_ && ever_answered_) {
+      const double lasted = std::chrono::duration<double>(now - outage_start_).count();
+      char note[160];
+      std::snprintf(note, sizeof note,
+                    "the node answers again after %.0f s (%llu failed calls during the outage, "
+                    "logged once)",
+                    lasted, static_cast<unsigned long long>(failed_));
+      logInfo("node", note);
+    }
     ever_answered_ = true;
     reachable_ = true;
-    last_answer_ = std::chrono::steady_clock::now();
-    last_error_.clear();
+    last_answer_ = now;
+    cause_.clear();
+    failed_ = 0;
     return;
   }
-  if (outcome.status == RpcStatus::Limit && !rpc_->banned()) return;  // reply too large: node up
-  const std::string why = describe(method, outcome);
-  if (reachable_ || last_error_.empty())
-    logWarn("node", why + "; serving the last data, marked stale");
+  if (!reachable_) {
+    ++failed_;  // the same outage: counted, not logged again
+    if (cause_.empty()) cause_ = describe(method, outcome);
+    return;
+  }
+  // Reachable so far: only a failure after a whole window without any answer is an outage.
+  if (ever_answered_ && now - last_answer_ < window_) return;
   reachable_ = false;
-  last_error_ = why;
+  outage_start_ = ever_answered_ ? last_answer_ : now;
+  cause_ = describe(method, outcome);
+  failed_ = 1;
+  logWarn("node", cause_ +
+                      "; serving the last data, marked stale (repeats not logged until "
+                      "the node answers again)");
 }
 
 NodeState NodeMonitor::state() const {
   std::lock_guard<std::mutex> lock(mutex_);
+  const auto now = std::chrono::steady_clock::now();
   NodeState s;
   s.ever_answered = ever_answered_;
-  s.reachable = reachable_;
+  s.reachable = reachable_;  // false before the first answer: never overstated
   s.banned = rpc_ && rpc_->banned();
   if (ever_answered_)
-    s.last_answer_age_seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - last_answer_).count();
-  s.last_error = last_error_;
+    s.last_answer_age_seconds = std::chrono::duration<double>(now - last_answer_).count();
+  if (!s.reachable) {
+    s.last_error = cause_;
+    s.outage_seconds = std::chrono::duration<double>(now - outage_start_).count();
+    s.failed_calls = failed_;
+  }
   return s;
 }
 

@@ -52,6 +52,10 @@ struct MethodPolicy {
 /// The floor between two calls of one costly (pipeline-opening) method: a safety net under the
 /// storage plugin's discovery_interval (which may not be set below it).
 inline constexpr std::chrono::minutes kCostlyMinInterval{10};
+/// Identical slow reads (settlement.audit: compute and receipts both read the whole ledger each
+/// cycle) share one answer for this long, whatever rpc.share_ms says: one interval at the
+/// defaults, so the two plugins' reads cost the node one.
+inline constexpr int kSlowReadShareMs = 2000;
 /// A costly read runs on its own thread with this deadline, whatever its caller's: the node
 /// spends the thread either way, so its answer is worth waiting for (seconds on a fresh node).
 inline constexpr std::chrono::seconds kCostlyDeadline{30};

@@ -270,6 +270,7 @@ struct RpcClient::Impl {
   // Shared calls (config.share_ms), by method + "\n" + params: the latest call of each, in
   // flight or done. Waiters are woken when it is done, or by shutdown.
   struct SharedCall {
+    int share_ms = 0;  // how long its success answers identical calls
     bool done = false;
     RpcOutcome outcome;
     Clock::time_point finished{};
@@ -850,13 +851,17 @@ RpcOutcome RpcClient::call(const std::string& method, const std::string& params_
   // An identical call in flight, or one that succeeded within share_ms, answers this one.
   // Otherwise this call goes to the node and offers its outcome to identical ones (`lead`).
   std::shared_ptr<Impl::SharedCall> lead;
-  if (config_.share_ms > 0) {
+  // Slow reads (a whole ledger) share a longer window: two plugins reading it in one cycle.
+  const int share_ms = policyFor(method).cls == MethodClass::SlowRead
+                           ? std::max(config_.share_ms, kSlowReadShareMs)
+                           : config_.share_ms;
+  if (share_ms > 0) {
     const std::string share_key = method + "\n" + params;
     std::unique_lock<std::mutex> lock(impl.share_mutex);
     // Forget what can no longer be shared (paged calls give each page its own key).
     const auto now = Clock::now();
     for (auto it = impl.shared.begin(); it != impl.shared.end();) {
-      if (it->second->done && now - it->second->finished > milliseconds(config_.share_ms))
+      if (it->second->done && now - it->second->finished > milliseconds(it->second->share_ms))
         it = impl.shared.erase(it);
       else
         ++it;
@@ -865,6 +870,7 @@ RpcOutcome RpcClient::call(const std::string& method, const std::string& params_
       auto it = impl.shared.find(share_key);
       if (it == impl.shared.end() || impl.share_stop) {
         lead = std::make_shared<Impl::SharedCall>();
+        lead->share_ms = share_ms;
         if (!impl.share_stop) impl.shared[share_key] = lead;
         break;
       }
@@ -885,7 +891,7 @@ RpcOutcome RpcClient::call(const std::string& method, const std::string& params_
         return finish(answer.status, std::move(answer.json), /*verbatim=*/true);
       }
       if (other->outcome.status == RpcStatus::Ok &&
-          Clock::now() - other->finished <= milliseconds(config_.share_ms)) {
+          Clock::now() - other->finished <= milliseconds(share_ms)) {
         std::string json = other->outcome.json;
         const int http_status = other->outcome.http_status;
         lock.unlock();
@@ -895,6 +901,7 @@ RpcOutcome RpcClient::call(const std::string& method, const std::string& params_
       }
       // Failed or too old to share: this call asks the node.
       lead = std::make_shared<Impl::SharedCall>();
+      lead->share_ms = share_ms;
       it->second = lead;
       break;
     }

@@ -73,8 +73,14 @@ std::string healthFingerprint(const std::string& health_body) {
   Json plugins = Json::object();
   if (h["plugins"].isObject())
     for (const auto& kv : h["plugins"].asObject()) plugins[kv.first] = kv.second["state"];
+  // A change of cause, not of wording: each reason by what it is about (the text before its
+  // first ':'), so a failing call's changing message does not push the stream again.
+  Json causes = Json::array();
+  if (h["reasons"].isArray())
+    for (const auto& r : h["reasons"].asArray())
+      if (r.isString()) causes.push_back(r.asString().substr(0, r.asString().find(':')));
   Json key{{"status", h["status"]},
-           {"reasons", h["reasons"]},
+           {"reasons", causes},
            {"reachable", h["node"]["reachable"]},
            {"banned", h["node"]["banned"]},
            {"plugins", plugins}};

@@ -49,6 +49,31 @@ void addFigures(MarketReport& r) {
   r.features.push_back({"utilization", f("avg_utilization")});
 }
 
+// Compute revenue on the real node: the sum of the payments (positive `delta`) in the compute
+// settlement ledger. Unknown when any entry's delta is not a number (a partial sum would be
+// made up).
+Figure ledgerRevenue(const Answers& answers) {
+  auto it = answers.find(kSettlementAudit);
+  if (it == answers.end())
+    return Figure::none(
+        "settlement.audit is read from the second cycle on (after the profile "
+        "is known)");
+  const Answer a = normalise(it->second);
+  if (!a.ok) return Figure::none(a.describe(kSettlementAudit));
+  if (!a.value.isArray())
+    return Figure::none("settlement.audit is not a list: " + excerpt(a.value));
+  double sum = 0;
+  size_t i = 0;
+  for (const Json& e : a.value.asArray()) {
+    const Json& delta = e["delta"];
+    if (!delta.isNumber())
+      return Figure::none("settlement.audit[" + std::to_string(i) + "].delta is not a number");
+    if (delta.asDouble() > 0) sum += delta.asDouble();
+    ++i;
+  }
+  return Figure::of(sum);
+}
+
 }  // namespace
 
 std::vector<Call> ComputeMarket::plan() const {
@@ -59,6 +84,7 @@ std::vector<Call> ComputeMarket::plan() const {
     calls.push_back({kComputeScheduler, Json::object()});
     calls.push_back({kComputeBalances, Json::object()});
     if (options_.governor) calls.push_back({kGovernorMethod, Json::object()});
+    if (profile_ == Profile::kTheblock) calls.push_back({kSettlementAudit, Json::object()});
   }
   return calls;
 }
@@ -162,10 +188,8 @@ void ComputeMarket::theblock(const Json& stats, const Answers& answers, MarketRe
     r.set("avg_utilization", Figure::none(gov.reason + "; " + pct.reason));
     r.info["utilization_source"] = nullptr;
   }
-  r.set("total_revenue",
-        Figure::none("the real node reports no cumulative compute revenue (compute_market.stats "
-                     "has unit prices only; settlement.audit is an unpaged ledger this plugin "
-                     "does not poll)"));
+  r.set("total_revenue", ledgerRevenue(answers));
+  r.info["total_revenue_source"] = "settlement.audit: sum of positive delta";
 
   r.set("industrial_backlog", readCount(stats, "industrial_backlog", src));
   r.set("industrial_units_total", readCount(stats, "industrial_units_total", src));

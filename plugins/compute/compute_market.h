@@ -5,6 +5,7 @@
 #define BLOCKBUSTER_PLUGINS_COMPUTE_COMPUTE_MARKET_H_
 
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "market_common.h"
@@ -14,6 +15,9 @@ namespace blockbuster::markets {
 inline constexpr const char* kComputeStats = "compute_market.stats";
 inline constexpr const char* kComputeScheduler = "compute_market.scheduler_stats";
 inline constexpr const char* kComputeBalances = "compute_market.provider_balances";
+/// The compute settlement ledger (the receipts plugin reads it too: identical calls share one
+/// request). A slow read (the whole ledger, unpaged) in the agent's method policy.
+inline constexpr const char* kSettlementAudit = "settlement.audit";
 
 /// Options of the compute plugin.
 struct ComputeOptions {
@@ -28,6 +32,8 @@ class ComputeMarket {
 
   /// The calls to make this cycle, for the profile detected so far.
   std::vector<Call> plan() const;
+  /// settlement.audit left unanswered (slow on a long ledger) costs total_revenue only.
+  bool tolerates(const std::string& method) const { return method == kSettlementAudit; }
   /// Builds this cycle's report from the answers to plan() and updates what it remembers.
   Outcome update(const Answers& answers);
   Profile profile() const noexcept { return profile_; }

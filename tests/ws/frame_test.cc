@@ -213,6 +213,21 @@ TEST(Protocol, HealthFingerprintFollowsStatusReachabilityAndPluginStates) {
             healthFingerprint(health("ok", true, "failing", 1)));
 }
 
+TEST(Protocol, HealthFingerprintFollowsTheCausesNotTheirWording) {
+  auto health = [](std::vector<std::string> reasons) {
+    Json r = Json::array();
+    for (auto& x : reasons) r.push_back(x);
+    return Json{{"status", "degraded"}, {"reasons", r}, {"node", Json{{"reachable", true}}}}.dump();
+  };
+  // One outage whose failing call's message changes: one message, not one per wording.
+  EXPECT_EQ(healthFingerprint(health({"plugin storage is failing: storage.manifests: timeout"})),
+            healthFingerprint(health({"plugin storage is failing: governor.status: reset"})));
+  // Another cause is a change.
+  EXPECT_NE(healthFingerprint(health({"plugin storage is failing: x"})),
+            healthFingerprint(
+                health({"plugin storage is failing: x", "market energy is unavailable: y"})));
+}
+
 TEST(Protocol, MessagesHaveTheDocumentedShape) {
   Json m = Json::parse(dataMessage("update", "peers", R"({"peers":[]})", 7, 1700000000123));
   EXPECT_EQ(m["type"].asString(), "update");

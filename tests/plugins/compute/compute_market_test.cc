@@ -149,8 +149,9 @@ TEST(ComputeMarket, TheblockActive) {
   EXPECT_EQ(b["total_providers"], Json(3)) << "prov-a is listed twice";
   EXPECT_EQ(b["avg_utilization"], Json(0.4));
   EXPECT_EQ(b["utilization_source"], Json("compute_market.stats.industrial_utilization"));
+  // Detected this cycle: the ledger is read from the next one.
   EXPECT_TRUE(b["total_revenue"].isNull());
-  EXPECT_NE(b["unavailable"]["total_revenue"].asString().find("no cumulative compute revenue"),
+  EXPECT_NE(b["unavailable"]["total_revenue"].asString().find("settlement.audit"),
             std::string::npos);
   EXPECT_EQ(b["industrial_backlog"], Json(12));
   EXPECT_EQ(b["industrial_units_total"], Json(9000));
@@ -160,7 +161,35 @@ TEST(ComputeMarket, TheblockActive) {
   EXPECT_TRUE(std::isnan(metric(r, kRevenueMetric)->value));
   EXPECT_EQ(metric(r, "theblock_compute_backlog")->value, 12);
   expectConsistent(r);
-  EXPECT_EQ(m.plan().size(), 4u);
+  const auto plan = m.plan();
+  ASSERT_EQ(plan.size(), 5u);
+  EXPECT_EQ(plan.back().method, kSettlementAudit);
+}
+
+TEST(ComputeMarket, TheblockRevenueIsTheSumOfTheLedgersPayments) {
+  ComputeMarket m;
+  m.update(load("theblock_active.json"));
+  Answers a = load("theblock_active.json");
+  Json ledger = Json::array();
+  for (int d : {100, -20, 50})
+    ledger.push_back(Json{{"sequence", 1}, {"entity", "prov-a"}, {"delta", d}, {"balance", 0}});
+  a[kSettlementAudit] = Answer::result(ledger);
+  MarketReport r = m.update(a).report;
+  EXPECT_EQ(r.body()["total_revenue"], Json(150)) << "payments only, debits left out";
+  EXPECT_EQ(metric(r, kRevenueMetric)->value, 150);
+  expectConsistent(r);
+  // A malformed entry: unknown, never a partial sum.
+  ledger.push_back(Json{{"delta", "lots"}});
+  a[kSettlementAudit] = Answer::result(ledger);
+  r = m.update(a).report;
+  EXPECT_TRUE(r.body()["total_revenue"].isNull());
+  EXPECT_NE(r.body()["unavailable"]["total_revenue"].asString().find("delta"), std::string::npos);
+  // Slow and unanswered: only the revenue is lost, the cycle is not failed.
+  EXPECT_TRUE(m.tolerates(kSettlementAudit));
+  a[kSettlementAudit] = Answer::failure(3, "timeout");
+  r = m.update(a).report;
+  EXPECT_TRUE(r.body()["total_revenue"].isNull());
+  EXPECT_EQ(r.body()["status"], Json("healthy"));
 }
 
 TEST(ComputeMarket, TheblockPrefersGovernorUtilization) {
