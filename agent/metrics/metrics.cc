@@ -378,7 +378,7 @@ struct Metrics::Impl {
                          .Register(r);
     node_up = &prometheus::BuildGauge()
                    .Name("blockbuster_node_up")
-                   .Help("1 when the node answered the agent's last call, else 0.")
+                   .Help("1 while the node is judged reachable (one judgement per cycle), else 0.")
                    .Register(r);
     plugin_data_age = &prometheus::BuildGauge()
                            .Name("blockbuster_plugin_data_age_seconds")

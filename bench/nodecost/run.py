@@ -12,6 +12,10 @@ after the first 5 s (steady state), the most requests in any 1 s window (sliding
 and in any 100 ms step, and the limiter events at the node.
 Targets (issue 10): steady rate <= 10 req/s; no window the real limiter would punish (> 100
 requests in 1 s beyond a full bucket of 100).
+Issue 14: calls per method per hour (steady rate after the first 5 s, x 3600), and the node
+threads they would leak per day: bb-devnode's theblock profile counts every storage read that
+opens the node's storage pipeline (GET /_devnode/state "hazards"); the steady window shows
+whether any recur, and the design figure (2 reads per discovery_interval, 6 h) gives the rate.
 """
 
 import os
@@ -34,6 +38,8 @@ def run_profile(build, profile, window):
         samples.append((time.monotonic() - t0, sum(st["methods"].values()), st))
         time.sleep(0.1)
     last = samples[-1][2]
+    _, state = node.get_json("/_devnode/state")
+    hazards = state.get("hazards", {})
     agent_child.stop()
     node_child.stop()
 
@@ -50,9 +56,26 @@ def run_profile(build, profile, window):
     steady = [s for s in samples if s[0] >= 5.0]
     steady_rate = ((steady[-1][1] - steady[0][1]) / (steady[-1][0] - steady[0][0])
                    if len(steady) > 1 else float("nan"))
+    # Per method: calls per hour in the steady window (start-up excluded).
+    per_hour = {}
+    if len(steady) > 1:
+        span = steady[-1][0] - steady[0][0]
+        first, final = steady[0][2]["methods"], steady[-1][2]["methods"]
+        for m, n in final.items():
+            per_hour[m] = (n - first.get(m, 0)) / span * 3600
+    pipeline_steady = sum(per_hour.get(m, 0) for m in PIPELINE_METHODS) * 24
     return {"profile": profile, "total": samples[-1][1], "seconds": samples[-1][0],
             "methods": last["methods"], "events": last.get("events", {}),
-            "steady_rate": steady_rate, "max_1s": max_1s, "max_100ms": max_step}
+            "steady_rate": steady_rate, "max_1s": max_1s, "max_100ms": max_step,
+            "per_hour": per_hour, "hazards": hazards, "leaked_per_day_steady": pipeline_steady}
+
+
+# Storage reads that open the real node's storage pipeline (one leaked node thread each).
+PIPELINE_METHODS = ("storage.discover_providers", "storage.manifests", "storage_provider_profiles",
+                    "storage.audit", "storage.repair_history", "storage.repair_run",
+                    "storage.repair_chunk")
+# The storage plugin's discovery_interval default (plugins/storage): 2 reads each 6 h.
+DESIGN_LEAKS_PER_DAY = 2 * 24 * 3600 // 21600
 
 
 def main():
@@ -73,7 +96,18 @@ def main():
     per_method = []
     for r in results:
         for m, n in sorted(r["methods"].items(), key=lambda kv: -kv[1]):
-            per_method.append([r["profile"], f"`{m}`", n, f"{n / r['seconds']:.2f}"])
+            ph = r["per_hour"].get(m)
+            leak = "1 thread per call" if m in PIPELINE_METHODS and r["profile"] == "theblock" else ""
+            per_method.append([r["profile"], f"`{m}`", n, f"{n / r['seconds']:.2f}",
+                               f"{ph:.0f}" if ph is not None else "n/a", leak])
+    leaks = []
+    for r in results:
+        if r["profile"] != "theblock":
+            continue
+        h = r["hazards"]
+        leaks.append([r["profile"], h.get("pipeline_reads", "n/a"), h.get("leaked_threads", "n/a"),
+                      h.get("pipeline_max_concurrent", "n/a"), h.get("panics", "n/a"),
+                      f"{r['leaked_per_day_steady']:.0f}", DESIGN_LEAKS_PER_DAY])
     h1 = ["profile", "window", "requests", "mean req/s (all)", "req/s after 5 s", "max in 1 s",
           "max in 100 ms", "events at node (rate_limited, banned, ...)", "target (<= 10/s, no punished burst)"]
     notes = ("The agent's own cap (etc/config.yaml rpc.max_requests_per_second 20, burst 10) "
@@ -85,8 +119,15 @@ def main():
     raw = results
     bb.write_results("nodecost", "Cost to the node: JSON-RPC requests at default settings",
                      [bb.table(h1, rows), notes,
-                      "Per method:\n\n" + bb.table(["profile", "method", "requests", "req/s"],
-                                                  per_method)],
+                      "Per method (calls/hour: the steady window after 5 s, x 3600):\n\n" +
+                      bb.table(["profile", "method", "requests", "req/s", "calls/hour",
+                                "cost"], per_method),
+                      "Node threads leaked (bb-devnode's hazards; real node: one "
+                      "storage-repair-loop thread per pipeline open):\n\n" +
+                      bb.table(["profile", "pipeline reads in the window (start-up)",
+                                "leaked threads", "most at once", "panics",
+                                "leaked/day at the steady rate", "leaked/day by design "
+                                "(2 per 6 h)"], leaks)],
                      raw, "bench/nodecost/run.py [BUILD_DIR]")
     return 0
 
