@@ -171,8 +171,9 @@ std::string DashboardApi::composeMarketsHealth(std::chrono::steady_clock::time_p
         // Too old to judge: whatever it said then is not a status now (docs/markets.md).
         market["status"] = "unknown";
         if (stale_reason.empty())
-          stale_reason = m.key + std::string(" market: no data for ") +
-                         std::to_string(static_cast<int64_t>(s->ageSeconds(now))) + " s (" +
+          // No figure of time in the text (age_seconds says it): the stream pushes a change
+          // of cause, not a ticking clock.
+          stale_reason = m.key + std::string(" market: no fresh data (") +
                          (market["stale_reason"].isString() ? market["stale_reason"].asString()
                                                             : std::string("no refresh")) +
                          ")";

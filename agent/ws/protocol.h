@@ -18,6 +18,7 @@ constexpr std::array<const char*, 7> kStreams{
 constexpr int kStreamCount = static_cast<int>(kStreams.size());
 constexpr int kHealthStream = 5;
 constexpr int kHistoryStream = 6;
+constexpr int kMarketsHealthStream = 1;
 
 /// Index of a stream name in kStreams, or -1.
 int streamIndex(std::string_view name);

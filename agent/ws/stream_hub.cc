@@ -90,7 +90,9 @@ void StreamHub::run() {
     }
     auto now = Clock::now();
     if (now >= next_health) {
-      dirty |= bit(kHealthStream);
+      // Time alone changes these two: data expires (a market turns "unknown") without any
+      // publish. Unchanged content is not sent again (fingerprints).
+      dirty |= bit(kHealthStream) | bit(kMarketsHealthStream);
       next_health = now + options_.health_interval;
     }
     if (dirty) pass(dirty, since != 0 ? since : unixMillis());

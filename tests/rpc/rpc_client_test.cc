@@ -233,6 +233,16 @@ RpcConfig configFor(const TestNode& node) {
   return config;
 }
 
+// A loopback URL where nothing listens: every connection is refused.
+std::string deadNodeUrl() {
+  int port;
+  {
+    Poco::Net::ServerSocket probe(Poco::Net::SocketAddress("127.0.0.1", 0));
+    port = probe.address().port();
+  }
+  return "http://127.0.0.1:" + std::to_string(port);
+}
+
 // The message of a failed outcome.
 std::string messageOf(const RpcOutcome& outcome) {
   Poco::JSON::Parser parser;
@@ -506,13 +516,8 @@ TEST(RpcClient, JsonRpcErrorWithHttp500IsAnAnswerNotRetried) {
 }
 
 TEST(RpcClient, ConnectionRefusedIsTransportAfterRetries) {
-  int port;
-  {
-    Poco::Net::ServerSocket probe(Poco::Net::SocketAddress("127.0.0.1", 0));
-    port = probe.address().port();
-  }
   RpcConfig config;
-  config.url = "http://127.0.0.1:" + std::to_string(port);
+  config.url = deadNodeUrl();
   config.retries = 1;
   config.backoff_initial_ms = 1;
   config.backoff_max_ms = 2;
@@ -998,13 +1003,8 @@ TEST(MethodPolicy, APipelineReadOutlivesItsCallersDeadlineAndIsKept) {
 }
 
 TEST(MethodPolicy, RetriesAgainstADeadNodeDoNotUseUpTheRateCap) {
-  int port;
-  {
-    Poco::Net::ServerSocket probe(Poco::Net::SocketAddress("127.0.0.1", 0));
-    port = probe.address().port();
-  }
   RpcConfig config;
-  config.url = "http://127.0.0.1:" + std::to_string(port);
+  config.url = deadNodeUrl();
   config.retries = 3;
   config.backoff_initial_ms = 1;
   config.backoff_max_ms = 2;

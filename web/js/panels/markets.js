@@ -141,7 +141,7 @@ export class MarketsPanel {
     status === 'unavailable' && typeof market.error === 'string'
       ? h('p', { class: 'market-error', 'data-field': 'error' }, market.error)
       : null,
-    // Too old to judge: greyed, and said once here; the cause is stated once, in the summary.
+    // Too old to judge: greyed and said so; the cause is stated once, under Agent health.
     status === 'unknown'
       ? h('p', { class: 'market-stale', 'data-field': 'stale' },
         'Stale: the last figures received, too old to judge the market.')
@@ -174,8 +174,10 @@ export class MarketsPanel {
       statusBadge(b.overall_status, { 'data-field': 'overall_status' }),
       h('span', { class: 'summary-count', 'data-field': 'healthy_markets' },
         healthy !== null && total !== null ? `${fmtInt(healthy)} of ${fmtInt(total)} healthy` : 'healthy count unknown'),
+      // The cause itself is stated once, under Agent health; here only that it is stale.
       typeof b.stale_reason === 'string'
-        ? h('span', { class: 'summary-stale', 'data-field': 'stale_reason' }, b.stale_reason)
+        ? h('span', { class: 'summary-stale', 'data-field': 'stale_reason', title: b.stale_reason },
+          'Stale: too old to judge (cause under Agent health)')
         : null);
     // Rebuilt only when a figure changed, so focus, selection and open details survive polls.
     const key = JSON.stringify(markets, (k, v) => (k === 'age_seconds' ? undefined : v));
