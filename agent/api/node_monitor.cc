@@ -72,8 +72,16 @@ void NodeMonitor::record(const std::string& method, const RpcOutcome& outcome) {
     if (cause_.empty()) cause_ = describe(method, outcome);
     return;
   }
-  // Reachable so far: only a failure after a whole window without any answer is an outage.
-  if (ever_answered_ && now - last_answer_ < window_) return;
+  // Reachable so far. A connection the node refused, reset or closed without a reply while no
+  // call was answered since this one started is an outage at once (the node is not there);
+  // any other failure (a timeout, a bad reply) only after a whole window without an answer:
+  // one slow method is not a down node.
+  const bool connection_failed = outcome.status == RpcStatus::Transport && outcome.http_status == 0;
+  const auto call_started = now - std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                      std::chrono::duration<double>(outcome.seconds));
+  const bool answered_meanwhile = ever_answered_ && last_answer_ >= call_started;
+  if (ever_answered_ && (connection_failed ? answered_meanwhile : now - last_answer_ < window_))
+    return;
   reachable_ = false;
   outage_start_ = ever_answered_ ? last_answer_ : now;
   cause_ = describe(method, outcome);

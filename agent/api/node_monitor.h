@@ -1,9 +1,10 @@
 // Whether the node answers, as seen through the RPC client's outcomes (no extra calls): one
 // judgement of the node for all plugins, not whichever call ended last.
 //
-// The node is unreachable only when calls fail at the transport level (refused, reset, empty
-// reply, timeout, not an HTTP/JSON-RPC reply, rate-limit ban) and none has been answered for
-// `window` (1.5 of the shortest collect interval: every plugin's cycle has failed). A slow or
+// The node is unreachable only when calls fail at the transport level: a connection refused,
+// reset or closed without a reply while no other call was answered since it started, or any
+// transport failure (timeout, not an HTTP/JSON-RPC reply, rate-limit ban) after `window` (1.5 of
+// the shortest collect interval: every plugin's cycle has failed) without an answer. A slow or
 // failing method while others answer is that method's plugin's problem, reported against it.
 // One outage is one cause: the first failure's, kept until the node answers again; later
 // failures are counted, not logged, and the count is logged with the return.

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "api/dashboard_api.h"
+#include "api/node_monitor.h"
 #include "snapshot/snapshot_store.h"
 
 namespace {
@@ -42,6 +43,55 @@ TEST(StatusRules, DataExpiresAfterTwoIntervalsPlusTheTimeout) {
   s = store.get("compute.market");
   EXPECT_TRUE(s->isStale(at + std::chrono::milliseconds(10)));
   EXPECT_FALSE(s->isExpired(at + std::chrono::milliseconds(10)));
+}
+
+}  // namespace
+
+namespace {
+
+bb::RpcOutcome outcome(bb::RpcStatus status, double seconds = 0, int http = 0,
+                       const std::string& message = "x") {
+  bb::RpcOutcome o;
+  o.status = status;
+  o.seconds = seconds;
+  o.http_status = http;
+  o.json = "{\"code\":0,\"message\":\"" + message + "\"}";
+  return o;
+}
+
+TEST(NodeJudgement, ASlowMethodIsNotADownNodeAndOneOutageKeepsOneCause) {
+  bb::NodeMonitor m(nullptr, std::chrono::milliseconds(60000));
+  EXPECT_FALSE(m.state().reachable) << "never overstated before the first answer";
+  m.record("net.overlay_status", outcome(bb::RpcStatus::Ok, 0.01, 200));
+  EXPECT_TRUE(m.state().reachable);
+  // One method over its deadline while the others answer: reported against it, not the node.
+  m.record("storage.manifests", outcome(bb::RpcStatus::Timeout, 5));
+  EXPECT_TRUE(m.state().reachable);
+  // A reset that began before another call was answered: that one handler, not the node.
+  m.record("light.latest_header", outcome(bb::RpcStatus::Transport, 10));
+  EXPECT_TRUE(m.state().reachable);
+  // Refused with no answer since the call began: the node is gone, at once.
+  m.record("compute_market.stats",
+           outcome(bb::RpcStatus::Transport, 0, 0, "compute_market.stats: connection refused"));
+  bb::NodeState s = m.state();
+  EXPECT_FALSE(s.reachable);
+  EXPECT_NE(s.last_error.find("connection refused"), std::string::npos) << s.last_error;
+  // Later failures with other wording: the same outage, the same cause, counted.
+  m.record("energy.market_state", outcome(bb::RpcStatus::Timeout, 2, 0, "energy: timeout"));
+  m.record("energy.market_state", outcome(bb::RpcStatus::Timeout, 0, 0, "shared copy"));
+  bb::RpcOutcome shared = outcome(bb::RpcStatus::Timeout);
+  shared.shared = true;  // a copy of another call's outcome: not counted twice
+  m.record("governor.status", shared);
+  s = m.state();
+  EXPECT_NE(s.last_error.find("connection refused"), std::string::npos) << s.last_error;
+  EXPECT_EQ(s.failed_calls, 3u);
+  // Refused unsent by the agent's own policy: nothing reached the node, nothing judged.
+  m.record("storage.audit", outcome(bb::RpcStatus::Invalid));
+  EXPECT_EQ(m.state().failed_calls, 3u);
+  m.record("net.overlay_status", outcome(bb::RpcStatus::Ok, 0.01, 200));
+  s = m.state();
+  EXPECT_TRUE(s.reachable);
+  EXPECT_TRUE(s.last_error.empty());
 }
 
 }  // namespace
