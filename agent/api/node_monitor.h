@@ -1,9 +1,9 @@
 // Whether the node answers, as seen through the RPC client's outcomes (no extra calls): one
 // judgement of the node for all plugins, not whichever call ended last.
 //
-// The node is unreachable only when calls fail at the transport level: a connection refused,
-// reset or closed without a reply while no other call was answered since it started, or any
-// transport failure (timeout, not an HTTP/JSON-RPC reply, rate-limit ban) after `window` (1.5 of
+// The node is unreachable only when calls fail at the transport level: a connection refused
+// while no other call was answered since it started, or any transport failure (reset, empty
+// reply, timeout, not an HTTP/JSON-RPC reply, rate-limit ban) after `window` (1.5 of
 // the shortest collect interval: every plugin's cycle has failed) without an answer. A slow or
 // failing method while others answer is that method's plugin's problem, reported against it.
 // One outage is one cause: the first failure's, kept until the node answers again; later

@@ -67,8 +67,13 @@ TEST(NodeJudgement, ASlowMethodIsNotADownNodeAndOneOutageKeepsOneCause) {
   // One method over its deadline while the others answer: reported against it, not the node.
   m.record("storage.manifests", outcome(bb::RpcStatus::Timeout, 5));
   EXPECT_TRUE(m.state().reachable);
-  // A reset that began before another call was answered: that one handler, not the node.
-  m.record("light.latest_header", outcome(bb::RpcStatus::Transport, 10));
+  // A refusal that began before another call was answered: not the node's absence.
+  m.record("net.peer_stats_all",
+           outcome(bb::RpcStatus::Transport, 10, 0, "net.peer_stats_all: connection refused"));
+  EXPECT_TRUE(m.state().reachable);
+  // An empty reply (one handler's panic) with no answer since it began: within the window, still
+  // one method's failure.
+  m.record("light.latest_header", outcome(bb::RpcStatus::Transport, 0, 0, "empty reply"));
   EXPECT_TRUE(m.state().reachable);
   // Refused with no answer since the call began: the node is gone, at once.
   m.record("compute_market.stats",
