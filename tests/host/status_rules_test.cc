@@ -55,6 +55,7 @@ bb::RpcOutcome outcome(bb::RpcStatus status, double seconds = 0, int http = 0,
   o.status = status;
   o.seconds = seconds;
   o.http_status = http;
+  o.attempts = status == bb::RpcStatus::Invalid ? 0 : 1;  // sent, unless refused unsent
   o.json = "{\"code\":0,\"message\":\"" + message + "\"}";
   return o;
 }
