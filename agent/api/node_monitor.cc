@@ -17,12 +17,13 @@ std::string describe(const std::string& method, const RpcOutcome& outcome) {
     blockbuster::Json error = blockbuster::Json::parse(outcome.json);
     if (const blockbuster::Json* message = error.find("message"); message && message->isString()) {
       const std::string& text = message->asString();
-      return text.rfind(method + ":", 0) == 0 ? text : method + ": " + text;
+      // The client's own messages hold node text capped already; an RpcError's is the node's.
+      return text.rfind(method + ":", 0) == 0 ? text : method + ": " + logValue(text);
     }
   } catch (const std::exception&) {
     // Not JSON: shown as it is.
   }
-  return method + ": " + outcome.json;
+  return method + ": " + logValue(outcome.json);  // the node's words: capped, escaped
 }
 
 }  // namespace

@@ -13,8 +13,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <set>
 #include <sstream>
+
+#include "config/node_url.h"
+#include "util/log.h"
 
 extern char** environ;
 
@@ -23,7 +27,6 @@ namespace {
 
 constexpr char kRedacted[] = "<redacted>";
 constexpr char kEnvironmentSource[] = "environment";
-constexpr size_t kMaxEchoedValue = 60;
 
 const char* const kTopKeys[] = {"rpc_url",   "ws_url",     "auth_token", "rpc",         "http",
                                 "ws",        "web",        "plugin_dir", "plugin_dirs", "state_dir",
@@ -122,27 +125,10 @@ bool startsWithNoCase(const std::string& s, const std::string& prefix) {
   return s.size() >= prefix.size() && lower(s.substr(0, prefix.size())) == prefix;
 }
 
-// Messages are one line: control characters (a block scalar's newlines, a stray tab) are escaped.
+// Messages are one line: control characters (a block scalar's newlines, a stray tab) are
+// escaped, as the logger does.
 std::string oneLine(const std::string& s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    auto u = static_cast<unsigned char>(c);
-    if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\r') {
-      out += "\\r";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (u < 0x20 || u == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", u);
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-  return out;
+  return logValue(s, std::numeric_limits<size_t>::max());
 }
 
 void replaceAll(std::string& s, const std::string& from, const std::string& to) {
@@ -154,29 +140,8 @@ void replaceAll(std::string& s, const std::string& from, const std::string& to) 
   }
 }
 
-// A URL's user-info (user:password@) is a credential too; echoed URLs never show it.
-std::string hideUserInfo(const std::string& value) {
-  size_t scheme = value.find("://");
-  if (scheme == std::string::npos) {
-    return value;
-  }
-  size_t host_start = scheme + 3;
-  size_t host_end = value.find_first_of("/?#", host_start);
-  size_t at = value.rfind('@', host_end == std::string::npos ? value.size() : host_end);
-  if (at == std::string::npos || at < host_start) {
-    return value;
-  }
-  return value.substr(0, host_start) + kRedacted + value.substr(at);
-}
-
-// 'value' as it appears in a message: quoted, credentials hidden, long values cut.
-std::string echo(const std::string& value) {
-  std::string v = hideUserInfo(value);
-  if (v.size() > kMaxEchoedValue) {
-    v = v.substr(0, kMaxEchoedValue) + "...";
-  }
-  return "'" + v + "'";
-}
+// A value as it appears in a message: quoted, a URL's user info hidden, long values cut.
+std::string echo(const std::string& value) { return echoUrl(value); }
 
 // The secrets a message must never contain, and where errors are attributed.
 struct Context {
@@ -431,22 +396,11 @@ std::string readUrl(const Context& ctx, const std::string& path, const Value& v,
   const std::string expected = websocket ? "a ws:// or wss:// URL, e.g. ws://localhost:9944"
                                          : "an http:// or https:// URL, e.g. http://localhost:9933";
   std::string url = readString(ctx, path, v, expected, false);
-  const char* schemes[2][2] = {{"http://", "https://"}, {"ws://", "wss://"}};
-  const auto& s = schemes[websocket ? 1 : 0];
-  size_t prefix = 0;
-  if (startsWithNoCase(url, s[0])) {
-    prefix = std::strlen(s[0]);
-  } else if (startsWithNoCase(url, s[1])) {
-    prefix = std::strlen(s[1]);
-  } else {
-    ctx.fail(path, echo(url) + " does not start with " + s[0] + " or " + s[1],
-             "expected " + expected);
-  }
-  if (url.size() == prefix || url[prefix] == '/' || url[prefix] == ':') {
-    ctx.fail(path, echo(url) + " has no host", "expected " + expected);
-  }
-  if (url.find_first_of(" \t\r\n") != std::string::npos) {
-    ctx.fail(path, echo(url) + " contains whitespace", "expected " + expected);
+  // The RPC client checks rpc_url the same way at start (config/node_url.h).
+  NodeUrl parsed;
+  NodeUrlProblem problem;
+  if (!parseNodeUrl(url, websocket ? NodeUrlUse::kWebSocket : NodeUrlUse::kRpc, parsed, problem)) {
+    ctx.fail(path, problem.what, problem.fix);
   }
   return url;
 }
@@ -1396,8 +1350,8 @@ std::string describeConfig(const Config& config) {
     out << "\n";
   }
   const RpcConfig& rpc = config.rpc;
-  out << "rpc_url: " << quoted(hideUserInfo(rpc.url)) << "\n";
-  out << "ws_url: " << quoted(hideUserInfo(rpc.ws_url)) << "\n";
+  out << "rpc_url: " << quoted(redactUrlCredentials(rpc.url)) << "\n";
+  out << "ws_url: " << quoted(redactUrlCredentials(rpc.ws_url)) << "\n";
   out << "auth_token: " << quoted(rpc.auth_token.empty() ? "" : kRedacted) << "\n";
   out << "rpc:\n";
   out << "  connect_timeout_ms: " << rpc.connect_timeout_ms << "\n";

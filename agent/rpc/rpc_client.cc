@@ -13,7 +13,6 @@
 #include <Poco/Net/NetException.h>
 #include <Poco/Net/SocketAddress.h>
 #include <Poco/Timespan.h>
-#include <Poco/URI.h>
 #include <blockbuster/json.h>
 
 #include <algorithm>
@@ -31,6 +30,7 @@
 #include <thread>
 #include <utility>
 
+#include "config/node_url.h"
 #include "rpc/method_policy.h"
 #include "rpc/rate_limiter.h"
 #include "util/log.h"
@@ -289,34 +289,22 @@ struct RpcClient::Impl {
 
 RpcClient::Impl::Impl(RpcClient& owner_, const RpcConfig& config_)
     : owner(owner_), config(config_), bucket(config_.max_requests_per_second, config_.burst) {
-  Poco::URI uri;
-  try {
-    uri = Poco::URI(config.url);
-  } catch (const Poco::Exception& e) {
-    throw ConfigError("rpc_url: '" + config.url + "' is not a URL (" + e.message() +
-                      "); use http://HOST:PORT[/PATH]");
+  // The same check as the config loader's (--check-config refuses what this refuses); its
+  // messages never show credentials.
+  NodeUrl url;
+  NodeUrlProblem problem;
+  if (!parseNodeUrl(config.url, NodeUrlUse::kRpc, url, problem)) {
+    throw ConfigError("rpc_url: " + problem.what + "; " + problem.fix);
   }
-  if (uri.getScheme() == "https") {
+  if (url.scheme == "https") {
     throw ConfigError(
         "rpc_url: https is not supported in this build; use http:// (the node "
         "serves plain HTTP, normally on loopback)");
   }
-  if (uri.getScheme() != "http") {
-    throw ConfigError("rpc_url: '" + config.url + "' must start with http://");
-  }
-  if (uri.getHost().empty()) {
-    throw ConfigError("rpc_url: '" + config.url + "' has no host; use http://HOST:PORT");
-  }
-  if (!uri.getUserInfo().empty()) {
-    throw ConfigError(
-        "rpc_url: must not carry credentials (user@host); set auth_token for bearer auth");
-  }
-  host = uri.getHost();
-  port = uri.getPort();
-  const bool ipv6_literal = host.find(':') != std::string::npos;
-  host_header = ipv6_literal ? "[" + host + "]" : host;
-  target = uri.getPathAndQuery();
-  if (target.empty()) target = "/";
+  host = url.host;
+  port = url.port;
+  host_header = url.host_header;
+  target = url.target;
   where = "http://" + host_header + ":" + std::to_string(port) + target;
 
   const auto require = [](bool ok, const std::string& key, const std::string& what) {
@@ -642,7 +630,7 @@ void RpcClient::Impl::classify(const Poco::Net::HTTPResponse& response, const st
         parse_error = "reply is JSON but not an object";
       }
     } catch (const Poco::Exception& e) {
-      parse_error = "reply is not JSON (" + e.displayText() + ")";
+      parse_error = "reply is not JSON (" + logValue(e.displayText()) + ")";
     }
   } else {
     parse_error = "reply body is empty";
@@ -664,8 +652,8 @@ void RpcClient::Impl::classify(const Poco::Net::HTTPResponse& response, const st
       }
       if (!same) {
         out.status = RpcStatus::BadResponse;
-        out.cause =
-            "reply id " + condensed(reply_id) + " does not match request id " + std::to_string(id);
+        out.cause = "reply id " + logValue(condensed(reply_id)) + " does not match request id " +
+                    std::to_string(id);
         out.reusable = false;  // the connection is out of step with us
         return;
       }
@@ -674,7 +662,8 @@ void RpcClient::Impl::classify(const Poco::Net::HTTPResponse& response, const st
       Poco::JSON::Object::Ptr error = envelope->getObject("error");
       if (!error) {
         out.status = RpcStatus::BadResponse;
-        out.cause = "reply's error member is not an object: " + condensed(envelope->get("error"));
+        out.cause =
+            "reply's error member is not an object: " + logValue(condensed(envelope->get("error")));
         return;
       }
       const int64_t code = error->optValue<int64_t>("code", 0);
@@ -682,7 +671,7 @@ void RpcClient::Impl::classify(const Poco::Net::HTTPResponse& response, const st
         out.status = RpcStatus::Limit;
         out.ban_seconds = kDefaultBanSeconds;
         out.cause = "node answered " + std::to_string(code) + " (" +
-                    error->optValue<std::string>("message", "rate limited") +
+                    logValue(error->optValue<std::string>("message", "rate limited")) +
                     "); every call paused for " + std::to_string(kDefaultBanSeconds) + " s";
         return;
       }

@@ -136,6 +136,59 @@ std::string redact(std::string text) {
   return redactLocked(std::move(text));
 }
 
+std::string logValue(std::string_view value, size_t max) {
+  std::string out;
+  out.reserve(std::min(value.size(), max) + 16);
+  size_t i = 0;
+  const auto escape = [&](unsigned code, bool unicode) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, unicode ? "\\u%04x" : "\\x%02x", code);
+    out += buf;
+  };
+  while (i < value.size()) {
+    if (out.size() >= max) break;
+    const auto c = static_cast<unsigned char>(value[i]);
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c < 0x20 || c == 0x7f) {
+      escape(c, false);
+    } else if (c < 0x80) {
+      out += static_cast<char>(c);
+    } else {
+      // A UTF-8 sequence: its length from the lead byte, then the continuation bytes, the code
+      // point in range and not an overlong form or a surrogate.
+      const size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
+      unsigned cp = len == 4 ? c & 0x07u : len == 3 ? c & 0x0fu : c & 0x1fu;
+      bool ok = len > 0 && i + len <= value.size();
+      for (size_t k = 1; ok && k < len; ++k) {
+        const auto cc = static_cast<unsigned char>(value[i + k]);
+        ok = (cc & 0xc0) == 0x80;
+        cp = (cp << 6) | (cc & 0x3fu);
+      }
+      static constexpr unsigned kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+      ok = ok && cp >= kMin[len] && cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff);
+      if (!ok) {
+        escape(c, false);
+      } else if (cp >= 0x80 && cp <= 0x9f) {
+        escape(cp, true);  // C1 controls: 0x9b is CSI to a terminal
+        i += len;
+        continue;
+      } else {
+        out.append(value.substr(i, len));
+        i += len;
+        continue;
+      }
+    }
+    ++i;
+  }
+  if (i < value.size()) out += "...(+" + std::to_string(value.size() - i) + " bytes)";
+  return out;
+}
+
 std::vector<LoggedError> recentErrors(size_t max, uint64_t* total) {
   std::lock_guard<std::mutex> lock(g_mutex);
   if (total) *total = g_errors_total;
@@ -149,8 +202,9 @@ std::vector<LoggedError> recentErrors(size_t max, uint64_t* total) {
 void log(LogLevel level, std::string_view component, std::string_view message) {
   if (level >= LogLevel::Warn) {
     std::lock_guard<std::mutex> lock(g_mutex);
-    LoggedError e{static_cast<int64_t>(std::time(nullptr)), level, std::string(component),
-                  redactLocked(std::string(message))};
+    LoggedError e{static_cast<int64_t>(std::time(nullptr)), level,
+                  logValue(component, kMaxLoggedValue),
+                  logValue(redactLocked(std::string(message)), kMaxLogMessage)};
     if (g_errors.size() < kRemembered) {
       g_errors.push_back(std::move(e));
     } else {
@@ -169,8 +223,10 @@ void log(LogLevel level, std::string_view component, std::string_view message) {
   char stamp[32];
   std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
   std::lock_guard<std::mutex> lock(g_mutex);
-  std::string line = redactLocked(std::string(message));
-  const auto note = repeatNote(level, component, line, static_cast<int64_t>(secs));
+  // Made safe whatever the format: escaped and capped (a JSON line escapes it once more).
+  std::string line = logValue(redactLocked(std::string(message)), kMaxLogMessage);
+  const std::string from = logValue(component, kMaxLoggedValue);
+  const auto note = repeatNote(level, from, line, static_cast<int64_t>(secs));
   if (!note) return;
   line += *note;
   if (static_cast<LogFormat>(g_format.load()) == LogFormat::Json) {
@@ -182,7 +238,7 @@ void log(LogLevel level, std::string_view component, std::string_view message) {
     out += "\",\"level\":\"";
     out += toString(level);
     out += "\",\"component\":";
-    blockbuster::Json::appendString(out, std::string(component));
+    blockbuster::Json::appendString(out, from);
     out += ",\"message\":";
     blockbuster::Json::appendString(out, line);
     out += "}\n";
@@ -190,8 +246,8 @@ void log(LogLevel level, std::string_view component, std::string_view message) {
     return;
   }
   // One fprintf per line: stderr is unbuffered, so a line is written whole.
-  std::fprintf(stderr, "%s.%03dZ %-5s [%.*s] %s\n", stamp, ms, toString(level),
-               static_cast<int>(component.size()), component.data(), line.c_str());
+  std::fprintf(stderr, "%s.%03dZ %-5s [%s] %s\n", stamp, ms, toString(level), from.c_str(),
+               line.c_str());
 }
 
 }  // namespace bb

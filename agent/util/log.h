@@ -1,5 +1,10 @@
 // Logging: one line per event to stderr, "<time> <level> [<component>] <message>".
 // Thread-safe. Registered secrets are replaced by "<redacted>" in every line, whoever logs it.
+// Every message is made safe whoever logs it (text from the node, a plugin or a client may be
+// in it): control characters, C1 controls and bytes that are not UTF-8 are escaped (\n, \x1b,
+// \u009b), so a message can neither forge a line nor drive the terminal, and a message longer
+// than kMaxLogMessage bytes is cut. Code that puts a value from outside into a message caps it
+// with logValue() first (kMaxLoggedValue), so one long value cannot crowd out the rest.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +36,15 @@ bool logEnabled(LogLevel level);
 void addSecret(const std::string& secret);
 /// `text` with every registered secret replaced by "<redacted>".
 std::string redact(std::string text);
+
+/// Longest message written (and remembered for /health), in bytes, before "...(+N bytes)".
+constexpr size_t kMaxLogMessage = 2048;
+/// Longest value from outside (a node's error message, a receipt id) put into a message.
+constexpr size_t kMaxLoggedValue = 200;
+
+/// `value` safe to log: escaped as described above and cut after `max` bytes (at a character
+/// boundary) with "...(+N bytes)" naming what was left out.
+std::string logValue(std::string_view value, size_t max = kMaxLoggedValue);
 
 void log(LogLevel level, std::string_view component, std::string_view message);
 
