@@ -12,6 +12,8 @@
 #include <Poco/Net/IPAddress.h>
 #include <Poco/Net/NetException.h>
 #include <Poco/Net/SocketAddress.h>
+#include <Poco/Net/StreamSocket.h>
+#include <Poco/Net/StreamSocketImpl.h>
 #include <Poco/Timespan.h>
 #include <blockbuster/json.h>
 
@@ -196,9 +198,60 @@ struct Attempt {
   int ban_seconds = 0;      // > 0: the node rate-limited us; pause every call this long
 };
 
+// How often a wait on the node's socket looks at the client's stop flag: the longest a call in
+// flight takes to end after shutdown().
+constexpr milliseconds kStopCheck{50};
+
+// The socket of a session. Every connect, receive and send waits in slices of kStopCheck and
+// throws Poco::TimeoutException at the exchange's deadline or as soon as the client stops.
+// Poco's own receive timeout restarts with each byte, so a reply dribbled one byte at a time
+// would hold a call (and shutdown) for as long as the node likes; this bounds the whole
+// exchange, head and body, whatever the peer does.
+class DeadlineSocketImpl : public Poco::Net::StreamSocketImpl {
+ public:
+  explicit DeadlineSocketImpl(const std::atomic<bool>& stop) : stop_(stop) {}
+  void arm(Clock::time_point deadline) { deadline_ = deadline; }
+
+  void connect(const Poco::Net::SocketAddress& address, const Poco::Timespan& timeout) override {
+    const auto until =
+        std::min(deadline_, Clock::now() + std::chrono::microseconds(timeout.totalMicroseconds()));
+    connectNB(address);  // leaves the socket non-blocking
+    try {
+      waitUntil(until, SELECT_READ | SELECT_WRITE | SELECT_ERROR);
+      if (const int err = socketError(); err != 0) error(err, address.toString());
+    } catch (...) {
+      setBlocking(true);
+      throw;
+    }
+    setBlocking(true);
+  }
+  int receiveBytes(void* buffer, int length, int flags) override {
+    waitUntil(deadline_, SELECT_READ | SELECT_ERROR);
+    return StreamSocketImpl::receiveBytes(buffer, length, flags);
+  }
+  int sendBytes(const void* buffer, int length, int flags) override {
+    waitUntil(deadline_, SELECT_WRITE | SELECT_ERROR);
+    return StreamSocketImpl::sendBytes(buffer, length, flags);
+  }
+
+ private:
+  void waitUntil(Clock::time_point until, int mode) {
+    for (;;) {
+      if (stop_.load()) throw Poco::TimeoutException("the client is shutting down");
+      const auto left = until - Clock::now();
+      if (left <= Clock::duration::zero()) throw Poco::TimeoutException("deadline passed");
+      if (poll(toTimespan(std::min<Clock::duration>(left, kStopCheck)), mode)) return;
+    }
+  }
+
+  const std::atomic<bool>& stop_;
+  Clock::time_point deadline_ = Clock::time_point::max();
+};
+
 struct PooledSession {
   std::unique_ptr<Poco::Net::HTTPClientSession> session;
-  int uses = 0;  // completed exchanges; > 0 means a kept-alive connection
+  DeadlineSocketImpl* socket = nullptr;  // owned by the session's socket
+  int uses = 0;                          // completed exchanges; > 0 means a kept-alive connection
 };
 
 // One callMany invocation, shared by the caller and the workers that help with it.
@@ -223,8 +276,8 @@ struct RpcClient::Impl {
                   Clock::time_point deadline);
   void exchange(Poco::Net::HTTPClientSession& session, const std::string& body, int64_t id,
                 Clock::time_point attempt_deadline, Attempt& out);
-  void classify(const Poco::Net::HTTPResponse& response, const std::string& body, int64_t id,
-                Attempt& out);
+  static void classify(const Poco::Net::HTTPResponse& response, const std::string& body,
+                       int64_t id, Attempt& out);
   std::vector<Poco::Net::IPAddress> resolve();
 
   // Waits; these return a failure cause, or nullopt on success.
@@ -260,6 +313,7 @@ struct RpcClient::Impl {
   std::mutex mutex;            // guards everything below up to the workers
   std::condition_variable cv;  // token, connection and backoff waiters; shutdown wakes them
   bool shutting_down = false;
+  std::atomic<bool> stop_io{false};  // set with shutting_down: sockets in use give up at once
   Clock::time_point ban_until{};
   std::vector<std::unique_ptr<PooledSession>> idle;  // LIFO: the warmest connection first
   int live = 0;                                      // sessions idle or in use
@@ -462,16 +516,21 @@ Attempt RpcClient::Impl::attempt(PooledSession& pooled, const std::string& body,
   const bool reused = pooled.uses > 0;
   try {
     if (pooled.session) {
+      pooled.socket->arm(attempt_deadline);
       exchange(*pooled.session, body, id, attempt_deadline, out);
     } else {
       // A fresh connection: try each address of the host until one accepts.
       const auto addresses = resolve();
       if (addresses.empty()) throw Poco::Net::NoAddressFoundException(host);
       for (std::size_t i = 0; i < addresses.size(); ++i) {
-        pooled.session = std::make_unique<Poco::Net::HTTPClientSession>(
-            Poco::Net::SocketAddress(addresses[i], port));
+        pooled.socket = new DeadlineSocketImpl(stop_io);
+        pooled.session =
+            std::make_unique<Poco::Net::HTTPClientSession>(Poco::Net::StreamSocket(pooled.socket));
+        pooled.session->setHost(addresses[i].toString());
+        pooled.session->setPort(port);
         pooled.session->setKeepAlive(true);
         try {
+          pooled.socket->arm(attempt_deadline);
           exchange(*pooled.session, body, id, attempt_deadline, out);
           std::lock_guard<std::mutex> lock(mutex);
           good_address = addresses[i];
@@ -484,9 +543,14 @@ Attempt RpcClient::Impl::attempt(PooledSession& pooled, const std::string& body,
     ++pooled.uses;
     return out;
   } catch (const Poco::TimeoutException&) {
-    out.status = RpcStatus::Timeout;
-    out.cause = "no reply from " + where + " within the timeout";
-    out.retryable = true;
+    if (stop_io.load()) {
+      out.status = RpcStatus::Shutdown;
+      out.cause = "the client is shutting down (the exchange in flight was cut)";
+    } else {
+      out.status = RpcStatus::Timeout;
+      out.cause = "no complete reply from " + where + " within the timeout";
+      out.retryable = true;
+    }
   } catch (const Poco::Net::ConnectionRefusedException&) {
     out.cause = "connection refused by " + where + " (is the node running with its RPC on?)";
     out.retryable = true;
@@ -666,12 +730,19 @@ void RpcClient::Impl::classify(const Poco::Net::HTTPResponse& response, const st
             "reply's error member is not an object: " + logValue(condensed(envelope->get("error")));
         return;
       }
-      const int64_t code = error->optValue<int64_t>("code", 0);
+      // A code or message of another type (a string code, an object message) is the node's
+      // error all the same: read what can be read, never throw.
+      int64_t code = 0;
+      std::string message = "rate limited";
+      try {
+        code = error->optValue<int64_t>("code", 0);
+        message = error->optValue<std::string>("message", message);
+      } catch (const Poco::Exception&) {
+      }
       if (code == -32001 || code == -32002) {
         out.status = RpcStatus::Limit;
         out.ban_seconds = kDefaultBanSeconds;
-        out.cause = "node answered " + std::to_string(code) + " (" +
-                    logValue(error->optValue<std::string>("message", "rate limited")) +
+        out.cause = "node answered " + std::to_string(code) + " (" + logValue(message) +
                     "); every call paused for " + std::to_string(kDefaultBanSeconds) + " s";
         return;
       }
@@ -1018,6 +1089,7 @@ void RpcClient::shutdown() {
   {
     std::lock_guard<std::mutex> lock(impl_->mutex);
     impl_->shutting_down = true;
+    impl_->stop_io = true;
     idle.swap(impl_->idle);
     impl_->live -= static_cast<int>(idle.size());
   }
@@ -1028,6 +1100,20 @@ void RpcClient::shutdown() {
     impl_->shared.clear();
   }
   impl_->share_cv.notify_all();
+}
+
+RpcOutcome RpcClient::classifyReply(int http_status, const std::string& body, int64_t id) {
+  Poco::Net::HTTPResponse response(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(http_status));
+  Attempt attempt;
+  attempt.http_status = http_status;
+  Impl::classify(response, body, id, attempt);
+  RpcOutcome outcome;
+  outcome.status = attempt.status;
+  outcome.http_status = http_status;
+  outcome.json = attempt.status == RpcStatus::Ok || attempt.status == RpcStatus::RpcError
+                     ? attempt.json
+                     : attempt.cause;
+  return outcome;
 }
 
 uint64_t RpcClient::requestsSent() const { return impl_->requests_sent.load(); }

@@ -13,6 +13,9 @@
 // - a token-bucket cap on requests per second toward the node (waits for a token, up to the
 //   call's deadline);
 // - replies over max_response_bytes are refused without being read whole;
+// - every attempt ends by its deadline whatever the node does (connect, send, and the reply's
+//   head and body are all bounded as a whole: a reply dribbled one byte at a time is Timeout at
+//   the deadline, not when the node stops sending);
 // - identical calls (same method, same params text) share one request (share_ms): while one is
 //   in flight the others wait for its outcome, and its success answers them for share_ms after
 //   it arrived. The four market plugins each read governor.status in the same cycle: one
@@ -100,8 +103,8 @@ class RpcClient {
   void setObserver(RpcObserver observer);
 
   /// Fails all waiting (rate cap, free connection, backoff) and future calls with Shutdown, at
-  /// once. An HTTP exchange already on the wire is not cut: it ends within its per-attempt
-  /// timeout and is not retried. Idempotent; the destructor calls it.
+  /// once. An HTTP exchange already on the wire is cut too (within 50 ms) and ends with
+  /// Shutdown. Idempotent; the destructor calls it.
   void shutdown();
 
   /// Requests sent to the node since start (every HTTP attempt).
@@ -110,6 +113,11 @@ class RpcClient {
   bool banned() const;
 
   const RpcConfig& config() const { return config_; }
+
+  /// How call() judges one HTTP reply of the node to request `id` (status, and the result or
+  /// error text; for other outcomes `json` holds the cause): for the fuzz target of the
+  /// JSON-RPC envelope and tests. Never throws.
+  static RpcOutcome classifyReply(int http_status, const std::string& body, int64_t id);
 
  private:
   struct Impl;

@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -22,7 +23,12 @@ extern char** environ;
 
 namespace bbtest {
 
-std::string binPath(const std::string& name) { return std::string(BB_TEST_BIN_DIR) + "/" + name; }
+std::string binPath(const std::string& name) {
+  // BB_TEST_BIN_DIR in the environment runs the tests against another build's programs (e.g.
+  // to see a new test fail on the code before a fix).
+  const char* other = std::getenv("BB_TEST_BIN_DIR");
+  return std::string(other && *other ? other : BB_TEST_BIN_DIR) + "/" + name;
+}
 
 struct ChildProcess::Impl {
   int fd = -1;

@@ -11,7 +11,7 @@
 
 namespace bbtest {
 
-/// Path of a built program, e.g. binPath("bb-devnode").
+/// Path of a built program, e.g. binPath("bb-devnode"); $BB_TEST_BIN_DIR, when set, is where.
 std::string binPath(const std::string& name);
 
 class ChildProcess {
