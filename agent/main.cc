@@ -236,14 +236,6 @@ void tuneAllocator(char** argv) {
 
 int main(int argc, char** argv) {
   tuneAllocator(argv);
-  // Signals are taken synchronously by main (sigwait); block them before any thread starts so
-  // that every thread inherits the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
   Args args = parseArgs(argc, argv);
@@ -347,6 +339,16 @@ int main(int argc, char** argv) {
     else
       state_dir = "/var/lib/block-buster";
   }
+
+  // Signals are taken synchronously by main (sigwait); block them before the first thread
+  // starts, so that every thread inherits the mask, and not before: until then SIGINT and SIGTERM
+  // end the process as usual (reading the config or loading plugins can be interrupted).
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   try {
     bb::Metrics metrics(BB_VERSION);

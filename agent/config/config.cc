@@ -2,6 +2,7 @@
 
 #include <blockbuster/json.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
@@ -27,6 +28,10 @@ namespace {
 
 constexpr char kRedacted[] = "<redacted>";
 constexpr char kEnvironmentSource[] = "environment";
+// Bounds on what a config file can make the loader do (docs/security.md, "Bounded input").
+constexpr size_t kMaxConfigBytes = 1024 * 1024;  // the file
+constexpr size_t kMaxOptionsBytes = 256 * 1024;  // one plugin's options as JSON, aliases expanded
+constexpr size_t kMaxOptionsDepth = 32;          // nesting of one plugin's options
 
 const char* const kTopKeys[] = {"rpc_url",   "ws_url",     "auth_token", "rpc",         "http",
                                 "ws",        "web",        "plugin_dir", "plugin_dirs", "state_dir",
@@ -612,8 +617,36 @@ void appendPlainScalar(const Context& ctx, const std::string& path, const std::s
   appendJsonString(out, s);
 }
 
+// Plugin options as JSON, bounded: YAML aliases (*name) repeat what their anchor (&name) holds,
+// so a few hundred bytes of nested aliases expand to gigabytes, and an alias inside its own
+// anchor is a cycle. `inside` holds the nodes from the options' root down to `node`.
+struct JsonBudget {
+  std::vector<YAML::Node> inside;
+};
+
 void appendJson(const Context& ctx, const YAML::Node& node, const std::string& path,
-                std::string& out) {
+                std::string& out, JsonBudget& budget) {
+  for (const YAML::Node& outer : budget.inside) {
+    if (outer.is(node)) {
+      ctx.fail(path, "an alias refers to the mapping or list that holds it (a cycle)",
+               "replace the alias (*name) with the values it should repeat");
+    }
+  }
+  if (budget.inside.size() >= kMaxOptionsDepth) {
+    ctx.fail(path, "nested more than " + std::to_string(kMaxOptionsDepth) + " levels deep",
+             "flatten the options");
+  }
+  if (out.size() > kMaxOptionsBytes) {
+    ctx.fail(path,
+             "the options grow past " + std::to_string(kMaxOptionsBytes / 1024) +
+                 " KiB as JSON (aliases repeat what their anchor holds)",
+             "write the options out without nested aliases");
+  }
+  budget.inside.push_back(node);
+  struct Pop {
+    JsonBudget& b;
+    ~Pop() { b.inside.pop_back(); }
+  } pop{budget};
   switch (node.Type()) {
     case YAML::NodeType::Map: {
       out += '{';
@@ -634,7 +667,7 @@ void appendJson(const Context& ctx, const YAML::Node& node, const std::string& p
         first = false;
         appendJsonString(out, key);
         out += ": ";
-        appendJson(ctx, it->second, where, out);
+        appendJson(ctx, it->second, where, out, budget);
       }
       out += '}';
       return;
@@ -645,7 +678,7 @@ void appendJson(const Context& ctx, const YAML::Node& node, const std::string& p
         if (i > 0) {
           out += ", ";
         }
-        appendJson(ctx, node[i], path + "[" + std::to_string(i) + "]", out);
+        appendJson(ctx, node[i], path + "[" + std::to_string(i) + "]", out, budget);
       }
       out += ']';
       return;
@@ -1009,7 +1042,8 @@ PluginConfig parsePlugin(const Context& ctx, const YAML::Node& node, const std::
             failKind(ctx, where, v, "a mapping of option names to values");
           }
           std::string json;
-          appendJson(ctx, child, where, json);
+          JsonBudget budget;
+          appendJson(ctx, child, where, json, budget);
           plugin.options_json = json;
         }
       });
@@ -1092,10 +1126,23 @@ ReadResult readFile(const std::string& path, bool must_exist, std::string* out) 
     throw ConfigError(oneLine(path + ": cannot read: " + std::strerror(err) +
                               "; check the path and its permissions"));
   };
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; only a regular file is read.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     return fail(errno);
   }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
+    const int err = S_ISDIR(st.st_mode) ? EISDIR : errno;
+    ::close(fd);
+    return fail(err);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw ConfigError(oneLine(path + ": not a regular file (a device or FIFO)" +
+                              "; point --config at a YAML file"));
+  }
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   out->clear();
   char buf[8192];
   for (;;) {
@@ -1112,6 +1159,11 @@ ReadResult readFile(const std::string& path, bool must_exist, std::string* out) 
       break;
     }
     out->append(buf, static_cast<size_t>(n));
+    if (out->size() > kMaxConfigBytes) {
+      ::close(fd);
+      throw ConfigError(oneLine(path + ": larger than " + std::to_string(kMaxConfigBytes / 1024) +
+                                " KiB, which no config needs; check the path"));
+    }
   }
   ::close(fd);
   return ReadResult::kOk;
