@@ -356,7 +356,17 @@ HttpResponse DashboardApi::pluginSection(const HttpRequest& req) const {
   if (slash == std::string::npos || slash == 0 || slash + 1 >= rest.size())
     return HttpResponse::error(404, "not_found",
                                "use /plugins/<plugin>/<section>; see /plugins for the list");
-  return section(rest.substr(0, slash) + "." + rest.substr(slash + 1));
+  // 503 says "this exists, its data is not there yet": only for a plugin that is loaded. An
+  // unknown plugin (a typo, a scanner's "../../etc/passwd") is 404, as any unknown path is.
+  const std::string plugin = rest.substr(0, slash);
+  bool known = false;
+  for (const auto& info : ctx_.plugins->available()) known = known || info.name == plugin;
+  for (const auto& name : ctx_.plugins->disabled()) known = known || name == plugin;
+  if (!known)
+    return HttpResponse::error(
+        404, "not_found",
+        "no plugin named '" + logValue(plugin, 64) + "' is loaded; see /plugins for the list");
+  return section(plugin + "." + rest.substr(slash + 1));
 }
 
 void DashboardApi::install(Router& router) {

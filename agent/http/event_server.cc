@@ -94,7 +94,7 @@ class Head : public RequestHead {
   bool chunked() const override { return chunked_; }
   long long contentLength() const override { return content_length_; }
 
-  const std::string& version() const { return version_; }
+  const std::string& version() const override { return version_; }
   /// Whether the client lets the connection be kept: Poco's rule (HTTPMessage::getKeepAlive),
   /// so that clients see the same as before: any Connection value but "close" keeps it, and
   /// without one HTTP/1.1 keeps it, HTTP/1.0 does not.
@@ -129,6 +129,11 @@ class Head : public RequestHead {
       eol = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
       le = eol > p && eol[-1] == '\r' ? eol - 1 : eol;
       if (le == p) break;  // the blank line
+      // RFC 9112: a CR that does not end the line, or a NUL, is refused (a recipient that
+      // reads it as a line end would see other fields than we do).
+      if (std::memchr(p, '\r', static_cast<size_t>(le - p)) ||
+          std::memchr(p, '\0', static_cast<size_t>(le - p)))
+        return "a bare CR or a NUL in a header line";
       if (isBlank(*p) && !fields_.empty()) {
         // A folded line continues the previous value.
         std::string& value = fields_.back().second;
@@ -142,6 +147,10 @@ class Head : public RequestHead {
       const size_t name_bytes = static_cast<size_t>((colon ? colon : le) - p);
       if (name_bytes > kMaxNameBytes) return "a header name is over 256 bytes";
       if (!colon) continue;  // a line that is no field: ignored, as Poco does
+      if (colon == p) return "a header field without a name";
+      // RFC 9112 5.1: no whitespace between the name and the colon (nor in the name).
+      for (const char* n = p; n < colon; ++n)
+        if (isBlank(*n)) return "whitespace in a header name or before its colon";
       if (fields_.size() == kMaxFields) return "more than 100 header fields";
       const char* v = colon + 1;
       while (v < le && isBlank(*v)) ++v;
@@ -151,11 +160,16 @@ class Head : public RequestHead {
       fields_.emplace_back(std::string(p, colon), std::string(v, ve));
     }
     for (const auto& f : fields_) {
-      if (iequals(f.first, "Content-Length") && content_length_ < 0) {
+      if (iequals(f.first, "Content-Length")) {
         const std::string& v = f.second;
         if (v.empty() || v.size() > 18 || v.find_first_not_of("0123456789") != std::string::npos)
           return "bad Content-Length";
-        content_length_ = std::stoll(v);
+        // RFC 9112 6.3: Content-Length fields that disagree make the body's end unknown (the
+        // rest could be read as another request): refused, not the first one believed.
+        const long long length = std::stoll(v);
+        if (content_length_ >= 0 && length != content_length_)
+          return "Content-Length fields that disagree";
+        content_length_ = length;
       } else if (iequals(f.first, "Transfer-Encoding") && !iequals(f.second, "identity")) {
         // Any coding makes the body's length unknown up front: refused (413) like chunked.
         chunked_ = true;
@@ -170,6 +184,18 @@ class Head : public RequestHead {
   bool chunked_ = false;
   long long content_length_ = -1;
 };
+
+// The end of the head that starts at `from` in `in` (just past its blank line), or 0 if it has not
+// come yet; the search starts at `start` (where an earlier one stopped).
+size_t findHeadEnd(std::string_view in, size_t from, size_t start) {
+  size_t i = start;
+  while ((i = in.find('\n', i)) != std::string_view::npos) {
+    if (i > from && in[i - 1] == '\n') return i + 1;
+    if (i > from + 1 && in[i - 1] == '\r' && in[i - 2] == '\n') return i + 1;
+    ++i;
+  }
+  return 0;
+}
 
 // Where a connection is; what its timeout counts from (Connection::since) depends on it.
 enum class State {
@@ -483,15 +509,9 @@ struct EventServer::Loop {
   // come yet. Resumes where the last search stopped, so a head that arrives a byte at a time
   // costs no more than one that arrives whole.
   static size_t headEnd(Connection& c) {
-    const std::string& in = c.in;
-    size_t i = std::max(c.scan, c.in_off);
-    while ((i = in.find('\n', i)) != std::string::npos) {
-      if (i > c.in_off && in[i - 1] == '\n') return i + 1;
-      if (i > c.in_off + 1 && in[i - 1] == '\r' && in[i - 2] == '\n') return i + 1;
-      ++i;
-    }
-    c.scan = in.size();
-    return 0;
+    const size_t end = findHeadEnd(c.in, c.in_off, std::max(c.scan, c.in_off));
+    if (end == 0) c.scan = c.in.size();
+    return end;
   }
 
   // One complete request head (its bytes consumed): answered, handed to a worker, or upgraded.
@@ -927,6 +947,23 @@ void EventServer::stop() {
   // A worker finishes the request it is answering (a blocking handler has its own deadline).
   for (auto& t : pool_->threads) t.join();
   pool_->threads.clear();
+}
+
+HeadFraming frameRequestHead(std::string_view bytes) {
+  HeadFraming f;
+  size_t from = 0;
+  while (from < bytes.size() && isLineSpace(bytes[from])) ++from;
+  const size_t end = findHeadEnd(bytes, from, from);
+  if (end == 0) return f;
+  f.complete = true;
+  f.head_bytes = end;
+  Head head;
+  f.error = head.parse(bytes.data() + from, end - from);
+  if (f.error.empty()) {
+    f.content_length = head.contentLength();
+    f.chunked = head.chunked();
+  }
+  return f;
 }
 
 }  // namespace bb::http_detail

@@ -9,11 +9,23 @@
 
 #include <atomic>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "http/request_flow.h"
 
 namespace bb::http_detail {
+
+/// How the event loop frames the first request of `bytes`: for the fuzz target and tests.
+struct HeadFraming {
+  bool complete = false;  ///< the head's blank line has come
+  size_t head_bytes = 0;  ///< through the blank line (line ends before the request included)
+  std::string error;      ///< why the head is answered 400 and the connection closed; "" if not
+  long long content_length = -1;
+  bool chunked = false;  ///< a Transfer-Encoding other than identity (refused with 413)
+};
+HeadFraming frameRequestHead(std::string_view bytes);
 
 class EventServer {
  public:

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <sstream>
 
 #include "util/log.h"
@@ -14,9 +15,39 @@
 namespace bb::http_detail {
 namespace {
 
-bool containsToken(std::string value, const std::string& token) {
-  for (auto& c : value) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return value.find(token) != std::string::npos;
+// Whether the comma-separated list `value` has `token` as one of its elements (compared without
+// case), as RFC 9110 reads Connection and Upgrade: "notupgrade" is not "upgrade".
+bool hasToken(const std::string& value, const char* token) {
+  const size_t n = std::strlen(token);
+  size_t i = 0;
+  while (i <= value.size()) {
+    size_t end = value.find(',', i);
+    if (end == std::string::npos) end = value.size();
+    size_t a = i, b = end;
+    while (a < b && (value[a] == ' ' || value[a] == '\t')) ++a;
+    while (b > a && (value[b - 1] == ' ' || value[b - 1] == '\t')) --b;
+    if (b - a == n) {
+      bool same = true;
+      for (size_t k = 0; k < n && same; ++k)
+        same = std::tolower(static_cast<unsigned char>(value[a + k])) == token[k];
+      if (same) return true;
+    }
+    i = end + 1;
+  }
+  return false;
+}
+
+// RFC 6455 4.1: the key is 16 random bytes in base64: 22 characters, the last with its low four
+// bits zero, then "==".
+bool isWebSocketKey(const std::string& key) {
+  if (key.size() != 24 || key[22] != '=' || key[23] != '=') return false;
+  static const std::string kAlphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  for (size_t i = 0; i < 22; ++i) {
+    const size_t v = kAlphabet.find(key[i]);
+    if (v == std::string::npos || (i == 21 && (v & 0x0f) != 0)) return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -53,6 +84,7 @@ std::optional<HttpResponse> RequestFlow::checkLimits(const RequestHead& head) co
 
 const std::string& PocoHead::method() const { return request_.getMethod(); }
 const std::string& PocoHead::uri() const { return request_.getURI(); }
+const std::string& PocoHead::version() const { return request_.getVersion(); }
 std::string PocoHead::get(const char* name) const { return request_.get(name, ""); }
 void PocoHead::measure(size_t& fields, size_t& bytes) const {
   for (const auto& h : request_) {
@@ -98,8 +130,7 @@ HttpResponse RequestFlow::run(HttpRequest&& request) const {
 
 HttpResponse RequestFlow::handshake(UpgradeHandler& upgrade, const RequestHead& head,
                                     const HttpRequest& request) const {
-  if (!containsToken(head.get("Upgrade"), "websocket") ||
-      !containsToken(head.get("Connection"), "upgrade")) {
+  if (!hasToken(head.get("Upgrade"), "websocket") || !hasToken(head.get("Connection"), "upgrade")) {
     HttpResponse r = HttpResponse::error(426, "upgrade_required",
                                          "this path serves a WebSocket stream only; connect with "
                                          "a WebSocket client (Upgrade: websocket)");
@@ -114,11 +145,16 @@ HttpResponse RequestFlow::handshake(UpgradeHandler& upgrade, const RequestHead& 
     refusal = HttpResponse::error(500, "internal_error", "the agent failed to admit the client");
   }
   if (refusal) return std::move(*refusal);
-  const std::string key = head.get("Sec-WebSocket-Key");
-  if (key.empty() || head.get("Sec-WebSocket-Version") != "13")
+  // RFC 6455 4.1: a GET of HTTP/1.1 (or later), with a well-formed key.
+  if (head.method() != "GET" || head.version() != "HTTP/1.1")
     return HttpResponse::error(400, "bad_handshake",
-                               "invalid WebSocket handshake; send Sec-WebSocket-Key and "
-                               "Sec-WebSocket-Version: 13");
+                               "invalid WebSocket handshake; it must be a GET request of "
+                               "HTTP/1.1");
+  const std::string key = head.get("Sec-WebSocket-Key");
+  if (!isWebSocketKey(key) || head.get("Sec-WebSocket-Version") != "13")
+    return HttpResponse::error(400, "bad_handshake",
+                               "invalid WebSocket handshake; send Sec-WebSocket-Key (16 bytes "
+                               "in base64) and Sec-WebSocket-Version: 13");
   HttpResponse r;
   r.status = 101;
   r.content_type.clear();

@@ -26,6 +26,8 @@ class RequestHead {
   virtual ~RequestHead() = default;
   virtual const std::string& method() const = 0;
   virtual const std::string& uri() const = 0;
+  /// "HTTP/1.1" or "HTTP/1.0".
+  virtual const std::string& version() const = 0;
   /// The (first) value of header `name`, compared without case; "" when absent.
   virtual std::string get(const char* name) const = 0;
   /// How many header fields, and the bytes of their names and values together.
@@ -42,6 +44,7 @@ class PocoHead : public RequestHead {
   explicit PocoHead(const Poco::Net::HTTPRequest& request) : request_(request) {}
   const std::string& method() const override;
   const std::string& uri() const override;
+  const std::string& version() const override;
   std::string get(const char* name) const override;
   void measure(size_t& fields, size_t& bytes) const override;
   bool chunked() const override;

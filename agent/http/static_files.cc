@@ -40,11 +40,28 @@ std::string StaticFiles::mimeType(const std::string& path) {
   return it == kTypes.end() ? "application/octet-stream" : it->second;
 }
 
+namespace {
+
+// A path with a segment that starts with '.' (.git, .env, .htpasswd): never served, whatever
+// the web root holds.
+bool hasDotSegment(const std::string& path) {
+  size_t i = 0;
+  while (i < path.size()) {
+    while (i < path.size() && path[i] == '/') ++i;
+    if (i < path.size() && path[i] == '.') return true;
+    i = path.find('/', i);
+  }
+  return false;
+}
+
+}  // namespace
+
 HttpResponse StaticFiles::serve(const HttpRequest& req) const {
   if (req.method != "GET" && req.method != "HEAD") {
     auto r = HttpResponse::error(405, "method_not_allowed",
                                  "method " + req.method + " is not allowed; allowed: GET, HEAD");
     r.headers.emplace_back("Allow", "GET, HEAD");
+    r.headers.emplace_back("X-Content-Type-Options", "nosniff");
     return r;
   }
   HttpResponse resp;
@@ -58,9 +75,11 @@ HttpResponse StaticFiles::serve(const HttpRequest& req) const {
   auto notFound = [&] {
     HttpResponse r = HttpResponse::error(404, "not_found", "no such file: " + req.path);
     r.head = resp.head;
+    r.headers.emplace_back("X-Content-Type-Options", "nosniff");
     return r;
   };
-  if (req.path.empty() || req.path[0] != '/' || req.path.find('\0') != std::string::npos)
+  if (req.path.empty() || req.path[0] != '/' || req.path.find('\0') != std::string::npos ||
+      hasDotSegment(req.path))
     return notFound();
   std::string rel = req.path == "/" ? "index.html" : req.path.substr(1);
   // Resolve symlinks and ".." fully, then require the result to stay under the root.
@@ -69,6 +88,8 @@ HttpResponse StaticFiles::serve(const HttpRequest& req) const {
   if (ec) return notFound();
   std::string real_s = real.string();
   if (real_s != root_ && real_s.rfind(root_ + "/", 0) != 0) return notFound();
+  // A symlink may lead to a dotfile under a plain name.
+  if (hasDotSegment(real_s.substr(root_.size()))) return notFound();
   if (fs::is_directory(real, ec)) {
     real /= "index.html";  // never a listing
     real = fs::weakly_canonical(real, ec);

@@ -12,6 +12,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "util/utf8.h"
+
 namespace bb {
 namespace {
 
@@ -159,21 +161,11 @@ std::string logValue(std::string_view value, size_t max) {
     } else if (c < 0x80) {
       out += static_cast<char>(c);
     } else {
-      // A UTF-8 sequence: its length from the lead byte, then the continuation bytes, the code
-      // point in range and not an overlong form or a surrogate.
-      const size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
-      unsigned cp = len == 4 ? c & 0x07u : len == 3 ? c & 0x0fu : c & 0x1fu;
-      bool ok = len > 0 && i + len <= value.size();
-      for (size_t k = 1; ok && k < len; ++k) {
-        const auto cc = static_cast<unsigned char>(value[i + k]);
-        ok = (cc & 0xc0) == 0x80;
-        cp = (cp << 6) | (cc & 0x3fu);
-      }
-      static constexpr unsigned kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-      ok = ok && cp >= kMin[len] && cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff);
-      if (!ok) {
+      uint32_t cp = 0;
+      const size_t len = utf8Sequence(value, i, cp);
+      if (len == 0) {
         escape(c, false);
-      } else if (cp >= 0x80 && cp <= 0x9f) {
+      } else if (cp <= 0x9f) {
         escape(cp, true);  // C1 controls: 0x9b is CSI to a terminal
         i += len;
         continue;

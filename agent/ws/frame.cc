@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "util/utf8.h"
+
 namespace bb::ws {
 namespace {
 
@@ -50,6 +52,16 @@ std::string encodeClose(uint16_t code, std::string_view reason, uint32_t mask) {
   payload.push_back(static_cast<char>(code & 0xFF));
   payload.append(reason.substr(0, 123));
   return encodeFrame(Opcode::kClose, payload, mask);
+}
+
+std::string encodeText(std::string_view text) {
+  if (isUtf8(text)) return encodeFrame(Opcode::kText, text);
+  return encodeFrame(Opcode::kText, toUtf8(text));
+}
+
+bool validCloseCode(uint16_t code) {
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+         (code >= 3000 && code <= 4999);
 }
 
 FrameDecoder::FrameDecoder(bool require_mask, size_t max_message_bytes)
@@ -128,6 +140,10 @@ FrameDecoder::Status FrameDecoder::next(Message& out) {
                              ? static_cast<uint16_t>((static_cast<uint8_t>(payload[0]) << 8) |
                                                      static_cast<uint8_t>(payload[1]))
                              : 1005;
+        if (payload.size() >= 2 && !validCloseCode(out.close_code))
+          return fail(kCloseProtocolError, "invalid close code " + std::to_string(out.close_code));
+        if (payload.size() > 2 && !isUtf8(std::string_view(payload).substr(2)))
+          return fail(kCloseInvalidPayload, "close reason is not UTF-8");
       }
       out.payload = std::move(payload);
       return Status::kMessage;
@@ -141,6 +157,8 @@ FrameDecoder::Status FrameDecoder::next(Message& out) {
       out.close_code = 0;
       fragments_.clear();
       in_fragmented_ = false;
+      if (out.op == Opcode::kText && !isUtf8(out.payload))
+        return fail(kCloseInvalidPayload, "text message is not UTF-8");
       return Status::kMessage;
     }
     if (in_fragmented_) return fail(kCloseProtocolError, "new message inside a fragmented one");
@@ -150,6 +168,8 @@ FrameDecoder::Status FrameDecoder::next(Message& out) {
       fragments_ = std::move(payload);
       continue;
     }
+    if (op == Opcode::kText && !isUtf8(payload))
+      return fail(kCloseInvalidPayload, "text message is not UTF-8");
     out.op = op;
     out.payload = std::move(payload);
     out.close_code = 0;

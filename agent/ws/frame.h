@@ -34,6 +34,12 @@ enum CloseCode : uint16_t {
 std::string encodeFrame(Opcode op, std::string_view payload, uint32_t mask = 0);
 /// A close frame carrying `code` and a reason (truncated to fit a control frame). Reentrant.
 std::string encodeClose(uint16_t code, std::string_view reason, uint32_t mask = 0);
+/// A text frame of `text`, which must be UTF-8 (RFC 6455 5.6: a client closes on anything
+/// else): bytes that are not are sent as U+FFFD. Reentrant.
+std::string encodeText(std::string_view text);
+/// Whether a peer may send `code` in a close frame (RFC 6455 7.4: 1000-1003, 1007-1014, and
+/// 3000-4999 for libraries and applications).
+bool validCloseCode(uint16_t code);
 
 /// A message reassembled from one or more frames, or a control frame.
 struct Message {

@@ -9,7 +9,7 @@ namespace bb::ws {
 namespace {
 
 FramePtr textFrame(const std::string& json) {
-  return std::make_shared<const std::string>(encodeFrame(Opcode::kText, json));
+  return std::make_shared<const std::string>(encodeText(json));
 }
 
 constexpr uint32_t bit(int stream) { return 1u << stream; }

@@ -64,7 +64,7 @@ std::string lower(std::string s) {
 }
 
 FramePtr textFrame(const std::string& json) {
-  return std::make_shared<const std::string>(encodeFrame(Opcode::kText, json));
+  return std::make_shared<const std::string>(encodeText(json));
 }
 
 std::string streamList(uint32_t mask) {
