@@ -175,7 +175,9 @@ Figure readCount(const Json& obj, std::string_view key, std::string_view source)
   std::string problem = countProblem(*v);
   if (!problem.empty()) {
     Figure f = Figure::none(where(source, key) + " " + problem);
-    f.malformed = !v->isNull() && !v->isNumber();
+    // Null is "not known"; anything else that is no possible count (a string, a negative or
+    // non-finite number) is a malformed answer: the collect fails with this reason.
+    f.malformed = !v->isNull();
     return f;
   }
   return Figure::of(v->asDouble());
@@ -183,9 +185,11 @@ Figure readCount(const Json& obj, std::string_view key, std::string_view source)
 
 Figure readRatio(const Json& obj, std::string_view key, std::string_view source) {
   Figure f = readCount(obj, key, source);
-  if (f.known() && *f.value > 1.0)
-    return Figure::none(where(source, key) + " is " + obj[key].dump() +
-                        ", outside the ratio range 0..1");
+  if (f.known() && *f.value > 1.0) {
+    f = Figure::none(where(source, key) + " is " + excerpt(obj[key], 40) +
+                     ", outside the ratio range 0..1");
+    f.malformed = true;
+  }
   return f;
 }
 
@@ -196,9 +200,12 @@ Figure sumOf(const Json& arr, std::string_view key, std::string_view source) {
   for (const Json& e : arr.asArray()) {
     const Json* v = e.find(key);
     std::string problem = v ? countProblem(*v) : "is missing";
-    if (!problem.empty())
-      return Figure::none(std::string(source) + "[" + std::to_string(i) + "]." + std::string(key) +
-                          " " + problem);
+    if (!problem.empty()) {
+      Figure f = Figure::none(std::string(source) + "[" + std::to_string(i) + "]." +
+                              std::string(key) + " " + problem);
+      f.malformed = v && !v->isNull();
+      return f;
+    }
     sum += v->asDouble();
     ++i;
   }
@@ -242,9 +249,12 @@ Figure governorUtilization(const Answers& answers, std::string_view market) {
     if (!ppm.known()) return ppm;
     // ppm of capacity: a figure above 1e6 would be more than full, which the governor never
     // reports; read it as garbage rather than clamp it into a plausible number.
-    if (*ppm.value > 1e6)
-      return Figure::none("governor utilization_ppm for " + std::string(market) +
-                          " is above 1000000");
+    if (*ppm.value > 1e6) {
+      Figure f =
+          Figure::none("governor utilization_ppm for " + std::string(market) + " is above 1000000");
+      f.malformed = true;
+      return f;
+    }
     return Figure::of(*ppm.value / 1e6);
   }
   return Figure::none("governor.status lists no economics metrics for market " +

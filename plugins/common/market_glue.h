@@ -91,7 +91,7 @@ void collectMarket(const Host& host, Market& market) {
   emit(host, outcome.report);
   if (outcome.report.unrecognised) throw std::runtime_error(outcome.report.error);
   if (!outcome.report.malformed.empty())
-    throw std::runtime_error("the node answered a wrong type: " + outcome.report.malformed);
+    throw std::runtime_error("the node answered an impossible value: " + outcome.report.malformed);
 }
 
 }  // namespace blockbuster::markets

@@ -390,10 +390,13 @@ NetworkCollector::Outcome NetworkCollector::collectSpec(RpcPort& rpc, Snapshot& 
 
   const RpcReply& stats = r.at(1);
   if (!stats.ok && !stats.method_not_found) throw CallFailed("net.stats", stats);
-  if (!stats.ok || !stats.value.isObject()) {
-    std::string why = stats.ok ? "net.stats answered " + describe(stats.value) + ", not an object"
-                               : "net.stats is not served by this node (-32601)";
-    s.tps = s.bandwidth_in = s.bandwidth_out = s.active_connections = Value::unknown(why);
+  // An answer that is no possible net.stats (an array, a number) fails the collect, as a wrong
+  // type does: its figures are not "unknown", the node is talking nonsense.
+  if (stats.ok && !stats.value.isObject())
+    throw ShapeError("net.stats answered " + describe(stats.value) + ", not an object");
+  if (!stats.ok) {
+    s.tps = s.bandwidth_in = s.bandwidth_out = s.active_connections =
+        Value::unknown("net.stats is not served by this node (-32601)");
   } else {
     s.tps = readNumber(stats.value, "tps", "net.stats");
     s.bandwidth_in = readNumber(stats.value, "bandwidth_in", "net.stats");
@@ -403,11 +406,11 @@ NetworkCollector::Outcome NetworkCollector::collectSpec(RpcPort& rpc, Snapshot& 
 
   const RpcReply& header = r.at(2);
   if (!header.ok && !header.method_not_found) throw CallFailed("light.latest_header", header);
-  if (!header.ok || !header.value.isObject()) {
-    std::string why =
-        header.ok ? "light.latest_header answered " + describe(header.value) + ", not an object"
-                  : "light.latest_header is not served by this node (-32601)";
-    s.block_height = s.finality_time = Value::unknown(why);
+  if (header.ok && !header.value.isObject())
+    throw ShapeError("light.latest_header answered " + describe(header.value) + ", not an object");
+  if (!header.ok) {
+    s.block_height = s.finality_time =
+        Value::unknown("light.latest_header is not served by this node (-32601)");
   } else {
     // The spec names the height `number`; accept the real node's `height` as well.
     const char* key = header.value.contains("number") ? "number" : "height";
@@ -530,8 +533,7 @@ NetworkCollector::Outcome NetworkCollector::collectTheBlock(RpcPort& rpc, double
       if (!reply.method_not_found) throw CallFailed("light.latest_header", reply);
       s.block_height = Value::unknown("light.latest_header is not served by this node (-32601)");
     } else if (!reply.value.isObject()) {
-      s.block_height = Value::unknown("light.latest_header answered " + describe(reply.value) +
-                                      ", not an object");
+      throw ShapeError("light.latest_header answered " + describe(reply.value) + ", not an object");
     } else {
       s.block_height = readNumber(reply.value, "height", "light.latest_header", true);
     }
