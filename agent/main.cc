@@ -152,12 +152,18 @@ std::string pluginRunnerPath(const std::string& exe_dir) {
 
 // The commented default config, its plugins section written out from the plugins found: each
 // with its declared options at their defaults, so the result loads as it is.
-int printDefaultConfig(const std::string& dir) {
+// bb-plugin-runner when installed: descriptors are read through it, never by loading a plugin
+// into the agent (a plugin that crashes when loaded is then refused, not fatal).
+std::string describer(const std::string& runner) {
+  return access(runner.c_str(), X_OK) == 0 ? runner : "";
+}
+
+int printDefaultConfig(const std::string& dir, const std::string& runner) {
   std::string text = bb::kDefaultConfig;
   auto cut = text.find("# --- Plugins");
   std::fputs(text.substr(0, cut).c_str(), stdout);
   std::vector<std::string> errors;
-  auto libs = bb::loadPluginDir(dir, errors);
+  auto libs = bb::loadPluginDir(dir, errors, describer(runner));
   std::printf("# --- Plugins (found in %s) ---\n", dir.c_str());
   std::printf("# Each runs with these settings when its entry is left out.\n");
   std::printf("plugins:%s\n", libs.empty() ? " {}" : "");
@@ -180,9 +186,9 @@ int printDefaultConfig(const std::string& dir) {
   return 0;
 }
 
-int listPlugins(const std::string& dir) {
+int listPlugins(const std::string& dir, const std::string& runner) {
   std::vector<std::string> errors;
-  auto libs = bb::loadPluginDir(dir, errors);
+  auto libs = bb::loadPluginDir(dir, errors, describer(runner));
   std::printf("Plugins in %s:\n", dir.c_str());
   for (const auto& lib : libs) {
     const auto& i = lib->info();
@@ -273,14 +279,14 @@ int main(int argc, char** argv) {
   // One's own plugins beside the built-in ones: every folder is read, in this order.
   for (const auto& dir : config.plugin_dirs)
     plugin_dir += ":" + std::filesystem::weakly_canonical(dir).string();
-  if (args.list) return listPlugins(plugin_dir);
-  if (args.print_default) return printDefaultConfig(plugin_dir);
+  if (args.list) return listPlugins(plugin_dir, pluginRunnerPath(base));
+  if (args.print_default) return printDefaultConfig(plugin_dir, pluginRunnerPath(base));
 
   if (args.check) {
     // Validate the plugins' options too: that is where most mistakes in a config are.
     std::vector<std::string> errors;
     try {
-      auto libs = bb::loadPluginDir(plugin_dir, errors);
+      auto libs = bb::loadPluginDir(plugin_dir, errors, describer(pluginRunnerPath(base)));
       for (const auto& kv : config.plugins) {
         bool found = false;
         for (const auto& lib : libs) {

@@ -42,12 +42,17 @@ class LoadedLibrary {
  public:
   ~LoadedLibrary();
   const PluginInfo& info() const { return info_; }
+  /// False for a plugin described by bb-plugin-runner (describePlugin): its code is not in this
+  /// process, and plugin() is all zero. openPlugin() loads it when it is to run here.
+  bool loaded() const { return handle_ != nullptr; }
   /// The plugin's bb_plugin as this host knows it: members the plugin is too old to have are
   /// zero; members it has that this host does not know are ignored.
   const bb_plugin& plugin() const { return plugin_; }
 
  private:
   friend std::shared_ptr<LoadedLibrary> loadPlugin(const std::string& path);
+  friend std::shared_ptr<LoadedLibrary> describePlugin(const std::string& path,
+                                                       const std::string& runner);
   LoadedLibrary() = default;
   struct Handle;
   std::unique_ptr<Handle> handle_;  // declared first: destroyed last
@@ -55,8 +60,22 @@ class LoadedLibrary {
   PluginInfo info_;
 };
 
-/// Loads and checks one plugin file. Throws LoadError.
+/// Checks that `path` is a 64-bit ELF shared object whose segments lie inside the file, before
+/// anything maps it (a truncated file would raise SIGBUS in the process that maps it). Throws
+/// LoadError naming the file.
+void checkElfFile(const std::string& path);
+
+/// Loads and checks one plugin file (checkElfFile first). Throws LoadError.
 std::shared_ptr<LoadedLibrary> loadPlugin(const std::string& path);
+
+/// The descriptor of one plugin file as bb-plugin-runner (`runner`) reads it in a process of its
+/// own: the plugin's code (static constructors, bb_plugin_entry) never runs in this process,
+/// and a plugin that crashes when loaded is refused instead of taking this process down. The
+/// result is not loaded(). Throws LoadError naming the file.
+std::shared_ptr<LoadedLibrary> describePlugin(const std::string& path, const std::string& runner);
+
+/// The descriptor as JSON, as bb-plugin-runner --describe prints it and describePlugin reads it.
+std::string describeJson(const PluginInfo& info);
 
 /// The plugin files (*.so) of a directory, sorted. Throws LoadError when it cannot be read.
 std::vector<std::string> findPluginFiles(const std::string& dir);
@@ -64,8 +83,11 @@ std::vector<std::string> findPluginFiles(const std::string& dir);
 /// Loads every plugin of a directory, or of several given as "DIR:DIR..." (plugin_dir, then
 /// plugin_dirs). A file that fails to load is reported in `errors` (one line each) and skipped;
 /// a second plugin with a name already loaded (from any of the folders) is refused the same way.
+/// With `runner` (the path of bb-plugin-runner) every file is described by it (describePlugin)
+/// rather than loaded here.
 std::vector<std::shared_ptr<LoadedLibrary>> loadPluginDir(const std::string& dir,
-                                                          std::vector<std::string>& errors);
+                                                          std::vector<std::string>& errors,
+                                                          const std::string& runner = "");
 
 /// Smallest struct_size of a bb_plugin this host accepts (ABI 1.0: up to `destroy`).
 size_t minPluginStructSize();

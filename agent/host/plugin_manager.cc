@@ -78,7 +78,17 @@ std::vector<PluginManager::Settings> PluginManager::check(
 }
 
 std::unique_ptr<PluginRuntime> PluginManager::createRuntime(
-    const std::shared_ptr<LoadedLibrary>& lib, const Settings& settings) {
+    const std::shared_ptr<LoadedLibrary>& described, const Settings& settings) {
+  // A plugin described by bb-plugin-runner is loaded into the agent only when it runs here
+  // (isolation: inprocess); with isolation: process its code runs in its runner alone.
+  std::shared_ptr<LoadedLibrary> lib = described;
+  if (settings.config.isolation != "process" && !lib->loaded()) {
+    lib = loadPlugin(described->info().path);
+    if (lib->info().name != described->info().name)
+      throw LoadError(described->info().path +
+                      ": the file changed since start (it is now plugin '" + lib->info().name +
+                      "', not '" + described->info().name + "'); restart the agent");
+  }
   const auto& info = lib->info();
   auto rt = std::make_unique<PluginRuntime>(lib, settings.config, services_);
   rt->create(settings.options);
@@ -102,7 +112,11 @@ void PluginManager::forget(const std::string& plugin) {
 void PluginManager::load(const Config& config, const std::string& plugin_dir,
                          const std::function<void()>& checked) {
   std::vector<std::string> errors;
-  auto libs = loadPluginDir(plugin_dir, errors);
+  // Descriptors come from bb-plugin-runner when it is installed: no plugin code runs in the
+  // agent before its settings say it may (docs/security.md, "Plugins").
+  const bool runner =
+      !services_.plugin_runner.empty() && access(services_.plugin_runner.c_str(), X_OK) == 0;
+  auto libs = loadPluginDir(plugin_dir, errors, runner ? services_.plugin_runner : "");
   for (const auto& e : errors) logError("loader", e);
 
   // Check every plugin's options before creating any, so that a mistake stops start-up before

@@ -252,6 +252,20 @@ int usage(FILE* out, int code) {
 int main(int argc, char** argv) {
   if (argc == 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0))
     return usage(stdout, 0);
+  if (argc == 3 && std::strcmp(argv[1], "--describe") == 0) {
+    // The agent reads each plugin's descriptor through this, so that no plugin code (static
+    // constructors, bb_plugin_entry) runs in the agent, and a plugin that crashes when loaded
+    // takes only this process down.
+    try {
+      auto library = bb::loadPlugin(argv[2]);
+      std::printf("%s\n", bb::describeJson(library->info()).c_str());
+      std::fflush(stdout);
+      _exit(0);  // no unloading: the plugin's destructors are none of the agent's business
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "bb-plugin-runner: %s\n", e.what());
+      return 3;
+    }
+  }
   if (argc != 2) return usage(stderr, 2);
   if (fcntl(bb::ipc::kRunnerFd, F_GETFD) == -1) {
     std::fprintf(stderr,
