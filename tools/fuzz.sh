@@ -11,7 +11,7 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
   CC=clang CXX=clang++ cmake -S . -B "$build" -DBB_FUZZ=ON \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 fi
-targets=(query config json plugin_logic)
+targets=(query config json plugin_logic http_head ws_frames rpc_envelope yaml_alias)
 cmake --build "$build" -j"$(nproc)" --target "${targets[@]/#/fuzz_}"
 status=0
 for t in "${targets[@]}"; do
