@@ -22,10 +22,11 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 std::string config(int rpc_timeout_ms, int plugin_timeout_ms) {
-  std::string yaml = "rpc:\n  timeout_ms: " + std::to_string(rpc_timeout_ms) +
-                     "\n  retries: 0\nplugins:\n  network:\n    interval_ms: 500\n"
-                     "    timeout_ms: " +
-                     std::to_string(plugin_timeout_ms) + "\n";
+  std::string yaml =
+      "rpc:\n  timeout_ms: " + std::to_string(rpc_timeout_ms) +
+      "\n  connect_timeout_ms: 500\n  retries: 0\nplugins:\n  network:\n    interval_ms: 500\n"
+      "    timeout_ms: " +
+      std::to_string(plugin_timeout_ms) + "\n";
   for (const char* other : {"compute", "storage", "energy", "ads", "receipts"})
     yaml += std::string("  ") + other + ":\n    enabled: false\n";
   return yaml;
@@ -52,8 +53,9 @@ TEST(HostileNode, SigtermWithACallInFlightExitsPromptly) {
 TEST(HostileNode, ADribbledReplyFailsTheCollectAtItsDeadline) {
   bbtest::DribblePeer peer(bbtest::DribblePeer::jsonReply("{}", 2000), 20ms, 40s);
   bbtest::TempDir home;
-  bbtest::Agent agent(home, peer.url(), config(1000, 2000));
-  // The collect fails with the call's timeout: /health names it; the plugin is not overdue.
+  // Each attempt ends within connect 0.5 s + 0.5 s, far inside the 4 s collect deadline: the
+  // collect fails with the call's timeout (/health names it), the plugin is never overdue.
+  bbtest::Agent agent(home, peer.url(), config(500, 4000));
   std::string seen;
   const bool failed = bbtest::eventually(
       [&] {

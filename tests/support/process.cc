@@ -137,6 +137,11 @@ std::optional<int> ChildProcess::wait(std::chrono::milliseconds timeout) {
     pid_t r = waitpid(pid_, &st, WNOHANG);
     if (r == pid_) {
       impl_->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+      // What the child wrote just before it exited may still be in the pipe: let the reader
+      // drain it, so that output() after wait() holds everything (bounded: a grandchild that
+      // inherited the pipe may keep it open).
+      std::unique_lock<std::mutex> lock(impl_->mu);
+      impl_->cv.wait_for(lock, std::chrono::seconds(2), [&] { return impl_->eof; });
       return impl_->status;
     }
     if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
