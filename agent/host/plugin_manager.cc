@@ -113,7 +113,7 @@ void PluginManager::load(const Config& config, const std::string& plugin_dir,
                          const std::function<void()>& checked) {
   std::vector<std::string> errors;
   // Descriptors come from bb-plugin-runner when it is installed: no plugin code runs in the
-  // agent before its settings say it may (docs/security.md, "Plugins").
+  // agent before its settings say it may (docs/security.md, "Bounded input").
   const bool runner =
       !services_.plugin_runner.empty() && access(services_.plugin_runner.c_str(), X_OK) == 0;
   auto libs = loadPluginDir(plugin_dir, errors, runner ? services_.plugin_runner : "");
