@@ -370,9 +370,15 @@ int main(int argc, char** argv) {
     bb::FeatureStore features;
     bb::PluginRoutes routes;
     bb::HistoryMarks history_marks;  // plugin metrics marked for history
-    bb::HostServices services{
-        &rpc,          &store, &metrics, &features, &routes, state_dir, pluginRunnerPath(base),
-        &history_marks};
+    bb::HostServices services{&rpc,
+                              &store,
+                              &metrics,
+                              &features,
+                              &routes,
+                              state_dir,
+                              pluginRunnerPath(base),
+                              &history_marks,
+                              [&node] { return !node.state().reachable; }};
     bb::PluginManager plugins(services);
     plugins.load(config, plugin_dir, logStart);
 

@@ -258,8 +258,13 @@ void PluginRuntime::collectOnce() {
       last_error_ = reason;
     }
   }
-  if (!ok && failures_in_row <= kQuarantineAfter)
-    logWarn("plugin:" + name(), "collect failed: " + reason);
+  if (!ok && failures_in_row <= kQuarantineAfter) {
+    // One outage is one cause: while the node is down, [node] has said so once.
+    if (node_fault_.load() && services_.node_unreachable && services_.node_unreachable())
+      logDebug("plugin:" + name(), "collect failed (the node is unreachable): " + reason);
+    else
+      logWarn("plugin:" + name(), "collect failed: " + reason);
+  }
   if (was_quarantined) logInfo("plugin:" + name(), "recovered; quarantine lifted");
 }
 

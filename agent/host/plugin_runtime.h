@@ -17,6 +17,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -48,6 +49,9 @@ struct HostServices {
   std::string state_dir;                  ///< each plugin gets <state_dir>/<plugin>
   std::string plugin_runner;              ///< bb-plugin-runner, for plugins with isolation: process
   HistoryMarks* history_marks = nullptr;  ///< metrics marked for history; null = ignored
+  /// True while the node is judged unreachable (NodeMonitor). A collect that fails for want of
+  /// the node is then logged at debug: the [node] line states the outage's cause once.
+  std::function<bool()> node_unreachable;
 };
 
 struct PluginStatus {

@@ -148,6 +148,7 @@ TEST(NodeSafety, TheAgentAtItsDefaultsDoesNoHarmAndNeverOverstatesHealth) {
   (void)pre;
 
   // 4. The node stops: 3 intervals later nothing is shown healthy, and one cause is stated.
+  const size_t log_before_stop = agent.process().output().size();
   node.process().signal(SIGKILL);
   node.process().wait(5s);
   const auto stopped = Clock::now();
@@ -175,6 +176,22 @@ TEST(NodeSafety, TheAgentAtItsDefaultsDoesNoHarmAndNeverOverstatesHealth) {
       node_reasons += r.isString() && r.asString().find("node") != std::string::npos;
   EXPECT_EQ(node_reasons, 1) << "one outage, one cause: " << health.dump();
   EXPECT_EQ(health["reasons"].size(), 1u) << health.dump();
+  // ...and in the log: one warning from [node], no plugin repeating it for want of the node.
+  const std::string log_after = agent.process().output().substr(log_before_stop);
+  int node_warnings = 0, plugin_warnings = 0;
+  size_t begin = 0;
+  while (begin < log_after.size()) {
+    size_t end = log_after.find('\n', begin);
+    if (end == std::string::npos) end = log_after.size();
+    const std::string line = log_after.substr(begin, end - begin);
+    begin = end + 1;
+    if (line.find(" warn ") == std::string::npos) continue;
+    node_warnings += line.find("[node]") != std::string::npos;
+    plugin_warnings += line.find("[plugin:") != std::string::npos &&
+                       line.find("collect failed") != std::string::npos;
+  }
+  EXPECT_EQ(node_warnings, 1) << log_after;
+  EXPECT_EQ(plugin_warnings, 0) << "the outage's cause is stated once, by [node]:\n" << log_after;
   RecordProperty("run_seconds",
                  std::to_string(std::chrono::duration<double>(Clock::now() - started).count()));
 }
