@@ -120,6 +120,10 @@ class Head : public RequestHead {
       out.assign(from, q);
       return true;
     };
+    // RFC 9112: a CR that does not end the line, or a NUL, is refused, here as in the fields.
+    if (std::memchr(p, '\r', static_cast<size_t>(le - p)) ||
+        std::memchr(p, '\0', static_cast<size_t>(le - p)))
+      return "a bare CR or a NUL in the request line";
     const char* q = p;
     if (!token(q, kMaxMethodBytes, method_)) return "no method, or one over 32 bytes";
     if (!token(q, kMaxTargetBytes, target_)) return "no request target, or one over 16384 bytes";

@@ -17,7 +17,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (f.head_bytes > size) __builtin_trap();
   if (!f.error.empty()) return 0;
   if (f.content_length < -1) __builtin_trap();
-  const std::string_view head = bytes.substr(0, f.head_bytes);
+  // Line ends before a request belong to no request (the loop skips them, as RFC 9112 2.2
+  // allows): the head starts after them.
+  size_t from = 0;
+  while (from < f.head_bytes &&
+         (bytes[from] == '\r' || bytes[from] == '\n' || bytes[from] == ' ' || bytes[from] == '\t'))
+    ++from;
+  const std::string_view head = bytes.substr(from, f.head_bytes - from);
   // Accepted: every line ends with LF (or CRLF); a CR anywhere else is refused.
   for (size_t i = 0; i < head.size(); ++i)
     if (head[i] == '\r' && (i + 1 >= head.size() || head[i + 1] != '\n')) __builtin_trap();

@@ -26,7 +26,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (it != c.plugins.end() && it->second.options_json.size() > 512 * 1024) __builtin_trap();
   } catch (const bb::ConfigError& e) {
     const std::string m = e.what();
-    if (m.find('\n') != std::string::npos || m.rfind("fuzz.yaml: ", 0) != 0) __builtin_trap();
+    // One line (the file name may show redacted: a token can be any text, "fuzz" included).
+    if (m.find('\n') != std::string::npos) __builtin_trap();
   }
   return 0;
 }
