@@ -61,6 +61,7 @@ Options:
 
 Environment (overrides the config file):
   THEBLOCK_RPC_URL, THEBLOCK_WS_URL, THEBLOCK_AUTH_TOKEN,
+  BLOCK_BUSTER_RPC_TLS_CA_FILE (the CA an https:// node's certificate is verified against),
   BLOCK_BUSTER_HTTP_HOST, BLOCK_BUSTER_HTTP_PORT (default 5000),
   BLOCK_BUSTER_WS_HOST, BLOCK_BUSTER_WS_PORT (default 5001), BLOCK_BUSTER_FEATURE_WS_PORT (5002),
   BLOCK_BUSTER_WEB_HOST, BLOCK_BUSTER_WEB_PORT (default 4173), BLOCK_BUSTER_LOG_LEVEL,
@@ -286,6 +287,7 @@ int main(int argc, char** argv) {
     // Validate the plugins' options too: that is where most mistakes in a config are.
     std::vector<std::string> errors;
     try {
+      bb::RpcClient probe(config.rpc);  // what start refuses: the URL, the TLS CA file
       auto libs = bb::loadPluginDir(plugin_dir, errors, describer(pluginRunnerPath(base)));
       for (const auto& kv : config.plugins) {
         bool found = false;

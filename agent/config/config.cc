@@ -45,7 +45,8 @@ const char* const kRpcKeys[] = {"connect_timeout_ms",
                                 "burst",
                                 "max_connections",
                                 "max_response_bytes",
-                                "share_ms"};
+                                "share_ms",
+                                "tls_ca_file"};
 const char* const kHttpKeys[] = {"host", "port", "cors_origins", "tls", "metrics_port"};
 const char* const kWsKeys[] = {"host", "port", "feature_port", "tls"};
 const char* const kWebKeys[] = {"host",
@@ -752,6 +753,8 @@ void parseRpc(const Context& ctx, const YAML::Node& node, RpcConfig& rpc) {
         } else if (key == "share_ms") {
           rpc.share_ms = readIntField(
               ctx, path, v, {0, 1000, "an integer", "an integer from 0 to 1000 (milliseconds)"});
+        } else if (key == "tls_ca_file") {
+          rpc.tls_ca_file = readPath(ctx, path, v);
         }
       });
   if (rpc.backoff_max_ms < rpc.backoff_initial_ms) {
@@ -1321,6 +1324,9 @@ void applyEnvironment(Config& config, const std::map<std::string, std::string>& 
     checkToken(ctx, "THEBLOCK_AUTH_TOKEN", s);
     config.rpc.auth_token = s;
   });
+  apply("BLOCK_BUSTER_RPC_TLS_CA_FILE", "rpc.tls_ca_file", [&](const std::string& s) {
+    config.rpc.tls_ca_file = readPath(ctx, "BLOCK_BUSTER_RPC_TLS_CA_FILE", fromEnv(s));
+  });
   apply("BLOCK_BUSTER_HTTP_HOST", "http.host", [&](const std::string& s) {
     config.http.host = readHost(ctx, "BLOCK_BUSTER_HTTP_HOST", fromEnv(s));
   });
@@ -1416,6 +1422,7 @@ std::string describeConfig(const Config& config) {
   out << "  max_connections: " << rpc.max_connections << "\n";
   out << "  max_response_bytes: " << rpc.max_response_bytes << "\n";
   out << "  share_ms: " << rpc.share_ms << "\n";
+  out << "  tls_ca_file: " << quoted(rpc.tls_ca_file) << "\n";
   out << "http:\n";
   out << "  host: " << quoted(config.http.host) << "\n";
   out << "  port: " << config.http.port << "\n";

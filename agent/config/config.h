@@ -44,6 +44,9 @@ struct RpcConfig {
   /// Identical calls (same method and params) share one request: one in flight, and a success
   /// for this long after it arrived. 0 = every call sends its own.
   int share_ms = 50;
+  /// rpc.tls_ca_file / BLOCK_BUSTER_RPC_TLS_CA_FILE: the PEM CA file that an https:// rpc_url's
+  /// certificate is verified against; "" = the system's CA store. Verification is always on.
+  std::string tls_ca_file;
 };
 
 /// Who may use one surface (the API, /metrics, the WebSocket listeners). Both lists empty = open

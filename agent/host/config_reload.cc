@@ -43,6 +43,7 @@ std::vector<std::string> restartOnlyChanges(const Config& a, const Config& b,
   if (x.max_connections != y.max_connections) keys.push_back("rpc.max_connections");
   if (x.max_response_bytes != y.max_response_bytes) keys.push_back("rpc.max_response_bytes");
   if (x.share_ms != y.share_ms) keys.push_back("rpc.share_ms");
+  if (x.tls_ca_file != y.tls_ca_file) keys.push_back("rpc.tls_ca_file");
   if (compare_plugin_dir && a.plugin_dir != b.plugin_dir) keys.push_back("plugin_dir");
   if (a.plugin_dirs != b.plugin_dirs) keys.push_back("plugin_dirs");
   if (a.state_dir != b.state_dir) keys.push_back("state_dir");

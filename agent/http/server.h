@@ -5,7 +5,9 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 
 #include "http/auth.h"
@@ -85,6 +87,22 @@ struct ServerOptions {
 /// installed; BLOCK_BUSTER_TLS_MODULE, a path, overrides it). Null when the module or the symbol
 /// cannot be loaded, with `error` saying which and what to do. Thread-safe.
 void* tlsModuleSymbol(const char* symbol, std::string& error);
+
+/// The table of functions that the module's `symbol` (`const Api* symbol()`) returns, loaded on
+/// first use; throws std::runtime_error saying why (tlsModuleSymbol's error) when it cannot be.
+template <class Api>
+const Api& tlsModuleApi(const char* symbol) {
+  static std::mutex mutex;
+  static const Api* api = nullptr;
+  static std::string error;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (!api && error.empty()) {
+    using Get = const Api* (*)();
+    if (auto get = reinterpret_cast<Get>(tlsModuleSymbol(symbol, error))) api = get();
+  }
+  if (!api) throw std::runtime_error(error);
+  return *api;
+}
 
 /// Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455, 1.3): what any server of the agent
 /// answers an upgrade with (HttpServer, and the WebSocket loop's own TLS listeners).

@@ -19,10 +19,13 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <deque>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -35,6 +38,7 @@
 #include "config/node_url.h"
 #include "rpc/method_policy.h"
 #include "rpc/rate_limiter.h"
+#include "rpc/tls_client.h"
 #include "util/log.h"
 
 namespace bb {
@@ -211,6 +215,8 @@ class DeadlineSocketImpl : public Poco::Net::StreamSocketImpl {
  public:
   explicit DeadlineSocketImpl(const std::atomic<bool>& stop) : stop_(stop) {}
   void arm(Clock::time_point deadline) { deadline_ = deadline; }
+  /// Waits for `mode` until the armed deadline (TLS sockets wait on this socket through it).
+  void wait(int mode) { waitUntil(deadline_, mode); }
 
   void connect(const Poco::Net::SocketAddress& address, const Poco::Timespan& timeout) override {
     const auto until =
@@ -276,9 +282,10 @@ struct RpcClient::Impl {
                   Clock::time_point deadline);
   void exchange(Poco::Net::HTTPClientSession& session, const std::string& body, int64_t id,
                 Clock::time_point attempt_deadline, Attempt& out);
-  static void classify(const Poco::Net::HTTPResponse& response, const std::string& body,
-                       int64_t id, Attempt& out);
+  static void classify(const Poco::Net::HTTPResponse& response, const std::string& body, int64_t id,
+                       Attempt& out);
   std::vector<Poco::Net::IPAddress> resolve();
+  static std::shared_ptr<void> tlsContext(const std::string& ca_file);  // throws ConfigError
 
   // Waits; these return a failure cause, or nullopt on success.
   std::optional<std::pair<RpcStatus, std::string>> takeToken(Clock::time_point deadline);
@@ -301,8 +308,9 @@ struct RpcClient::Impl {
   std::string host;         // as written in the URL (no brackets), for DNS
   std::string host_header;  // the URL's host without the port, what the real node checks
   Poco::UInt16 port = 80;
-  std::string target;  // path and query, "/" when none
-  std::string where;   // the URL for messages (holds no credentials: user info is refused)
+  std::string target;         // path and query, "/" when none
+  std::string where;          // the URL for messages (holds no credentials: user info is refused)
+  std::shared_ptr<void> tls;  // https: the TLS module's client context (tls_client.h)
   TokenBucket bucket;
   MethodGate gate;     // the method policy (method_policy.h)
   CostlyReads costly;  // pipeline-opening reads, detached from their callers
@@ -350,16 +358,12 @@ RpcClient::Impl::Impl(RpcClient& owner_, const RpcConfig& config_)
   if (!parseNodeUrl(config.url, NodeUrlUse::kRpc, url, problem)) {
     throw ConfigError("rpc_url: " + problem.what + "; " + problem.fix);
   }
-  if (url.scheme == "https") {
-    throw ConfigError(
-        "rpc_url: https is not supported in this build; use http:// (the node "
-        "serves plain HTTP, normally on loopback)");
-  }
   host = url.host;
   port = url.port;
   host_header = url.host_header;
   target = url.target;
-  where = "http://" + host_header + ":" + std::to_string(port) + target;
+  where = url.scheme + "://" + host_header + ":" + std::to_string(port) + target;
+  if (url.scheme == "https") tls = tlsContext(config.tls_ca_file);
 
   const auto require = [](bool ok, const std::string& key, const std::string& what) {
     if (!ok) throw ConfigError("rpc." + key + ": " + what);
@@ -374,6 +378,31 @@ RpcClient::Impl::Impl(RpcClient& owner_, const RpcConfig& config_)
   require(config.max_response_bytes >= 1, "max_response_bytes", "must be at least 1");
   require(!(config.max_requests_per_second > 0) || config.burst >= 1, "burst",
           "must be at least 1 when max_requests_per_second is set");
+}
+
+std::shared_ptr<void> RpcClient::Impl::tlsContext(const std::string& ca_file) {
+  if (!ca_file.empty() && !std::ifstream(ca_file).good()) {
+    throw ConfigError("rpc.tls_ca_file: cannot read " + ca_file + " (" + std::strerror(errno) +
+                      "); give the PEM file of the CA that signed the node's (or its TLS "
+                      "proxy's) certificate, readable by the agent");
+  }
+  const TlsClientApi* api = nullptr;
+  try {
+    api = &tlsClientApi();
+  } catch (const std::exception& e) {
+    throw ConfigError(std::string("rpc_url: an https:// node URL needs TLS, but ") + e.what());
+  }
+  std::string error;
+  auto context = api->context(ca_file, error);
+  if (!context) {
+    if (ca_file.empty()) {
+      throw ConfigError("rpc_url: cannot load the system's CA certificates (" + error +
+                        "); set rpc.tls_ca_file to the CA that signed the node's certificate");
+    }
+    throw ConfigError("rpc.tls_ca_file: " + ca_file + " holds no usable CA certificate (" + error +
+                      "); give a PEM file (-----BEGIN CERTIFICATE-----)");
+  }
+  return context;
 }
 
 std::string RpcClient::Impl::scrub(std::string message) const {
@@ -523,9 +552,14 @@ Attempt RpcClient::Impl::attempt(PooledSession& pooled, const std::string& body,
       const auto addresses = resolve();
       if (addresses.empty()) throw Poco::Net::NoAddressFoundException(host);
       for (std::size_t i = 0; i < addresses.size(); ++i) {
-        pooled.socket = new DeadlineSocketImpl(stop_io);
+        auto* plain = new DeadlineSocketImpl(stop_io);
+        pooled.socket = plain;
+        Poco::Net::StreamSocketImpl* socket = plain;
+        // https: TLS over the same deadline socket; the handshake is part of connecting.
+        if (tls)
+          socket = tlsClientApi().socket(tls, plain, host, [plain](int m) { plain->wait(m); });
         pooled.session =
-            std::make_unique<Poco::Net::HTTPClientSession>(Poco::Net::StreamSocket(pooled.socket));
+            std::make_unique<Poco::Net::HTTPClientSession>(Poco::Net::StreamSocket(socket));
         pooled.session->setHost(addresses[i].toString());
         pooled.session->setPort(port);
         pooled.session->setKeepAlive(true);
@@ -571,8 +605,16 @@ Attempt RpcClient::Impl::attempt(PooledSession& pooled, const std::string& body,
     out.status = RpcStatus::BadResponse;
     out.cause = "not an HTTP reply from " + where + " (" + e.displayText() + ")";
   } catch (const Poco::Exception& e) {
-    out.cause = "I/O error with " + where + " (" + e.displayText() + ")";
-    out.retryable = true;
+    if (e.code() == kTlsUntrustedCode) {
+      // A setting to fix, not a passing fault: not retried, and the request was never sent.
+      out.cause = "TLS with " + where + " refused: " + e.message() +
+                  "; set rpc.tls_ca_file (BLOCK_BUSTER_RPC_TLS_CA_FILE) to the CA that signed "
+                  "its certificate";
+      out.never_sent = true;
+    } else {
+      out.cause = "I/O error with " + where + " (" + e.displayText() + ")";
+      out.retryable = true;
+    }
   } catch (const std::exception& e) {
     out.cause = std::string("I/O error with ") + where + " (" + e.what() + ")";
     out.retryable = true;

@@ -27,10 +27,11 @@
 // envelope whose result is {"error":...} (the real node does that) stays Ok: plugins judge
 // shapes. HTTP 403 (the real node's Host check) is Transport and not retried. The Ok text is
 // the `result` member exactly as the node wrote it (64-bit integers and decimals intact).
-// Only http:// URLs are accepted (https throws ConfigError); a host name is resolved with IPv4
-// first, since the real node binds 127.0.0.1 and "localhost" may list ::1 first. A kept-alive
-// connection that the node closed while idle is resent once on a new connection without
-// counting as a retry.
+// https:// URLs are verified against rpc.tls_ca_file or the system's CA store (never skipped),
+// with TLS from the module bb_tls.so, loaded only then (tls_client.h). A host name is resolved
+// with IPv4 first, since the real node binds 127.0.0.1 and "localhost" may list ::1 first. A
+// kept-alive connection that the node closed while idle is resent once on a new connection
+// without counting as a retry.
 //
 // Thread-safe: any number of threads may call() at once.
 #pragma once
@@ -81,7 +82,8 @@ using RpcObserver = std::function<void(const std::string& method, const RpcOutco
 
 class RpcClient {
  public:
-  /// Throws ConfigError for an unusable rpc_url (scheme must be http; https when built with TLS).
+  /// Throws ConfigError for an unusable rpc_url, an unreadable rpc.tls_ca_file (https), or an
+  /// https URL when the TLS module cannot be loaded.
   explicit RpcClient(RpcConfig config);
   ~RpcClient();
   RpcClient(const RpcClient&) = delete;

@@ -263,6 +263,14 @@ TEST(ConfigParse, EmptyFileAndEmptySectionsAreDefaults) {
   EXPECT_EQ(values(bb::parseConfig("plugins:\nrpc:\nhttp:\nws:\nweb:\n", "f")), values(Config{}));
 }
 
+TEST(ConfigParse, TheRpcCaFileComesFromTheEnvironmentToo) {
+  Config c;
+  bb::applyEnvironment(c, {{"BLOCK_BUSTER_RPC_TLS_CA_FILE", "/etc/ssl/node-ca.pem"}});
+  EXPECT_EQ(c.rpc.tls_ca_file, "/etc/ssl/node-ca.pem");
+  ASSERT_EQ(c.env_overrides.size(), 1u);
+  EXPECT_EQ(c.env_overrides[0].second, "rpc.tls_ca_file");
+}
+
 TEST(ConfigParse, EveryKey) {
   Config c = bb::parseConfig(R"(
 rpc_url: https://node.example:8443/rpc
@@ -279,6 +287,7 @@ rpc:
   max_connections: 2
   max_response_bytes: 1048576
   share_ms: 0
+  tls_ca_file: /etc/ssl/node-ca.pem
 http:
   host: 127.0.0.1
   port: 15000
@@ -316,6 +325,7 @@ plugins:
   EXPECT_EQ(c.rpc.max_connections, 2);
   EXPECT_EQ(c.rpc.max_response_bytes, 1048576);
   EXPECT_EQ(c.rpc.share_ms, 0);
+  EXPECT_EQ(c.rpc.tls_ca_file, "/etc/ssl/node-ca.pem");
   EXPECT_EQ(c.http.host, "127.0.0.1");
   EXPECT_EQ(c.http.port, 15000);
   EXPECT_EQ(c.cors_origins,
@@ -482,16 +492,19 @@ INSTANTIATE_TEST_SUITE_P(
                   "timeout_ms, isolation, options (did you mean 'interval_ms'?)"},
         ErrorCase{"rpc_urll: http://x\n",
                   "rpc_urll: unknown key; known keys: rpc_url, ws_url, auth_token, rpc, http, ws, "
-                  "web, plugin_dir, plugin_dirs, state_dir, log_level, log_format, plugins, auth, history (did you mean "
+                  "web, plugin_dir, plugin_dirs, state_dir, log_level, log_format, plugins, auth, "
+                  "history (did you mean "
                   "'rpc_url'?)"},
         ErrorCase{"port: 5000\n",
                   "port: unknown key; known keys: rpc_url, ws_url, auth_token, rpc, http, ws, "
-                  "web, plugin_dir, plugin_dirs, state_dir, log_level, log_format, plugins, auth, history (did you mean "
+                  "web, plugin_dir, plugin_dirs, state_dir, log_level, log_format, plugins, auth, "
+                  "history (did you mean "
                   "'http.port'?)"},
         ErrorCase{"rpc:\n  url: http://x\n",
                   "rpc.url: unknown key; known keys: connect_timeout_ms, timeout_ms, retries, "
                   "backoff_initial_ms, backoff_max_ms, max_requests_per_second, burst, "
-                  "max_connections, max_response_bytes, share_ms (did you mean 'rpc_url'?)"},
+                  "max_connections, max_response_bytes, share_ms, tls_ca_file (did you mean "
+                  "'rpc_url'?)"},
         ErrorCase{"http:\n  prot: 1\n",
                   "http.prot: unknown key; known keys: host, port, cors_origins, tls, metrics_port "
                   "(did you mean "

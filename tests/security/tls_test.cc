@@ -1,9 +1,17 @@
 // HTTPS on a bb::HttpServer with a self-signed certificate made at test time by openssl.
 #include <Poco/Net/Context.h>
+#include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPRequestHandler.h>
+#include <Poco/Net/HTTPRequestHandlerFactory.h>
 #include <Poco/Net/HTTPResponse.h>
 #include <Poco/Net/HTTPSClientSession.h>
+#include <Poco/Net/HTTPServer.h>
+#include <Poco/Net/HTTPServerParams.h>
+#include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerResponse.h>
 #include <Poco/Net/NetSSL.h>
+#include <Poco/Net/SecureServerSocket.h>
 #include <Poco/Net/WebSocket.h>
 #include <Poco/StreamCopier.h>
 #include <gtest/gtest.h>
@@ -19,6 +27,7 @@
 #include "integration/stack.h"
 #include "security/raw_client.h"
 #include "support/process.h"
+#include "support/tls_certs.h"
 
 namespace {
 
@@ -29,24 +38,20 @@ const bool kTlsModuleSet = [] {
 
 struct TlsServer {
   TlsServer() {
-    auto [status, out] = bbtest::runProgram(
-        {BB_OPENSSL, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-         "/CN=127.0.0.1", "-keyout", dir.file("key.pem"), "-out", dir.file("cert.pem")});
-    if (status != 0) throw std::runtime_error("openssl failed: " + out);
     bb::ServerOptions o;
     o.port = 0;
-    o.tls_cert_file = dir.file("cert.pem");
-    o.tls_key_file = dir.file("key.pem");
+    o.tls_cert_file = cert.cert_file;
+    o.tls_key_file = cert.key_file;
     server = std::make_unique<bb::HttpServer>(
         o, [](bb::HttpRequest&&) { return bb::HttpResponse::json("{\"tls\":true}"); });
     server->start();
   }
   /// `{cert_file: ..., key_file: ...}` for a listener's `tls:` key.
   std::string yaml() const {
-    return "{cert_file: \"" + dir.file("cert.pem") + "\", key_file: \"" + dir.file("key.pem") +
-           "\"}";
+    return "{cert_file: \"" + cert.cert_file + "\", key_file: \"" + cert.key_file + "\"}";
   }
   bbtest::TempDir dir;
+  bbtest::TestCertificate cert{dir};
   std::unique_ptr<bb::HttpServer> server;
 };
 
@@ -200,6 +205,103 @@ TEST(Tls, AMissingTlsModuleStopsStartUpNamingIt) {
   EXPECT_NE(status, 0) << out;
   EXPECT_NE(out.find("TLS module"), std::string::npos) << out;
   EXPECT_NE(out.find("nowhere.so"), std::string::npos) << out;
+}
+
+// A TLS-terminating proxy on 127.0.0.1:0 in front of a plain-HTTP node, as nodes are deployed:
+// each POST is passed on with its Host and Authorization headers, and the answer sent back.
+class TlsProxy {
+ public:
+  TlsProxy(const bbtest::TestCertificate& cert, int upstream_port)
+      : upstream_port_(upstream_port),
+        socket_(Poco::Net::SocketAddress("127.0.0.1", 0), 64,
+                new Poco::Net::Context(Poco::Net::Context::TLS_SERVER_USE, cert.key_file,
+                                       cert.cert_file, "", Poco::Net::Context::VERIFY_NONE)),
+        server_(new Factory(*this), socket_, new Poco::Net::HTTPServerParams) {
+    server_.start();
+  }
+  ~TlsProxy() { server_.stopAll(true); }
+  int port() const { return socket_.address().port(); }
+  int requests() const { return requests_.load(); }
+
+ private:
+  struct Handler : Poco::Net::HTTPRequestHandler {
+    explicit Handler(TlsProxy& proxy) : proxy(proxy) {}
+    void handleRequest(Poco::Net::HTTPServerRequest& in,
+                       Poco::Net::HTTPServerResponse& out) override {
+      ++proxy.requests_;
+      std::string body;
+      Poco::StreamCopier::copyToString(in.stream(), body);
+      Poco::Net::HTTPClientSession upstream("127.0.0.1",
+                                            static_cast<Poco::UInt16>(proxy.upstream_port_));
+      Poco::Net::HTTPRequest forward(in.getMethod(), in.getURI(), Poco::Net::HTTPMessage::HTTP_1_1);
+      forward.setHost(in.getHost());
+      if (in.has("Authorization")) forward.set("Authorization", in.get("Authorization"));
+      forward.setContentType(in.getContentType());
+      forward.setContentLength(static_cast<std::streamsize>(body.size()));
+      upstream.sendRequest(forward) << body;
+      Poco::Net::HTTPResponse answer;
+      std::string reply;
+      Poco::StreamCopier::copyToString(upstream.receiveResponse(answer), reply);
+      out.setStatus(answer.getStatus());
+      out.setContentType(answer.getContentType());
+      out.setContentLength(static_cast<std::streamsize>(reply.size()));
+      out.send() << reply;
+    }
+    TlsProxy& proxy;
+  };
+  struct Factory : Poco::Net::HTTPRequestHandlerFactory {
+    explicit Factory(TlsProxy& proxy) : proxy(proxy) {}
+    Poco::Net::HTTPRequestHandler* createRequestHandler(
+        const Poco::Net::HTTPServerRequest&) override {
+      return new Handler(proxy);
+    }
+    TlsProxy& proxy;
+  };
+
+  int upstream_port_;
+  std::atomic<int> requests_{0};
+  Poco::Net::SecureServerSocket socket_;
+  Poco::Net::HTTPServer server_;
+};
+
+TEST(Tls, AgentPollsAnHttpsNodeBehindATlsProxy) {
+  bbtest::TempDir certs;
+  bbtest::TestCertificate cert(certs, "proxy");
+  bbtest::DevNode node("spec");
+  TlsProxy proxy(cert, node.port());
+  bbtest::TempDir home;
+  const std::string url = "https://127.0.0.1:" + std::to_string(proxy.port());
+  bbtest::Agent agent(home, url, "rpc:\n  tls_ca_file: \"" + cert.cert_file + "\"\n");
+  EXPECT_TRUE(bbtest::eventually([&] {
+    return bbtest::httpGet(agent.port(), "/health").json()["status"].asString() == "ok";
+  })) << bbtest::httpGet(agent.port(), "/health").body;
+  EXPECT_GT(proxy.requests(), 0);
+}
+
+TEST(Tls, AnUnreadableRpcCaFileStopsStartUpAndCheckConfigNamingTheKey) {
+  bbtest::TempDir home;
+  home.write("c.yaml", "rpc:\n  tls_ca_file: \"" + home.file("missing-ca.pem") + "\"\n");
+  const std::map<std::string, std::string> env = {
+      {"HOME", home.path()},           {"BLOCK_BUSTER_HTTP_PORT", "0"},
+      {"BLOCK_BUSTER_WS_PORT", "0"},   {"BLOCK_BUSTER_FEATURE_WS_PORT", "0"},
+      {"BLOCK_BUSTER_WEB_PORT", "-1"}, {"THEBLOCK_RPC_URL", "https://127.0.0.1:9"}};
+  for (const bool check : {true, false}) {
+    std::vector<std::string> argv = {bbtest::binPath("blockbuster-agent"), "--config",
+                                     home.file("c.yaml")};
+    if (check) argv.push_back("--check-config");
+    auto [status, out] = bbtest::runProgram(argv, env);
+    EXPECT_EQ(status, 2) << out;
+    EXPECT_NE(out.find("rpc.tls_ca_file"), std::string::npos) << out;
+    EXPECT_NE(out.find(home.file("missing-ca.pem")), std::string::npos) << out;
+  }
+  // The environment variable sets it too, and a plain-HTTP node never reads it.
+  auto [status, out] =
+      bbtest::runProgram({bbtest::binPath("blockbuster-agent"), "--check-config"},
+                         {{"HOME", home.path()},
+                          {"THEBLOCK_RPC_URL", "http://127.0.0.1:9"},
+                          {"BLOCK_BUSTER_RPC_TLS_CA_FILE", home.file("missing-ca.pem")}});
+  EXPECT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("tls_ca_file: \"" + home.file("missing-ca.pem")), std::string::npos) << out;
 }
 
 }  // namespace

@@ -26,6 +26,7 @@
 
 #include "http/auth.h"
 #include "integration/stack.h"
+#include "support/tls_certs.h"
 
 using bbtest::Agent;
 using bbtest::DevNode;
@@ -44,17 +45,12 @@ const char* kAccept = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 constexpr int kIoSeconds = 40;
 
 struct Certs {
-  Certs() {
-    auto [status, out] = bbtest::runProgram(
-        {BB_OPENSSL, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-         "/CN=127.0.0.1", "-keyout", dir.file("key.pem"), "-out", dir.file("cert.pem")});
-    if (status != 0) throw std::runtime_error("openssl req failed: " + out);
-  }
   std::string yaml() const {
-    return "ws:\n  tls: {cert_file: \"" + dir.file("cert.pem") + "\", key_file: \"" +
-           dir.file("key.pem") + "\"}\n";
+    return "ws:\n  tls: {cert_file: \"" + cert.cert_file + "\", key_file: \"" + cert.key_file +
+           "\"}\n";
   }
   TempDir dir;
+  bbtest::TestCertificate cert{dir};
 };
 
 // The agent with ws.tls (and `extra` config), its WebSocket ports from the ready line.
@@ -332,9 +328,8 @@ bool localOpenSslSpeaksTls11(const Certs& certs, std::string& why) {
     SSL_CTX_set_cipher_list(ctx, "DEFAULT:@SECLEVEL=0");
     SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION);
     SSL* ssl = nullptr;
-    if (SSL_CTX_use_certificate_chain_file(ctx, certs.dir.file("cert.pem").c_str()) == 1 &&
-        SSL_CTX_use_PrivateKey_file(ctx, certs.dir.file("key.pem").c_str(), SSL_FILETYPE_PEM) ==
-            1) {
+    if (SSL_CTX_use_certificate_chain_file(ctx, certs.cert.cert_file.c_str()) == 1 &&
+        SSL_CTX_use_PrivateKey_file(ctx, certs.cert.key_file.c_str(), SSL_FILETYPE_PEM) == 1) {
       ssl = SSL_new(ctx);
       SSL_set_fd(ssl, pair[1]);
       if (SSL_accept(ssl) == 1) SSL_shutdown(ssl);
