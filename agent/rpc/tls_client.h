@@ -1,7 +1,8 @@
 // The client side of TLS for the RPC client (https:// node URLs). Poco NetSSL and OpenSSL stay in
 // the TLS module bb_tls.so (agent/http/tls_module.cc), loaded only when rpc_url is https, so an
 // agent polling a plain-HTTP node never maps them (docs/performance.md, "Footprint"). The agent
-// and the module are built together from one tree: C++ types at this boundary are safe.
+// and the module are built together from one tree: C++ types at this boundary are safe. OpenSSL
+// writes with write(2): the process must ignore SIGPIPE (the agent does).
 #pragma once
 
 #include <functional>

@@ -24,6 +24,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <functional>
 #include <future>
 #include <memory>
@@ -462,21 +463,23 @@ TEST(RpcClient, ClosedConnectionIsRetriedThenSucceeds) {
   EXPECT_EQ(node.requests(), 2);
 }
 
-TEST(RpcClient, KeptAliveConnectionClosedByTheNodeIsResentOnANewOne) {
-  TestNode node([](TestNode& n, const Seen& seen, int index, HTTPServerRequest& request,
-                   HTTPServerResponse& response) {
-    const std::string body =
-        "{\"jsonrpc\":\"2.0\",\"id\":" + seen.id + ",\"result\":" + std::to_string(index) + "}";
-    response.setContentType("application/json");
-    response.setContentLength64(static_cast<Poco::Int64>(body.size()));
-    response.send() << body << std::flush;
-    // Answers keep-alive, then drops the connection, as a node with a short idle timeout does.
-    if (index == 0) {
-      hangUp(request);
-      n.release();
-    }
-  });
-  RpcConfig config = configFor(node);
+// Answers each call with its index, keep-alive; drops the connection after the first answer, as
+// a node with a short idle timeout does.
+void answerThenDropTheFirstConnection(TestNode& n, const Seen& seen, int index,
+                                      HTTPServerRequest& request, HTTPServerResponse& response) {
+  const std::string body =
+      "{\"jsonrpc\":\"2.0\",\"id\":" + seen.id + ",\"result\":" + std::to_string(index) + "}";
+  response.setContentType("application/json");
+  response.setContentLength64(static_cast<Poco::Int64>(body.size()));
+  response.send() << body << std::flush;
+  if (index == 0) {
+    hangUp(request);
+    n.release();
+  }
+}
+
+// Two calls through `config`: the second finds its kept-alive connection closed by `node`.
+void expectResentOnANewConnection(TestNode& node, RpcConfig config) {
   config.retries = 0;  // the resend must not depend on a retry being allowed
   RpcClient client(config);
   ASSERT_TRUE(client.call("a").ok());
@@ -486,7 +489,13 @@ TEST(RpcClient, KeptAliveConnectionClosedByTheNodeIsResentOnANewOne) {
   const RpcOutcome second = client.call("b");
   ASSERT_EQ(second.status, RpcStatus::Ok) << second.json;
   EXPECT_EQ(second.json, "1");
+  EXPECT_EQ(second.attempts, 2);
   EXPECT_EQ(node.connections(), 2);
+}
+
+TEST(RpcClient, KeptAliveConnectionClosedByTheNodeIsResentOnANewOne) {
+  TestNode node(answerThenDropTheFirstConnection);
+  expectResentOnANewConnection(node, configFor(node));
 }
 
 TEST(RpcClient, Http400IsNotRetried) {
@@ -1031,8 +1040,10 @@ TEST(MethodPolicy, RetriesAgainstADeadNodeDoNotUseUpTheRateCap) {
 
 // --- https:// node URLs (a node behind a TLS proxy) ---------------------------------------------
 
-// Test programs live in tests/bin, not beside the agent: say where the TLS module is.
-const bool kTlsModuleSet = setenv("BLOCK_BUSTER_TLS_MODULE", BB_TLS_MODULE, 1) == 0;
+// Test programs live in tests/bin, not beside the agent: say where the TLS module is. OpenSSL
+// writes with write(2): a node that hung up must be EPIPE, not SIGPIPE, as in the agent.
+const bool kTlsModuleSet =
+    setenv("BLOCK_BUSTER_TLS_MODULE", BB_TLS_MODULE, 1) == 0 && signal(SIGPIPE, SIG_IGN) != SIG_ERR;
 
 // A node on 127.0.0.1:0 that speaks TLS with a self-signed certificate made by openssl for
 // `alt_names`; the certificate is its own CA (cert.cert_file).
@@ -1154,6 +1165,13 @@ TEST(Https, AnEmptyReplyIsRetriedOnANewTlsConnection) {
   ASSERT_TRUE(outcome.ok()) << outcome.json;
   EXPECT_EQ(outcome.attempts, 2);
   EXPECT_EQ(https.node.connections(), 2);
+}
+
+TEST(Https, AKeptAliveConnectionClosedByTheNodeIsResentOnANewOne) {
+  HttpsNode https(answerThenDropTheFirstConnection);
+  RpcConfig config = configFor(https.node);
+  config.tls_ca_file = https.cert.cert_file;
+  expectResentOnANewConnection(https.node, config);
 }
 
 TEST(Https, ASilentPeerCannotHoldTheHandshakePastTheDeadline) {
