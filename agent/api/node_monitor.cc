@@ -52,13 +52,14 @@ void NodeMonitor::record(const std::string& method, const RpcOutcome& outcome) {
   std::lock_guard<std::mutex> lock(mutex_);
   contacted_ = true;
   if (answered) {
-    if (!reachable_ && ever_answered_) {
+    if (!reachable_ && failed_ > 0) {
       const double lasted = std::chrono::duration<double>(now - outage_start_).count();
       char note[160];
       std::snprintf(note, sizeof note,
-                    "the node answers again after %.0f s (%llu failed calls during the outage, "
+                    "the node answers%s after %.0f s (%llu failed calls during the outage, "
                     "logged once)",
-                    lasted, static_cast<unsigned long long>(failed_));
+                    ever_answered_ ? " again" : "", lasted,
+                    static_cast<unsigned long long>(failed_));
       logInfo("node", note);
     }
     ever_answered_ = true;
@@ -69,6 +70,12 @@ void NodeMonitor::record(const std::string& method, const RpcOutcome& outcome) {
     return;
   }
   if (!reachable_) {
+    if (!ever_answered_ && failed_ == 0) {
+      // Not answered since start: said once, like an outage (the plugins' failures are not).
+      outage_start_ = now;
+      cause_ = describe(method, outcome);
+      logWarn("node", cause_ + "; no data yet (repeats not logged until the node answers)");
+    }
     ++failed_;  // the same outage: counted, not logged again
     if (cause_.empty()) cause_ = describe(method, outcome);
     return;

@@ -257,12 +257,14 @@ TEST(GuideDemo, BbDevnodeRefusesAPortAlreadyTaken) {
 }
 
 // Point 10: logs an operator can use. log_format: json gives one JSON object per line, the first
-// naming the version, the config file and the overrides; a line repeated (a node that is down,
-// every 100 ms) is shown 3 times with a note, then suppressed.
+// naming the version, the config file and the overrides; a line repeated (a plugin whose
+// methods the node answers with an error, every 100 ms) is shown 3 times with a note, then
+// suppressed. (A node that is down is one [node] line, not a repeated one: NodeSafety.)
 TEST(GuideLogs, JsonLinesStartUpLineAndSuppressedRepeats) {
+  DevNode node("spec",
+               {"--error-rate", "1", "--fault-methods", "net.peers,net.stats,light.latest_header"});
   TempDir home;
-  Agent agent(home, "http://127.0.0.1:1",
-              "log_format: json\nplugins:\n  network:\n    interval_ms: 100\n");
+  Agent agent(home, node.url(), "log_format: json\nplugins:\n  network:\n    interval_ms: 100\n");
   ASSERT_TRUE(eventually([&] {
     return contains(agent.process().output(), "further identical lines are suppressed");
   })) << agent.process().output();
@@ -320,8 +322,7 @@ TEST(GuideLogs, TheAgentsOwnRateCapIsNotTheNodeGoingDown) {
 TEST(GuideLogs, TheReceiptsCatchUpIsProgressAtInfoThenCaughtUp) {
   DevNode node("spec", {"--start-height", "3000", "--receipts-per-block", "4", "--block-ms", "0"});
   TempDir home;
-  Agent agent(home, node.url(),
-              "plugins:\n  receipts:\n    options: {page_size: 100}\n");
+  Agent agent(home, node.url(), "plugins:\n  receipts:\n    options: {page_size: 100}\n");
   ASSERT_TRUE(
       eventually([&] { return contains(agent.process().output(), "caught up: receipts"); }, 60s))
       << agent.process().output();

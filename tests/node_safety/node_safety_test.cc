@@ -13,6 +13,7 @@
 #include <chrono>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "integration/stack.h"
@@ -75,6 +76,23 @@ int unreachableSamples(int agent_port, std::chrono::milliseconds for_how_long,
     std::this_thread::sleep_for(200ms);
   }
   return bad;
+}
+
+// Warnings in `log`: those of [node], and the plugins' "collect failed" ones.
+std::pair<int, int> outageWarnings(const std::string& log) {
+  int node_warnings = 0, plugin_warnings = 0;
+  size_t begin = 0;
+  while (begin < log.size()) {
+    size_t end = log.find('\n', begin);
+    if (end == std::string::npos) end = log.size();
+    const std::string line = log.substr(begin, end - begin);
+    begin = end + 1;
+    if (line.find(" warn ") == std::string::npos) continue;
+    node_warnings += line.find("[node]") != std::string::npos;
+    plugin_warnings += line.find("[plugin:") != std::string::npos &&
+                       line.find("collect failed") != std::string::npos;
+  }
+  return {node_warnings, plugin_warnings};
 }
 
 TEST(NodeSafety, TheAgentAtItsDefaultsDoesNoHarmAndNeverOverstatesHealth) {
@@ -178,22 +196,31 @@ TEST(NodeSafety, TheAgentAtItsDefaultsDoesNoHarmAndNeverOverstatesHealth) {
   EXPECT_EQ(health["reasons"].size(), 1u) << health.dump();
   // ...and in the log: one warning from [node], no plugin repeating it for want of the node.
   const std::string log_after = agent.process().output().substr(log_before_stop);
-  int node_warnings = 0, plugin_warnings = 0;
-  size_t begin = 0;
-  while (begin < log_after.size()) {
-    size_t end = log_after.find('\n', begin);
-    if (end == std::string::npos) end = log_after.size();
-    const std::string line = log_after.substr(begin, end - begin);
-    begin = end + 1;
-    if (line.find(" warn ") == std::string::npos) continue;
-    node_warnings += line.find("[node]") != std::string::npos;
-    plugin_warnings += line.find("[plugin:") != std::string::npos &&
-                       line.find("collect failed") != std::string::npos;
-  }
+  const auto [node_warnings, plugin_warnings] = outageWarnings(log_after);
   EXPECT_EQ(node_warnings, 1) << log_after;
   EXPECT_EQ(plugin_warnings, 0) << "the outage's cause is stated once, by [node]:\n" << log_after;
   RecordProperty("run_seconds",
                  std::to_string(std::chrono::duration<double>(Clock::now() - started).count()));
+}
+
+// A node that is not there when the agent starts: one warning from [node] saying why, none from
+// the plugins that fail for want of it, however many cycles go by.
+TEST(NodeSafety, ANodeDownAtStartIsOneWarningInTheLog) {
+  TempDir home;
+  Agent agent(home, "http://127.0.0.1:" + std::to_string(bbtest::freeLoopbackPort()));
+  const int ap = agent.port();
+  ASSERT_TRUE(eventually([&] {
+    const Json h = getJson(ap, "/health");
+    return h["plugins"]["network"]["failures"].isInt() &&
+           h["plugins"]["network"]["failures"].asInt() >= 3;
+  })) << agent.process().output();
+  const std::string log = agent.process().output();
+  const auto [node_warnings, plugin_warnings] = outageWarnings(log);
+  EXPECT_EQ(node_warnings, 1) << log;
+  EXPECT_EQ(plugin_warnings, 0) << log;
+  const Json h = getJson(ap, "/health");
+  EXPECT_EQ(h["status"], Json("degraded")) << h.dump();
+  EXPECT_EQ(h["reasons"].size(), 1u) << h.dump();
 }
 
 }  // namespace
