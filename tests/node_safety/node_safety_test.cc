@@ -78,7 +78,9 @@ int unreachableSamples(int agent_port, std::chrono::milliseconds for_how_long,
   return bad;
 }
 
-// Warnings in `log`: those of [node], and the plugins' "collect failed" ones.
+// Warnings in `log`: those of [node], and the plugins' "collect failed" ones once [node] has
+// stated the outage. (A plugin whose call failed before the node was judged down, within the
+// judgement window, may still have said so once: docs/reliability.md.)
 std::pair<int, int> outageWarnings(const std::string& log) {
   int node_warnings = 0, plugin_warnings = 0;
   size_t begin = 0;
@@ -89,7 +91,7 @@ std::pair<int, int> outageWarnings(const std::string& log) {
     begin = end + 1;
     if (line.find(" warn ") == std::string::npos) continue;
     node_warnings += line.find("[node]") != std::string::npos;
-    plugin_warnings += line.find("[plugin:") != std::string::npos &&
+    plugin_warnings += node_warnings > 0 && line.find("[plugin:") != std::string::npos &&
                        line.find("collect failed") != std::string::npos;
   }
   return {node_warnings, plugin_warnings};
