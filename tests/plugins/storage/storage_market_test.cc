@@ -2,7 +2,6 @@
 #include "storage_market.h"
 
 #include <blockbuster/plugin_abi.h>
-
 #include <gtest/gtest.h>
 
 #include <cmath>
