@@ -61,7 +61,7 @@ void AdsMarket::forget() {
 
 std::vector<Call> AdsMarket::plan() const {
   std::vector<Call> calls;
-  if (profile_ != Profile::kTheblock) calls.push_back({kAdsStats, Json::object()});
+  if (profile_ != Profile::kTheBlock) calls.push_back({kAdsStats, Json::object()});
   if (profile_ != Profile::kSpec) {
     calls.push_back({kAdsInventory, Json::object()});
     calls.push_back({kAdsBudget, Json::object()});
@@ -80,7 +80,7 @@ Outcome AdsMarket::update(const Answers& answers) {
   bool theblockServed = served(answers, kAdsInventory) || served(answers, kAdsBudget);
 
   if ((profile_ == Profile::kSpec && (!stats || stats->methodNotFound())) ||
-      (profile_ == Profile::kTheblock && !theblockServed)) {
+      (profile_ == Profile::kTheBlock && !theblockServed)) {
     profile_ = Profile::kUnknown;
     forget();
     out.redetect = true;
@@ -105,8 +105,8 @@ Outcome AdsMarket::update(const Answers& answers) {
       spec(stats->value, r);
     }
   } else if (theblockServed) {
-    if (profile_ != Profile::kTheblock) forget();
-    profile_ = Profile::kTheblock;
+    if (profile_ != Profile::kTheBlock) forget();
+    profile_ = Profile::kTheBlock;
     r.profile = profile_;
     if (notRunning(answers, kAdsInventory) || notRunning(answers, kAdsBudget))
       r.markUnavailable(std::string("the node's ad market is not running (") +

@@ -1,6 +1,7 @@
-// What the four market plugins (compute, storage, energy, ads) share: the recorded answer of one
-// RPC call, safe reading of figures out of untrusted JSON, the status rule and the report that
-// becomes the published "market" section, its metrics and its features.
+// What the four market plugins (compute, storage, energy, ads) share: the answers of one cycle
+// by method (node_port.h has the Answer of one call), safe reading of figures out of untrusted
+// JSON, the status rule and the report that becomes the published "market" section, its metrics
+// and its features.
 //
 // No SDK wrapper here (plugin.h): only json.h and the C constants of plugin_abi.h, so the logic
 // is unit-testable on recorded answers alone. market_glue.h turns a report into host calls.
@@ -17,37 +18,19 @@
 #include <utility>
 #include <vector>
 
+#include "node_port.h"
+
 namespace blockbuster::markets {
 
-/// Which node surface answered: the guide's ("spec") or the real node's ("theblock").
-enum class Profile { kUnknown, kSpec, kTheblock };
-/// "spec", "theblock", or "" for kUnknown.
-const char* profileName(Profile p);
+using node::Answer;
+using node::Call;
+using node::Profile;
+using node::profileName;
 
 /// The status the dashboard shows for one market.
 enum class Status { kHealthy, kIdle, kUnavailable };
 /// "healthy", "idle" or "unavailable".
 const char* statusName(Status s);
-
-/// The recorded outcome of one RPC call. A value type; no thread-safety concerns.
-struct Answer {
-  bool ok = false;  ///< true: `value` is the call's `result`
-  Json value;
-  int status = 0;    ///< bb_status of a failed call
-  int64_t code = 0;  ///< JSON-RPC error code of a failed call, 0 when there was none
-  std::string message;
-
-  static Answer result(Json value);
-  /// The node answered with a JSON-RPC error object.
-  static Answer rpcError(int64_t code, std::string message);
-  /// The call failed without a JSON-RPC error (transport, timeout, bad reply).
-  static Answer failure(int status, std::string message);
-
-  /// The node does not serve the method (or refused it as unauthorised, as the real node does).
-  bool methodNotFound() const noexcept;
-  /// "compute_market.stats failed: <message> (JSON-RPC -32601)".
-  std::string describe(std::string_view method) const;
-};
 
 /// The answers of one cycle, by method name. A method absent from the map was not called.
 using Answers = std::map<std::string, Answer>;
@@ -195,12 +178,6 @@ bool rose(const std::optional<double>& before, const Figure& now);
 
 /// Adds the status metrics of a report: theblock_market_up and theblock_market_status.
 void addStatusMetrics(MarketReport& report);
-
-/// One call a market wants made this cycle.
-struct Call {
-  std::string method;
-  Json params = Json::object();
-};
 
 /// What a market's update() returns.
 struct Outcome {

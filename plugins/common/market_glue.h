@@ -1,6 +1,7 @@
-// Glue shared by the four market plugins: runs a market's calls through the host, feeds the
-// answers to its logic and emits the report (section, metrics, features). Included only by the
-// plugins' *_plugin.cc files, never by logic (it needs the SDK wrapper, plugin.h).
+// Glue shared by the four market plugins: runs a market's calls through the host (as the node
+// port, host_port.h), feeds the answers to its logic and emits the report (section, metrics,
+// features). Included only by the plugins' *_plugin.cc files, never by logic (it needs the SDK
+// wrapper, plugin.h).
 #ifndef BLOCKBUSTER_PLUGINS_COMMON_MARKET_GLUE_H_
 #define BLOCKBUSTER_PLUGINS_COMMON_MARKET_GLUE_H_
 
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "host_port.h"
 #include "market_common.h"
 
 namespace blockbuster::markets {
@@ -17,23 +19,12 @@ namespace blockbuster::markets {
 /// Name of the one section each market plugin publishes ("<plugin>.market" on the dashboard).
 inline constexpr const char* kMarketSection = "market";
 
-/// Makes `calls` concurrently through the host (one cycle costs the slowest call).
-inline Answers callAll(const Host& host, const std::vector<Call>& calls) {
-  std::vector<RpcCall> rpc;
-  rpc.reserve(calls.size());
-  for (const Call& c : calls) rpc.push_back(RpcCall{c.method, c.params});
-  std::vector<RpcResult> results = host.rpcMany(rpc);
+/// Makes `calls` concurrently through the node port (one cycle costs the slowest call).
+inline Answers callAll(node::NodePort& port, const std::vector<Call>& calls) {
+  std::vector<Answer> results = port.callMany(calls);
   Answers answers;
-  for (size_t i = 0; i < calls.size() && i < results.size(); ++i) {
-    const RpcResult& r = results[i];
-    Answer a;
-    a.ok = r.ok;
-    a.value = r.value;
-    a.status = r.status;
-    a.code = r.code;
-    a.message = r.message;
-    answers[calls[i].method] = std::move(a);
-  }
+  for (size_t i = 0; i < calls.size() && i < results.size(); ++i)
+    answers[calls[i].method] = std::move(results[i]);
   return answers;
 }
 
@@ -74,17 +65,19 @@ bool tolerated(const Market&, const std::string&, long) {
 /// Not thread-safe: the agent calls collect() of one instance from one thread at a time.
 template <typename Market>
 void collectMarket(const Host& host, Market& market) {
+  node::HostPort port(host);
   Outcome outcome;
   // The second pass runs only when the remembered profile stopped matching (re-detection).
   for (int pass = 0; pass < 2; ++pass) {
-    Answers answers = callAll(host, market.plan());
+    Answers answers = callAll(port, market.plan());
     for (const auto& [method, answer] : answers)
       if (unanswered(answer) && !tolerated(market, method, 0))
         throw std::runtime_error(answer.describe(method));
+    const Profile remembered = market.profile();
     outcome = market.update(answers);
     if (!outcome.redetect) break;
-    host.info("the node's answers no longer match the " +
-              std::string(profileName(market.profile())) + " profile; detecting it again");
+    host.info("the node's answers no longer match the " + std::string(profileName(remembered)) +
+              " profile; detecting it again");
   }
   if (outcome.redetect)
     throw std::runtime_error("the node's profile kept changing within one cycle");

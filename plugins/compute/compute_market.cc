@@ -22,7 +22,7 @@ Shape statsShape(const Json& v) {
 
 Profile profileOf(Shape s) {
   return s == Shape::kSpec ? Profile::kSpec
-                           : (s == Shape::kTheblock ? Profile::kTheblock : Profile::kUnknown);
+                           : (s == Shape::kTheblock ? Profile::kTheBlock : Profile::kUnknown);
 }
 
 MarketReport newReport() {
@@ -84,7 +84,7 @@ std::vector<Call> ComputeMarket::plan() const {
     calls.push_back({kComputeScheduler, Json::object()});
     calls.push_back({kComputeBalances, Json::object()});
     if (options_.governor) calls.push_back({kGovernorMethod, Json::object()});
-    if (profile_ == Profile::kTheblock) calls.push_back({kSettlementAudit, Json::object()});
+    if (profile_ == Profile::kTheBlock) calls.push_back({kSettlementAudit, Json::object()});
   }
   return calls;
 }

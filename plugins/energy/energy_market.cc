@@ -73,8 +73,8 @@ Outcome EnergyMarket::update(const Answers& answers) {
   if (!state.ok) {
     // These two codes exist only on the real node: they tell the profile even in failure.
     if (state.code == kEnergyUnauthorized || state.code == kEnergyRehearsal) {
-      if (profile_ != Profile::kTheblock) forget();
-      profile_ = Profile::kTheblock;
+      if (profile_ != Profile::kTheBlock) forget();
+      profile_ = Profile::kTheBlock;
     }
     r.profile = profile_;
     if (state.code == kEnergyUnauthorized)
@@ -98,7 +98,7 @@ Outcome EnergyMarket::update(const Answers& answers) {
     Shape shape = stateShape(state.value);
     Profile seen = shape == Shape::kSpec
                        ? Profile::kSpec
-                       : (shape == Shape::kTheblock ? Profile::kTheblock : Profile::kUnknown);
+                       : (shape == Shape::kTheblock ? Profile::kTheBlock : Profile::kUnknown);
     if (shape == Shape::kNone) {
       r.profile = profile_;
       r.markUnavailable(

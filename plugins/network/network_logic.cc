@@ -155,19 +155,7 @@ struct PeerPages {
 
 }  // namespace
 
-const char* profileName(Profile profile) {
-  switch (profile) {
-    case Profile::kSpec:
-      return "spec";
-    case Profile::kTheBlock:
-      return "theblock";
-    case Profile::kUnknown:
-      break;
-  }
-  return "unknown";
-}
-
-CallFailed::CallFailed(const std::string& method, const RpcReply& reply)
+CallFailed::CallFailed(const std::string& method, const Answer& reply)
     : std::runtime_error(method + " failed: " +
                          (reply.message.empty() ? std::string("no reason given") : reply.message) +
                          (reply.code != 0 ? " (code " + std::to_string(reply.code) + ")" : "")),
@@ -316,7 +304,7 @@ std::vector<std::pair<std::string, double>> featureValues(const Snapshot& s) {
 
 NetworkCollector::NetworkCollector(CollectorOptions options) : options_(std::move(options)) {}
 
-Snapshot NetworkCollector::collect(RpcPort& rpc, double now_seconds) {
+Snapshot NetworkCollector::collect(NodePort& rpc, double now_seconds) {
   try {
     // Two attempts: a node whose answers stop matching the remembered profile is re-detected
     // once within the same cycle; a second mismatch is an error.
@@ -348,34 +336,34 @@ Snapshot NetworkCollector::collect(RpcPort& rpc, double now_seconds) {
   }
 }
 
-Profile NetworkCollector::detect(RpcPort& rpc) {
+Profile NetworkCollector::detect(NodePort& rpc) {
   // Neither probe is light.latest_header: that one is unsafe until the profile is known.
-  std::vector<RpcReply> r = rpc.callMany({{"net.peers"}, {"net.overlay_status"}});
-  const RpcReply& peers = r.at(0);
-  const RpcReply& overlay = r.at(1);
+  std::vector<Answer> r = rpc.callMany({{"net.peers"}, {"net.overlay_status"}});
+  const Answer& peers = r.at(0);
+  const Answer& overlay = r.at(1);
   if (peers.ok && isSpecPeers(peers.value)) return Profile::kSpec;
   if (overlay.ok && isOverlayStatus(overlay.value)) return Profile::kTheBlock;
-  if (!peers.ok && !peers.method_not_found) throw CallFailed("net.peers", peers);
-  if (!overlay.ok && !overlay.method_not_found) throw CallFailed("net.overlay_status", overlay);
+  if (!peers.ok && !peers.methodNotFound()) throw CallFailed("net.peers", peers);
+  if (!overlay.ok && !overlay.methodNotFound()) throw CallFailed("net.overlay_status", overlay);
   std::string msg = "the node matches neither the spec profile nor the theblock profile: ";
   msg += peers.ok ? "net.peers answered " + describe(peers.value) + " without a \"peers\" array"
                   : std::string("net.peers is not served (-32601)");
   msg += overlay.ok ? "; net.overlay_status answered " + describe(overlay.value) +
                           " without \"active_peers\""
                     : std::string("; net.overlay_status is not served (-32601)");
-  if (peers.method_not_found && overlay.method_not_found)
+  if (peers.methodNotFound() && overlay.methodNotFound())
     msg +=
         ". Check rpc_url, and the auth token: the real node answers -32601 to an unauthorised "
         "call";
   throw ShapeError(msg);
 }
 
-NetworkCollector::Outcome NetworkCollector::collectSpec(RpcPort& rpc, Snapshot& s) {
-  std::vector<RpcReply> r = rpc.callMany({{"net.peers"}, {"net.stats"}, {"light.latest_header"}});
+NetworkCollector::Outcome NetworkCollector::collectSpec(NodePort& rpc, Snapshot& s) {
+  std::vector<Answer> r = rpc.callMany({{"net.peers"}, {"net.stats"}, {"light.latest_header"}});
 
-  const RpcReply& peers = r.at(0);
+  const Answer& peers = r.at(0);
   if (!peers.ok) {
-    if (peers.method_not_found) return Outcome::kRedetect;
+    if (peers.methodNotFound()) return Outcome::kRedetect;
     throw CallFailed("net.peers", peers);
   }
   if (!isSpecPeers(peers.value)) return Outcome::kRedetect;
@@ -388,8 +376,8 @@ NetworkCollector::Outcome NetworkCollector::collectSpec(RpcPort& rpc, Snapshot& 
   s.peer_count = Value::known(static_cast<double>(out.size()));
   s.peers = std::move(out);
 
-  const RpcReply& stats = r.at(1);
-  if (!stats.ok && !stats.method_not_found) throw CallFailed("net.stats", stats);
+  const Answer& stats = r.at(1);
+  if (!stats.ok && !stats.methodNotFound()) throw CallFailed("net.stats", stats);
   // An answer that is no possible net.stats (an array, a number) fails the collect, as a wrong
   // type does: its figures are not "unknown", the node is talking nonsense.
   if (stats.ok && !stats.value.isObject())
@@ -404,8 +392,8 @@ NetworkCollector::Outcome NetworkCollector::collectSpec(RpcPort& rpc, Snapshot& 
     s.active_connections = readNumber(stats.value, "active_connections", "net.stats", true);
   }
 
-  const RpcReply& header = r.at(2);
-  if (!header.ok && !header.method_not_found) throw CallFailed("light.latest_header", header);
+  const Answer& header = r.at(2);
+  if (!header.ok && !header.methodNotFound()) throw CallFailed("light.latest_header", header);
   if (header.ok && !header.value.isObject())
     throw ShapeError("light.latest_header answered " + describe(header.value) + ", not an object");
   if (!header.ok) {
@@ -424,22 +412,23 @@ NetworkCollector::Outcome NetworkCollector::collectSpec(RpcPort& rpc, Snapshot& 
   return Outcome::kDone;
 }
 
-NetworkCollector::Outcome NetworkCollector::collectTheBlock(RpcPort& rpc, double now, Snapshot& s) {
+NetworkCollector::Outcome NetworkCollector::collectTheBlock(NodePort& rpc, double now,
+                                                            Snapshot& s) {
   // The limit counts node list positions, so max_peers bounds the calls even when a page
   // repeats peers.
   auto pageCall = [&](int64_t offset) {
     int64_t limit = std::min<int64_t>(kPeerPageSize, options_.max_peers - offset);
-    return RpcCall{"net.peer_stats_all", Json{{"offset", offset}, {"limit", limit}}};
+    return Call{"net.peer_stats_all", Json{{"offset", offset}, {"limit", limit}}};
   };
   const bool latest_safe = chain_non_empty_;
-  std::vector<RpcCall> calls = {{"net.overlay_status"}, pageCall(0)};
-  calls.push_back(latest_safe ? RpcCall{"light.latest_header"}
-                              : RpcCall{"light.headers", Json{{"start", 0}, {"limit", 1}}});
-  std::vector<RpcReply> r = rpc.callMany(calls);
+  std::vector<Call> calls = {{"net.overlay_status"}, pageCall(0)};
+  calls.push_back(latest_safe ? Call{"light.latest_header"}
+                              : Call{"light.headers", Json{{"start", 0}, {"limit", 1}}});
+  std::vector<Answer> r = rpc.callMany(calls);
 
-  const RpcReply& overlay = r.at(0);
+  const Answer& overlay = r.at(0);
   if (!overlay.ok) {
-    if (overlay.method_not_found) return Outcome::kRedetect;
+    if (overlay.methodNotFound()) return Outcome::kRedetect;
     throw CallFailed("net.overlay_status", overlay);
   }
   if (!isOverlayStatus(overlay.value)) return Outcome::kRedetect;
@@ -447,9 +436,9 @@ NetworkCollector::Outcome NetworkCollector::collectTheBlock(RpcPort& rpc, double
 
   PeerPages pages;
   // Takes one page; returns the next page's offset, or nullopt when the list is complete.
-  auto takePage = [&](const RpcCall& call, const RpcReply& reply) -> std::optional<int64_t> {
+  auto takePage = [&](const Call& call, const Answer& reply) -> std::optional<int64_t> {
     if (!reply.ok) {
-      if (!reply.method_not_found) throw CallFailed("net.peer_stats_all", reply);
+      if (!reply.methodNotFound()) throw CallFailed("net.peer_stats_all", reply);
       pages.failed =
           "net.peer_stats_all is refused (-32601): the real node serves it to loopback clients "
           "only, or the auth token is wrong";
@@ -521,7 +510,7 @@ NetworkCollector::Outcome NetworkCollector::collectTheBlock(RpcPort& rpc, double
   // Reads a light.latest_header answer into block_height. Returns false when the agent's method
   // policy refused to send it (a connection loss since light.headers last showed a block: the
   // node may be a new process with an empty chain), so the chain must be probed again.
-  auto takeLatest = [&](const RpcReply& reply) {
+  auto takeLatest = [&](const Answer& reply) {
     if (!reply.ok && reply.status == kStatusRefusedUnsent) {
       chain_non_empty_ = false;
       s.block_height = Value::unknown(
@@ -530,7 +519,7 @@ NetworkCollector::Outcome NetworkCollector::collectTheBlock(RpcPort& rpc, double
       return false;
     }
     if (!reply.ok) {
-      if (!reply.method_not_found) throw CallFailed("light.latest_header", reply);
+      if (!reply.methodNotFound()) throw CallFailed("light.latest_header", reply);
       s.block_height = Value::unknown("light.latest_header is not served by this node (-32601)");
     } else if (!reply.value.isObject()) {
       throw ShapeError("light.latest_header answered " + describe(reply.value) + ", not an object");
@@ -541,9 +530,9 @@ NetworkCollector::Outcome NetworkCollector::collectTheBlock(RpcPort& rpc, double
   };
 
   // Reads a light.headers {"start":0,"limit":1} answer; true when it showed a block.
-  auto takeHeaders = [&](const RpcReply& headers) {
+  auto takeHeaders = [&](const Answer& headers) {
     if (!headers.ok) {
-      if (!headers.method_not_found) throw CallFailed("light.headers", headers);
+      if (!headers.methodNotFound()) throw CallFailed("light.headers", headers);
       s.block_height =
           Value::unknown(std::string("light.headers is not served (-32601); ") + kHeadersFirst);
     } else if (!headers.value.isArray()) {
@@ -575,10 +564,10 @@ NetworkCollector::Outcome NetworkCollector::collectTheBlock(RpcPort& rpc, double
 
   // Later pages depend on the previous one; light.latest_header rides along with the first.
   while (next_page || need_latest) {
-    std::vector<RpcCall> more;
+    std::vector<Call> more;
     if (next_page) more.push_back(pageCall(*next_page));
     if (need_latest) more.push_back({"light.latest_header"});
-    std::vector<RpcReply> mr = rpc.callMany(more);
+    std::vector<Answer> mr = rpc.callMany(more);
     size_t i = 0;
     if (next_page) {
       next_page = takePage(more[0], mr.at(0));

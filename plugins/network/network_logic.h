@@ -1,6 +1,6 @@
 // Domain logic of the network plugin: which calls to make on each node profile, how to read
 // their answers, and the bodies of sections "metrics" (GET /theblock/network/metrics) and
-// "peers" (GET /theblock/peers/list). No SDK wrapper here: the node is reached through RpcPort,
+// "peers" (GET /theblock/peers/list). No SDK wrapper here: the node is reached through NodePort,
 // so the whole cycle (profile detection, paging, the empty-chain rule) runs on recorded answers
 // in the unit tests.
 #ifndef BLOCKBUSTER_PLUGINS_NETWORK_NETWORK_LOGIC_H_
@@ -17,49 +17,25 @@
 #include <vector>
 
 #include "network_strength.h"
+#include "node_port.h"
 
 namespace blockbuster::network {
 
-/// Which RPC surface the node serves (see the reference's spec table and real-node shapes).
-enum class Profile { kUnknown, kSpec, kTheBlock };
+using node::Answer;
+using node::Call;
+using node::NodePort;
+using node::Profile;
+using node::profileName;
 
-/// "unknown", "spec" or "theblock".
-const char* profileName(Profile profile);
-
-/// One JSON-RPC call.
-struct RpcCall {
-  std::string method;
-  Json params = Json::object();
-};
-
-/// The outcome of one call: `value` when ok, else the failure as the agent reported it.
-/// RpcReply::status when the agent refused to send the call (BB_ERR_INVALID): its method
-/// policy holds light.latest_header back after a connection loss until light.headers shows a
-/// block again (agent/rpc/method_policy.h).
+/// Answer::status when the agent refused to send the call (BB_ERR_INVALID): its method policy
+/// holds light.latest_header back after a connection loss until light.headers shows a block
+/// again (agent/rpc/method_policy.h).
 inline constexpr int kStatusRefusedUnsent = 5;
-
-struct RpcReply {
-  bool ok = false;
-  Json value;
-  bool method_not_found = false;  ///< the node answered -32601 (absent or not authorised)
-  int status = 0;                 ///< the agent's bb_status, passed back in CallFailed
-  int64_t code = 0;               ///< the JSON-RPC error code, 0 when none
-  std::string message;
-};
-
-/// The node as the logic sees it. Implementations decide thread-safety; the collector calls
-/// it from one thread at a time.
-class RpcPort {
- public:
-  virtual ~RpcPort() = default;
-  /// Runs `calls` (concurrently if it can); one reply per call, in order.
-  virtual std::vector<RpcReply> callMany(const std::vector<RpcCall>& calls) = 0;
-};
 
 /// Thrown by NetworkCollector::collect when a call the cycle needs failed.
 class CallFailed : public std::runtime_error {
  public:
-  CallFailed(const std::string& method, const RpcReply& reply);
+  CallFailed(const std::string& method, const Answer& reply);
   int status() const noexcept { return status_; }
   int64_t code() const noexcept { return code_; }
 
@@ -153,7 +129,7 @@ class NetworkCollector {
 
   /// One cycle. `now_seconds` is a monotonic clock reading (rates are deltas over it).
   /// Throws CallFailed when a needed call fails, ShapeError when the node matches no profile.
-  Snapshot collect(RpcPort& rpc, double now_seconds);
+  Snapshot collect(NodePort& rpc, double now_seconds);
 
   Profile profile() const noexcept { return profile_; }
   /// True once light.headers returned a header: only then is light.latest_header safe to call.
@@ -161,9 +137,9 @@ class NetworkCollector {
 
  private:
   enum class Outcome { kDone, kRedetect };
-  Profile detect(RpcPort& rpc);
-  Outcome collectSpec(RpcPort& rpc, Snapshot& s);
-  Outcome collectTheBlock(RpcPort& rpc, double now, Snapshot& s);
+  Profile detect(NodePort& rpc);
+  Outcome collectSpec(NodePort& rpc, Snapshot& s);
+  Outcome collectTheBlock(NodePort& rpc, double now, Snapshot& s);
   void deriveBlockRate(double now, Snapshot& s);
   void finish(Snapshot& s) const;
 

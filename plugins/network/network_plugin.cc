@@ -1,33 +1,18 @@
-// Glue of the network plugin: reads options, lends the host's RPC client to the logic, and
-// publishes what a cycle learnt. The domain logic is in network_logic.h.
+// Glue of the network plugin: reads options, lends the host's RPC client to the logic (the
+// plugins' one node port, host_port.h), and publishes what a cycle learnt. The domain logic is
+// in network_logic.h.
 #include <blockbuster/plugin.h>
 
 #include <chrono>
 #include <cmath>
 #include <stdexcept>
 
+#include "host_port.h"
 #include "network_logic.h"
 
 namespace {
 
 namespace net = blockbuster::network;
-
-// The host's concurrent RPC, as the logic's port.
-class HostRpc final : public net::RpcPort {
- public:
-  explicit HostRpc(const blockbuster::Host& host) : host_(host) {}
-  std::vector<net::RpcReply> callMany(const std::vector<net::RpcCall>& calls) override {
-    std::vector<blockbuster::RpcCall> host_calls;
-    for (const auto& c : calls) host_calls.push_back({c.method, c.params});
-    std::vector<net::RpcReply> out;
-    for (auto& r : host_.rpcMany(host_calls))
-      out.push_back({r.ok, std::move(r.value), r.methodNotFound(), r.status, r.code, r.message});
-    return out;
-  }
-
- private:
-  const blockbuster::Host& host_;
-};
 
 // The agent applies the declared defaults; a key it did not pass keeps the built-in default.
 double option(const blockbuster::Json& c, const char* key, double fallback) {
@@ -79,7 +64,7 @@ class NetworkPlugin final : public blockbuster::Plugin {
   }
 
   void collect() override {
-    HostRpc rpc(host_);
+    blockbuster::node::HostPort rpc(host_);
     const double now =
         std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
     net::Snapshot s;

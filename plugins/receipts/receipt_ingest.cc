@@ -15,8 +15,8 @@ constexpr int64_t kSpecMaxLimit = 1000;   // receipt.audit's largest page
 constexpr int64_t kEnergyMaxPage = 100;   // energy.receipts' largest page_size
 constexpr size_t kMaxRejectWarnings = 3;  // per source and cycle: enough to diagnose, no flood
 
-std::string reasonOf(const NodeAnswer& a, const std::string& method) {
-  if (a.method_not_found) return "the node does not serve " + method;
+std::string reasonOf(const Answer& a, const std::string& method) {
+  if (a.methodNotFound()) return "the node does not serve " + method;
   return method + " failed: " + a.message;
 }
 
@@ -66,25 +66,13 @@ void noteReject(IngestReport& report, const std::string& source, const std::stri
 
 }  // namespace
 
-const char* profileName(Profile p) {
-  switch (p) {
-    case Profile::kSpec:
-      return "spec";
-    case Profile::kTheBlock:
-      return "theblock";
-    case Profile::kUnknown:
-      break;
-  }
-  return "unknown";
-}
-
 Ingestor::Ingestor(ReceiptStore& store, IngestOptions options) : store_(store), options_(options) {}
 
-IngestReport Ingestor::run(NodeClient& node, int64_t now) {
+IngestReport Ingestor::run(NodePort& node, int64_t now) {
   if (profile_ != Profile::kTheBlock) {
     const int64_t start = cursorInt(store_.cursor("spec.height")).value_or(0);
     const int64_t limit = std::clamp<int64_t>(options_.page_size, 1, kSpecMaxLimit);
-    NodeAnswer first =
+    Answer first =
         node.call("receipt.audit", Json{{"start_height", start}, {"limit", limit}, {"offset", 0}});
     if (first.ok && isSpecAuditShape(first.value)) {
       profile_ = Profile::kSpec;
@@ -96,7 +84,7 @@ IngestReport Ingestor::run(NodeClient& node, int64_t now) {
                                ", not {\"receipts\":[...],\"total\":n}; check that "
                                "THEBLOCK_RPC_URL points at a node of The Block");
     }
-    if (!first.method_not_found)
+    if (!first.methodNotFound())
       throw std::runtime_error("receipt.audit failed: " + first.message +
                                " (nothing ingested; retried next cycle)");
     profile_ = Profile::kTheBlock;
@@ -104,7 +92,7 @@ IngestReport Ingestor::run(NodeClient& node, int64_t now) {
   return runTheBlock(node, now);
 }
 
-IngestReport Ingestor::runSpec(NodeClient& node, NodeAnswer first, int64_t start, int64_t now) {
+IngestReport Ingestor::runSpec(NodePort& node, Answer first, int64_t start, int64_t now) {
   IngestReport report;
   report.profile = Profile::kSpec;
   const int64_t limit = std::clamp<int64_t>(options_.page_size, 1, kSpecMaxLimit);
@@ -129,7 +117,7 @@ IngestReport Ingestor::runSpec(NodeClient& node, NodeAnswer first, int64_t start
   int misses = 0;
   bool first_page = true, complete = false;
   std::string failure;
-  NodeAnswer page = std::move(first);
+  Answer page = std::move(first);
 
   auto commit = [&](std::optional<int64_t> new_cursor) {
     std::stable_sort(run.begin(), run.end(), olderFirst);
@@ -219,7 +207,7 @@ IngestReport Ingestor::runSpec(NodeClient& node, NodeAnswer first, int64_t start
           "backlog whole each cycle (a backlog larger than one cycle can read is finished only "
           "when the node is quiet long enough)");
       if (!run.empty()) commit(std::nullopt);
-      NodeAnswer again = page;
+      Answer again = page;
       if (!was_first)
         again = node.call("receipt.audit",
                           Json{{"start_height", cursor}, {"limit", limit}, {"offset", 0}});
@@ -309,7 +297,7 @@ IngestReport Ingestor::runSpec(NodeClient& node, NodeAnswer first, int64_t start
   return report;
 }
 
-IngestReport Ingestor::runSpecUnordered(NodeClient& node, const NodeAnswer& first, int64_t start,
+IngestReport Ingestor::runSpecUnordered(NodePort& node, const Answer& first, int64_t start,
                                         int64_t now) {
   IngestReport report;
   report.profile = Profile::kSpec;
@@ -321,7 +309,7 @@ IngestReport Ingestor::runSpecUnordered(NodeClient& node, const NodeAnswer& firs
   int pass = 1;
   bool complete = false;
   std::string failure;
-  NodeAnswer page = first;
+  Answer page = first;
   // Paging by offset while the node adds receipts can show one twice or (with some orders) skip
   // one. Nothing here assumes an order: the pages are read until the number of distinct ids
   // reaches the node's own total for start_height; as the node only adds receipts, that many
@@ -399,7 +387,7 @@ IngestReport Ingestor::runSpecUnordered(NodeClient& node, const NodeAnswer& firs
   return report;
 }
 
-IngestReport Ingestor::runTheBlock(NodeClient& node, int64_t now) {
+IngestReport Ingestor::runTheBlock(NodePort& node, int64_t now) {
   IngestReport report;
   report.profile = Profile::kTheBlock;
   const auto cursors_now = store_.cursors();
@@ -416,15 +404,14 @@ IngestReport Ingestor::runTheBlock(NodeClient& node, int64_t now) {
 
   // Page 0 too, when it is not the page read anyway: its first entry anchors the order.
   const bool need_page0 = energy_index > 0 && page_no > 0;
-  std::vector<std::pair<std::string, Json>> calls{
-      {"settlement.audit", Json::object()},
-      {"energy.receipts", Json{{"page", page_no}, {"page_size", ps}}},
-      {"compute_market.sla_history", Json{{"limit", options_.sla_limit}}}};
+  std::vector<Call> calls{{"settlement.audit", Json::object()},
+                          {"energy.receipts", Json{{"page", page_no}, {"page_size", ps}}},
+                          {"compute_market.sla_history", Json{{"limit", options_.sla_limit}}}};
   if (need_page0) calls.push_back({"energy.receipts", Json{{"page", 0}, {"page_size", ps}}});
-  std::vector<NodeAnswer> a = node.callMany(calls);
+  std::vector<Answer> a = node.callMany(calls);
   if (a.size() != calls.size())
     throw std::runtime_error("internal: callMany returned a wrong count");
-  if (a[0].method_not_found && a[1].method_not_found && a[2].method_not_found) {
+  if (a[0].methodNotFound() && a[1].methodNotFound() && a[2].methodNotFound()) {
     profile_ = Profile::kUnknown;
     throw std::runtime_error(
         "the node serves neither receipt.audit nor settlement.audit, energy.receipts, "
@@ -515,12 +502,12 @@ IngestReport Ingestor::runTheBlock(NodeClient& node, int64_t now) {
       }
     };
     const std::string first_anchor = anchor("energy.first"), last_anchor = anchor("energy.last");
-    NodeAnswer ans = a[1];
+    Answer ans = a[1];
     bool rescanned = false;
     int64_t next_index = energy_index;
     std::string first_id = first_anchor, last_id = last_anchor;
     std::vector<StoredReceipt> energy;
-    auto shaped = [](const NodeAnswer& x) {
+    auto shaped = [](const Answer& x) {
       return x.ok && x.value.isObject() && x.value["receipts"].isArray();
     };
     auto restartWith = [&](const std::string& why) {
@@ -533,7 +520,7 @@ IngestReport Ingestor::runTheBlock(NodeClient& node, int64_t now) {
       ans = node.call("energy.receipts", Json{{"page", 0}, {"page_size", ps}});
     };
     if (energy_index > 0 && shaped(ans)) {
-      const NodeAnswer& p0 = need_page0 ? a[3] : ans;
+      const Answer& p0 = need_page0 ? a[3] : ans;
       if (shaped(p0) && p0.value["receipts"].size() > 0 && !first_anchor.empty() &&
           idAt(p0.value, 0) != first_anchor)
         restartWith("the first receipt changed (history trimmed, or not listed oldest first)");

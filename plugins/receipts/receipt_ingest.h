@@ -1,6 +1,6 @@
 // Incremental ingest of the node's receipts into a ReceiptStore, for both node profiles.
-// The node is reached through NodeClient (the plugin's glue adapts the SDK host to it), so the
-// whole algorithm is tested against a scripted node.
+// The node is reached through the plugins' NodePort (the glue lends it the SDK host, host_port.h),
+// so the whole algorithm is tested against a scripted node.
 #pragma once
 
 #include <blockbuster/json.h>
@@ -13,33 +13,17 @@
 #include <utility>
 #include <vector>
 
+#include "node_port.h"
 #include "receipt_store.h"
 
 namespace blockbuster {
 namespace receipts {
 
-/// One answer of the node.
-struct NodeAnswer {
-  bool ok = false;
-  Json value;                     ///< the result when ok
-  bool method_not_found = false;  ///< JSON-RPC -32601
-  std::string message;            ///< why it failed
-};
-
-/// The node as the ingest sees it. Implementations must be usable from the collect thread.
-class NodeClient {
- public:
-  virtual ~NodeClient() = default;
-  /// Calls every method (concurrently where the implementation can); answers in call order.
-  virtual std::vector<NodeAnswer> callMany(
-      const std::vector<std::pair<std::string, Json>>& calls) = 0;
-  NodeAnswer call(const std::string& method, const Json& params) {
-    return callMany({{method, params}}).at(0);
-  }
-};
-
-enum class Profile { kUnknown, kSpec, kTheBlock };
-const char* profileName(Profile p);
+using node::Answer;
+using node::Call;
+using node::NodePort;
+using node::Profile;
+using node::profileName;
 
 struct IngestOptions {
   int64_t page_size = 500;
@@ -78,15 +62,14 @@ class Ingestor {
   /// a cycle cut short (by a failed call, e.g. past the collect deadline) keeps its progress;
   /// otherwise one transaction per cycle. Throws std::runtime_error (saying what failed) when
   /// the node gave nothing usable; nothing is committed then.
-  IngestReport run(NodeClient& node, int64_t now);
+  IngestReport run(NodePort& node, int64_t now);
 
   Profile profile() const noexcept { return profile_; }
 
  private:
-  IngestReport runSpec(NodeClient& node, NodeAnswer first, int64_t start, int64_t now);
-  IngestReport runSpecUnordered(NodeClient& node, const NodeAnswer& first, int64_t start,
-                                int64_t now);
-  IngestReport runTheBlock(NodeClient& node, int64_t now);
+  IngestReport runSpec(NodePort& node, Answer first, int64_t start, int64_t now);
+  IngestReport runSpecUnordered(NodePort& node, const Answer& first, int64_t start, int64_t now);
+  IngestReport runTheBlock(NodePort& node, int64_t now);
 
   ReceiptStore& store_;
   IngestOptions options_;

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "host_port.h"
 #include "receipts_service.h"
 
 namespace {
@@ -39,25 +40,6 @@ rx::ServiceOptions optionsFrom(const blockbuster::Host& host) {
   o.retention.days = intOption(c, "retention_days", 0, 100000);
   return o;
 }
-
-// The SDK host as the ingest's NodeClient: calls go through the agent's shared client,
-// concurrently when there are several.
-class HostNode final : public rx::NodeClient {
- public:
-  explicit HostNode(const blockbuster::Host& host) : host_(host) {}
-  std::vector<rx::NodeAnswer> callMany(
-      const std::vector<std::pair<std::string, Json>>& calls) override {
-    std::vector<blockbuster::RpcCall> rpc;
-    for (const auto& c : calls) rpc.push_back(blockbuster::RpcCall{c.first, c.second});
-    std::vector<rx::NodeAnswer> out;
-    for (auto& r : host_.rpcMany(rpc))
-      out.push_back(rx::NodeAnswer{r.ok, std::move(r.value), r.methodNotFound(), r.message});
-    return out;
-  }
-
- private:
-  const blockbuster::Host& host_;
-};
 
 int64_t unixNow() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -97,7 +79,7 @@ class ReceiptsPlugin final : public blockbuster::Plugin {
   }
 
   void collect() override {
-    HostNode node(host_);
+    blockbuster::node::HostPort node(host_);
     rx::CycleResult c = service_.collect(node, unixNow(), monotonicNow());
     for (const auto& w : c.report.warnings) host_.warn(w);
     for (const auto& p : c.report.progress) host_.debug(p);

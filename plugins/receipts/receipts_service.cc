@@ -14,7 +14,7 @@ ReceiptsService::ReceiptsService(ServiceOptions options)
       ingestor_(std::make_unique<Ingestor>(*store_,
                                            IngestOptions{options_.page_size, 3, 200000, 1000})) {}
 
-CycleResult ReceiptsService::collect(NodeClient& node, int64_t now_s, double monotonic_s) {
+CycleResult ReceiptsService::collect(NodePort& node, int64_t now_s, double monotonic_s) {
   CycleResult out;
   if (last_cycle_start_) out.interval_seconds = monotonic_s - *last_cycle_start_;
   last_cycle_start_ = monotonic_s;

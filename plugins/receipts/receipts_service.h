@@ -54,7 +54,7 @@ class ReceiptsService {
   explicit ReceiptsService(ServiceOptions options);
 
   /// One ingest cycle plus retention. Never throws: a failure is in the result.
-  CycleResult collect(NodeClient& node, int64_t now_s, double monotonic_s);
+  CycleResult collect(NodePort& node, int64_t now_s, double monotonic_s);
 
   /// GET /theblock/receipts. Thread-safe; reads only the store. With `may_block` false (an
   /// HTTP event loop) it answers only from memory (a bad query, or a page in the cache) and

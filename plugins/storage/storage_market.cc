@@ -94,13 +94,13 @@ void StorageMarket::keep(const Answers& answers, const char* method, Kept& k) {
 
 std::vector<Call> StorageMarket::plan() const {
   std::vector<Call> calls;
-  if (profile_ != Profile::kTheblock) calls.push_back({kStorageStats, Json::object()});
+  if (profile_ != Profile::kTheBlock) calls.push_back({kStorageStats, Json::object()});
   if (profile_ != Profile::kSpec) {
     // Every cycle: the market's contracts, read without opening the storage pipeline.
     calls.push_back({kStorageIncentives, Json::object()});
     // Once per discovery_interval: the two reads that open the pipeline (the agent's method
     // policy runs them one at a time, detached from this cycle's deadline).
-    if (profile_ == Profile::kTheblock) {
+    if (profile_ == Profile::kTheBlock) {
       // object_size 1: every provider able to store anything at all.
       if (due(discover_))
         calls.push_back(
@@ -109,7 +109,7 @@ std::vector<Call> StorageMarket::plan() const {
       if (due(manifests_))
         calls.push_back({kStorageManifests, Json{{"limit", options_.manifest_limit}}});
     }
-    if (options_.governor && profile_ == Profile::kTheblock)
+    if (options_.governor && profile_ == Profile::kTheBlock)
       calls.push_back({kGovernorMethod, Json::object()});
   }
   return calls;
@@ -133,7 +133,7 @@ Outcome StorageMarket::update(const Answers& answers) {
                         served(answers, kStorageManifests);
 
   if (profile_ == Profile::kSpec && (!stats || stats->methodNotFound())) return redetect();
-  if (profile_ == Profile::kTheblock && !theblockServed) {
+  if (profile_ == Profile::kTheBlock && !theblockServed) {
     discover_ = manifests_ = Kept{};
     return redetect();
   }
@@ -156,8 +156,8 @@ Outcome StorageMarket::update(const Answers& answers) {
       spec(stats->value, r);
     }
   } else if (theblockServed) {
-    if (profile_ != Profile::kTheblock) prev_stored_.reset();
-    profile_ = Profile::kTheblock;
+    if (profile_ != Profile::kTheBlock) prev_stored_.reset();
+    profile_ = Profile::kTheBlock;
     r.profile = profile_;
     theblock(answers, r);
   } else if (stats && !stats->methodNotFound()) {

@@ -111,7 +111,7 @@ TEST(AdsMarket, TheblockActive) {
   AdsMarket m;
   MarketReport r = m.update(load("theblock_active.json")).report;
   Json b = r.body();
-  EXPECT_EQ(m.profile(), Profile::kTheblock);
+  EXPECT_EQ(m.profile(), Profile::kTheBlock);
   EXPECT_EQ(b["status"], Json("healthy"));
   EXPECT_EQ(b["profile"], Json("theblock"));
   EXPECT_EQ(b["active_campaigns"], Json(2)) << "c-2 has no budget left";
@@ -143,7 +143,7 @@ TEST(AdsMarket, TheblockFreshIsIdleWithNoCpm) {
 TEST(AdsMarket, TheRealNodesUnavailableAdMarket) {
   AdsMarket m;
   MarketReport r = m.update(load("theblock_unavailable.json")).report;
-  EXPECT_EQ(m.profile(), Profile::kTheblock);
+  EXPECT_EQ(m.profile(), Profile::kTheBlock);
   EXPECT_EQ(r.status, Status::kUnavailable);
   EXPECT_FALSE(r.unrecognised);
   EXPECT_NE(r.error.find("not running"), std::string::npos) << r.error;
@@ -215,7 +215,7 @@ TEST(AdsMarket, GarbageAndFailures) {
 TEST(AdsMarket, RedetectsWhenTheRealMethodsDisappear) {
   AdsMarket m;
   m.update(load("theblock_active.json"));
-  ASSERT_EQ(m.profile(), Profile::kTheblock);
+  ASSERT_EQ(m.profile(), Profile::kTheBlock);
   Answers gone;
   gone[kAdsInventory] = Answer::rpcError(-32601, "method not found");
   gone[kAdsBudget] = Answer::rpcError(-32601, "method not found");

@@ -141,7 +141,7 @@ TEST(ComputeMarket, TheblockActive) {
   ComputeMarket m;
   Outcome o = m.update(load("theblock_active.json"));
   const MarketReport& r = o.report;
-  EXPECT_EQ(m.profile(), Profile::kTheblock);
+  EXPECT_EQ(m.profile(), Profile::kTheBlock);
   Json b = r.body();
   EXPECT_EQ(b["status"], Json("healthy"));
   EXPECT_EQ(b["profile"], Json("theblock"));
@@ -320,7 +320,7 @@ TEST(ComputeMarket, RedetectsWhenTheShapeChanges) {
   EXPECT_EQ(m.plan().size(), 4u) << "the next pass asks the real node's methods too";
   Outcome o2 = m.update(load("theblock_active.json"));
   EXPECT_FALSE(o2.redetect);
-  EXPECT_EQ(m.profile(), Profile::kTheblock);
+  EXPECT_EQ(m.profile(), Profile::kTheBlock);
   EXPECT_EQ(o2.report.body()["active_jobs"], Json(3));
 }
 
@@ -333,7 +333,7 @@ TEST(ComputeMarket, TransportFailureKeepsTheDetectedProfile) {
   EXPECT_FALSE(o.redetect);
   EXPECT_EQ(o.report.status, Status::kUnavailable);
   EXPECT_EQ(o.report.body()["profile"], Json("theblock"));
-  EXPECT_EQ(m.profile(), Profile::kTheblock);
+  EXPECT_EQ(m.profile(), Profile::kTheBlock);
 }
 
 }  // namespace

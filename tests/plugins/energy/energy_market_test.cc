@@ -113,7 +113,7 @@ TEST(EnergyMarket, TheblockDerivesFiguresFromLists) {
   EnergyMarket m;
   MarketReport r = m.update(load("theblock_active.json")).report;
   Json b = r.body();
-  EXPECT_EQ(m.profile(), Profile::kTheblock);
+  EXPECT_EQ(m.profile(), Profile::kTheBlock);
   EXPECT_EQ(b["status"], Json("healthy"));
   EXPECT_EQ(b["profile"], Json("theblock"));
   EXPECT_EQ(b["total_credits"], Json(500));
@@ -154,7 +154,7 @@ TEST(EnergyMarket, UnauthorizedAndRehearsalAreUnavailableOnTheRealNode) {
     EnergyMarket m;
     MarketReport r = m.update(load("theblock_unauthorized.json")).report;
     EXPECT_EQ(r.status, Status::kUnavailable);
-    EXPECT_EQ(m.profile(), Profile::kTheblock);
+    EXPECT_EQ(m.profile(), Profile::kTheBlock);
     EXPECT_NE(r.error.find("bearer token"), std::string::npos) << r.error;
     EXPECT_NE(r.error.find("-33009"), std::string::npos) << r.error;
     for (const char* f : {"total_credits", "avg_price", "active_traders", "trading_volume"})

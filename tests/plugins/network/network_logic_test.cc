@@ -19,43 +19,42 @@ Json fixture(const std::string& name) {
   return Json::parse(ss.str());
 }
 
-RpcReply ok(Json v) {
-  RpcReply r;
+Answer ok(Json v) {
+  Answer r;
   r.ok = true;
   r.value = std::move(v);
   return r;
 }
-RpcReply notFound() {
-  RpcReply r;
-  r.method_not_found = true;
+Answer notFound() {
+  Answer r;
   r.status = 1;
   r.code = -32601;
   r.message = "method not found";
   return r;
 }
-RpcReply transportFailure() {
-  RpcReply r;
+Answer transportFailure() {
+  Answer r;
   r.status = 2;
   r.message = "connection refused";
   return r;
 }
 
 // A scripted node: one handler per method, every call recorded; unknown methods get -32601.
-class FakeNode : public RpcPort {
+class FakeNode : public NodePort {
  public:
-  using Handler = std::function<RpcReply(const Json& params)>;
+  using Handler = std::function<Answer(const Json& params)>;
   void on(const std::string& method, Handler h) { handlers_[method] = std::move(h); }
   void answer(const std::string& method, const Json& v) {
     on(method, [v](const Json&) { return ok(v); });
   }
-  void fail(const std::string& method, RpcReply r) {
+  void fail(const std::string& method, Answer r) {
     on(method, [r](const Json&) { return r; });
   }
   void remove(const std::string& method) { handlers_.erase(method); }
 
-  std::vector<RpcReply> callMany(const std::vector<RpcCall>& calls) override {
+  std::vector<Answer> callMany(const std::vector<Call>& calls) override {
     batches.push_back(calls);
-    std::vector<RpcReply> out;
+    std::vector<Answer> out;
     for (const auto& c : calls) {
       auto h = handlers_.find(c.method);
       out.push_back(h == handlers_.end() ? notFound() : h->second(c.params));
@@ -74,7 +73,7 @@ class FakeNode : public RpcPort {
     return m;
   }
 
-  std::vector<std::vector<RpcCall>> batches;
+  std::vector<std::vector<Call>> batches;
 
  private:
   std::map<std::string, Handler> handlers_;
@@ -499,7 +498,7 @@ TEST(NetworkTheBlock, ALatestHeaderHeldBackAfterAConnectionLossProbesLightHeader
   c.collect(node, 1);
   ASSERT_TRUE(c.chainKnownNonEmpty());
   // Another plugin's call saw the connection drop: the agent's policy holds latest_header back.
-  RpcReply refused;
+  Answer refused;
   refused.status = kStatusRefusedUnsent;
   refused.message = "not sent (method policy): probe light.headers first";
   bool refuse = true;

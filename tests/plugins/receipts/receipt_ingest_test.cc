@@ -3,6 +3,7 @@
 // when a call fails half-way.
 #include "receipt_ingest.h"
 
+#include <blockbuster/plugin_abi.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -18,16 +19,16 @@ using blockbuster::Json;
 
 namespace {
 
-rx::NodeAnswer ok(Json v) { return rx::NodeAnswer{true, std::move(v), false, ""}; }
-rx::NodeAnswer notFound() { return rx::NodeAnswer{false, Json(), true, "method not found"}; }
-rx::NodeAnswer failed(const std::string& why) { return rx::NodeAnswer{false, Json(), false, why}; }
+rx::Answer ok(Json v) { return rx::Answer::result(std::move(v)); }
+rx::Answer notFound() { return rx::Answer::rpcError(-32601, "method not found"); }
+rx::Answer failed(const std::string& why) { return rx::Answer::failure(BB_ERR_TRANSPORT, why); }
 
 // A node of the spec profile: receipts oldest first inside, receipt.audit as the reference
 // describes it. `newest_first` picks the order it pages in; `on_call` runs before each answer
 // (to add receipts while the agent pages); `fail_at_call` fails that call number;
 // `cut_after` fails every call of a cycle past that many, as the agent's collect deadline does
 // (reset `cycle_calls` before each cycle).
-struct SpecNode : rx::NodeClient {
+struct SpecNode : rx::NodePort {
   std::vector<Json> receipts;
   bool newest_first = true;
   std::function<void(int)> on_call;
@@ -51,9 +52,8 @@ struct SpecNode : rx::NodeClient {
                               {"details", Json{{"k", static_cast<int64_t>(k)}}}});
     }
   }
-  std::vector<rx::NodeAnswer> callMany(
-      const std::vector<std::pair<std::string, Json>>& cs) override {
-    std::vector<rx::NodeAnswer> out;
+  std::vector<rx::Answer> callMany(const std::vector<rx::Call>& cs) override {
+    std::vector<rx::Answer> out;
     for (const auto& [method, p] : cs) {
       const int n = calls++;
       if (on_call) on_call(n);
@@ -298,10 +298,9 @@ TEST(SpecIngest, AFirstCallFailureOrAStrangeShapeThrows) {
   SpecNode node;
   node.fail_at_call = 0;
   EXPECT_THROW(ingest.run(node, 1000), std::runtime_error);
-  struct Weird : rx::NodeClient {
-    std::vector<rx::NodeAnswer> callMany(
-        const std::vector<std::pair<std::string, Json>>& cs) override {
-      return std::vector<rx::NodeAnswer>(cs.size(), ok(Json("surprise")));
+  struct Weird : rx::NodePort {
+    std::vector<rx::Answer> callMany(const std::vector<rx::Call>& cs) override {
+      return std::vector<rx::Answer>(cs.size(), ok(Json("surprise")));
     }
   } weird;
   try {
@@ -318,7 +317,7 @@ namespace {
 
 // A node of the theblock profile: no receipt.audit; the ledger, energy pages (oldest first
 // unless `energy_newest_first`) and the SLA window.
-struct TheBlockNode : rx::NodeClient {
+struct TheBlockNode : rx::NodePort {
   std::vector<Json> ledger, energy, sla;
   bool energy_newest_first = false;
   bool energy_fails = false;
@@ -348,9 +347,8 @@ struct TheBlockNode : rx::NodeClient {
                           {"slash_applied", false},
                           {"meter_hash", "mh" + std::to_string(k)}});
   }
-  std::vector<rx::NodeAnswer> callMany(
-      const std::vector<std::pair<std::string, Json>>& cs) override {
-    std::vector<rx::NodeAnswer> out;
+  std::vector<rx::Answer> callMany(const std::vector<rx::Call>& cs) override {
+    std::vector<rx::Answer> out;
     for (const auto& [method, p] : cs) {
       methods.push_back(method);
       if (method == "settlement.audit") {
@@ -363,7 +361,7 @@ struct TheBlockNode : rx::NodeClient {
         out.push_back(ok(list));
       } else if (method == "energy.receipts") {
         if (energy_fails) {
-          out.push_back(rx::NodeAnswer{false, Json(), false, "-33009 unauthorized"});
+          out.push_back(rx::Answer::rpcError(-33009, "unauthorized"));
           continue;
         }
         std::vector<Json> view = energy;
@@ -452,10 +450,9 @@ TEST(TheBlockIngest, ANodeWithNoSourceAtAllIsAnError) {
   TempDir dir;
   rx::ReceiptStore store(dir.file("r.db"), rx::RetentionPolicy{0, 0});
   rx::Ingestor ingest(store, smallPages(4));
-  struct Empty : rx::NodeClient {
-    std::vector<rx::NodeAnswer> callMany(
-        const std::vector<std::pair<std::string, Json>>& cs) override {
-      return std::vector<rx::NodeAnswer>(cs.size(), notFound());
+  struct Empty : rx::NodePort {
+    std::vector<rx::Answer> callMany(const std::vector<rx::Call>& cs) override {
+      return std::vector<rx::Answer>(cs.size(), notFound());
     }
   } node;
   EXPECT_THROW(ingest.run(node, 1000), std::runtime_error);

@@ -1,6 +1,7 @@
 // The service: GET /theblock/receipts bodies and errors, the sections, staleness.
 #include "receipts_service.h"
 
+#include <blockbuster/plugin_abi.h>
 #include <gtest/gtest.h>
 
 #include "support/process.h"
@@ -11,7 +12,7 @@ using blockbuster::Json;
 
 namespace {
 
-struct FixedSpecNode : rx::NodeClient {
+struct FixedSpecNode : rx::NodePort {
   Json receipts = Json::array();
   bool fail = false;
   void add(const std::string& id, const std::string& market, int64_t height) {
@@ -25,16 +26,14 @@ struct FixedSpecNode : rx::NodeClient {
                             {"status", "completed"},
                             {"details", Json{{"h", height}}}});
   }
-  std::vector<rx::NodeAnswer> callMany(
-      const std::vector<std::pair<std::string, Json>>& cs) override {
-    std::vector<rx::NodeAnswer> out;
+  std::vector<rx::Answer> callMany(const std::vector<rx::Call>& cs) override {
+    std::vector<rx::Answer> out;
     for (size_t i = 0; i < cs.size(); ++i) {
       if (fail)
-        out.push_back(rx::NodeAnswer{false, Json(), false, "connection refused"});
+        out.push_back(rx::Answer::failure(BB_ERR_TRANSPORT, "connection refused"));
       else
-        out.push_back(rx::NodeAnswer{
-            true, Json{{"receipts", receipts}, {"total", static_cast<int64_t>(receipts.size())}},
-            false, ""});
+        out.push_back(rx::Answer::result(
+            Json{{"receipts", receipts}, {"total", static_cast<int64_t>(receipts.size())}}));
     }
     return out;
   }

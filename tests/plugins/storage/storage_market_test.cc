@@ -87,7 +87,7 @@ TEST(StorageMarket, PlansNeverIncludeAudit) {
   EXPECT_EQ(calls[0].method, kStorageStats);
   EXPECT_EQ(calls[1].method, kStorageIncentives);
   m.update(load("theblock_active.json"));
-  ASSERT_EQ(m.profile(), Profile::kTheblock);
+  ASSERT_EQ(m.profile(), Profile::kTheBlock);
   m.update(Answers{{kStorageIncentives, Answer::result(Json{{"replicas", Json::array()}})}});
   // The fixture answered both pipeline reads: nothing is due before discovery_interval.
   calls = m.plan();
@@ -106,7 +106,7 @@ TEST(StorageMarket, PipelineReadsArePlannedOncePerDiscoveryInterval) {
   m.setClock([&] { return now; });
   m.update(Answers{{kStorageStats, Answer::rpcError(-32601, "Method not found")},
                    {kStorageIncentives, Answer::result(Json{{"replicas", Json::array()}})}});
-  ASSERT_EQ(m.profile(), Profile::kTheblock);
+  ASSERT_EQ(m.profile(), Profile::kTheBlock);
   auto has = [&](const char* method) {
     for (const auto& c : m.plan())
       if (c.method == method) return true;
@@ -215,7 +215,7 @@ TEST(StorageMarket, TheblockDeduplicatesProviders) {
   StorageMarket m;
   MarketReport r = m.update(load("theblock_active.json")).report;
   Json b = r.body();
-  EXPECT_EQ(m.profile(), Profile::kTheblock);
+  EXPECT_EQ(m.profile(), Profile::kTheBlock);
   EXPECT_EQ(b["status"], Json("healthy"));
   EXPECT_EQ(b["profile"], Json("theblock"));
   EXPECT_EQ(b["total_providers"], Json(2)) << "prov-1 is listed twice";
@@ -333,7 +333,7 @@ TEST(StorageMarket, GarbageAndFailures) {
   {
     StorageMarket m;
     MarketReport r = m.update(garbage("theblock_wrong_lists")).report;
-    EXPECT_EQ(r.profile, Profile::kTheblock);
+    EXPECT_EQ(r.profile, Profile::kTheBlock);
     EXPECT_EQ(r.status, Status::kUnavailable);
     EXPECT_NE(r.body()["unavailable"]["total_stored"].asString().find("manifest store offline"),
               std::string::npos);
@@ -359,7 +359,7 @@ TEST(StorageMarket, RedetectsWhenTheSpecMethodDisappears) {
   EXPECT_EQ(m.plan().size(), 2u);  // the cheap reads of both profiles
   Outcome o2 = m.update(load("theblock_active.json"));
   EXPECT_FALSE(o2.redetect);
-  EXPECT_EQ(m.profile(), Profile::kTheblock);
+  EXPECT_EQ(m.profile(), Profile::kTheBlock);
   EXPECT_EQ(o2.report.body()["total_providers"], Json(2));
 }
 
