@@ -5,30 +5,12 @@
 namespace blockbuster::markets {
 namespace {
 
-bool isSpecStats(const Json& v) {
-  if (!v.isObject()) return false;
-  for (const char* k : {"active_campaigns", "total_impressions", "total_revenue", "avg_cpm"})
-    if (v.contains(k)) return true;
-  return false;
-}
-
-// The method exists on the node: it answered, or failed for a reason other than -32601.
-bool served(const Answers& a, const char* method) {
-  auto it = a.find(method);
-  return it != a.end() && !it->second.methodNotFound();
-}
-
 // The real node's "ad market not running" answer to `method`, if that is what it gave.
 bool notRunning(const Answers& a, const char* method) {
   auto it = a.find(method);
   if (it == a.end()) return false;
   Answer n = normalise(it->second);
   return n.ok && saysUnavailable(n.value);
-}
-
-MarketReport newReport() {
-  return makeReport("ad", {"active_campaigns", "total_impressions", "total_revenue", "avg_cpm"},
-                    {"campaigns", "epoch_spend", "utilization"});
 }
 
 void addFigures(MarketReport& r) {
@@ -54,6 +36,25 @@ void addFigures(MarketReport& r) {
 
 }  // namespace
 
+AdsMarket::AdsMarket(AdsOptions options)
+    : MarketBase({"ad",
+                  {"active_campaigns", "total_impressions", "total_revenue", "avg_cpm"},
+                  {"campaigns", "epoch_spend", "utilization"},
+                  kAdsStats,
+                  {kAdsInventory, kAdsBudget},
+                  "the node serves no ad market: neither ad_market.stats nor ad_market.inventory "
+                  "and ad_market.budget (all answered method not found)"}),
+      options_(options) {}
+
+Profile AdsMarket::shapeOf(const Json& v) const {
+  if (!v.isObject()) return Profile::kUnknown;
+  for (const char* k : {"active_campaigns", "total_impressions", "total_revenue", "avg_cpm"})
+    if (v.contains(k)) return Profile::kSpec;
+  return Profile::kUnknown;
+}
+
+void AdsMarket::addFigureMetrics(MarketReport& r) const { addFigures(r); }
+
 void AdsMarket::forget() {
   prev_impressions_.reset();
   prev_revenue_.reset();
@@ -70,64 +71,6 @@ std::vector<Call> AdsMarket::plan() const {
   return calls;
 }
 
-Outcome AdsMarket::update(const Answers& answers) {
-  Outcome out;
-  MarketReport& r = out.report;
-  r = newReport();
-  auto it = answers.find(kAdsStats);
-  std::optional<Answer> stats;
-  if (it != answers.end()) stats = normalise(it->second);
-  bool theblockServed = served(answers, kAdsInventory) || served(answers, kAdsBudget);
-
-  if ((profile_ == Profile::kSpec && (!stats || stats->methodNotFound())) ||
-      (profile_ == Profile::kTheBlock && !theblockServed)) {
-    profile_ = Profile::kUnknown;
-    forget();
-    out.redetect = true;
-    return out;
-  }
-
-  if (stats && stats->ok) {
-    if (saysUnavailable(stats->value)) {
-      profile_ = Profile::kSpec;
-      r.profile = profile_;
-      r.markUnavailable("the node reports its ad market unavailable (ad_market.stats answered " +
-                        excerpt(stats->value) + ")");
-    } else if (!isSpecStats(stats->value)) {
-      r.profile = profile_;
-      r.markUnavailable("ad_market.stats answered a shape the guide's profile does not have: " +
-                        excerpt(stats->value));
-      r.unrecognised = true;
-    } else {
-      if (profile_ != Profile::kSpec) forget();
-      profile_ = Profile::kSpec;
-      r.profile = profile_;
-      spec(stats->value, r);
-    }
-  } else if (theblockServed) {
-    if (profile_ != Profile::kTheBlock) forget();
-    profile_ = Profile::kTheBlock;
-    r.profile = profile_;
-    if (notRunning(answers, kAdsInventory) || notRunning(answers, kAdsBudget))
-      r.markUnavailable(std::string("the node's ad market is not running (") +
-                        (notRunning(answers, kAdsInventory) ? kAdsInventory : kAdsBudget) +
-                        " answered {\"status\":\"unavailable\"})");
-    else
-      theblock(answers, r);
-  } else if (stats && !stats->methodNotFound()) {
-    r.profile = profile_;
-    r.markUnavailable(stats->describe(kAdsStats));
-  } else {
-    r.profile = profile_;
-    r.markUnavailable(
-        "the node serves no ad market: neither ad_market.stats nor ad_market.inventory and "
-        "ad_market.budget (all answered method not found)");
-  }
-  addStatusMetrics(r);
-  addFigures(r);
-  return out;
-}
-
 void AdsMarket::spec(const Json& stats, MarketReport& r) {
   r.set("active_campaigns", readCount(stats, "active_campaigns", kAdsStats));
   r.set("total_impressions", readCount(stats, "total_impressions", kAdsStats));
@@ -137,7 +80,13 @@ void AdsMarket::spec(const Json& stats, MarketReport& r) {
   decide(r, false);
 }
 
-void AdsMarket::theblock(const Answers& answers, MarketReport& r) {
+void AdsMarket::theblock(const Json&, const Answers& answers, MarketReport& r) {
+  if (notRunning(answers, kAdsInventory) || notRunning(answers, kAdsBudget)) {
+    r.markUnavailable(std::string("the node's ad market is not running (") +
+                      (notRunning(answers, kAdsInventory) ? kAdsInventory : kAdsBudget) +
+                      " answered {\"status\":\"unavailable\"})");
+    return;
+  }
   std::string why;
   if (auto inv = objectAnswer(answers, kAdsInventory, &why)) {
     const Json& list = (*inv)["campaigns"];

@@ -7,7 +7,7 @@
 #include <optional>
 #include <vector>
 
-#include "market_common.h"
+#include "market_base.h"
 
 namespace blockbuster::markets {
 
@@ -20,26 +20,25 @@ struct AdsOptions {
   bool governor = true;  ///< also read governor.status on the theblock profile
 };
 
-/// Remembers the detected profile and the previous sample (to see impressions and revenue
-/// move). Not thread-safe: one instance per plugin instance, called from its collect() only.
-class AdsMarket {
+/// Remembers the previous sample (to see impressions and revenue move); MarketBase the detected
+/// profile and update(). Not thread-safe: one instance per plugin instance, called from its
+/// collect() only.
+class AdsMarket final : public MarketBase {
  public:
-  explicit AdsMarket(AdsOptions options = {}) : options_(options) {}
+  explicit AdsMarket(AdsOptions options = {});
 
   /// The calls to make this cycle, for the profile detected so far.
   std::vector<Call> plan() const;
-  /// Builds this cycle's report from the answers to plan() and updates what it remembers.
-  Outcome update(const Answers& answers);
-  Profile profile() const noexcept { return profile_; }
 
  private:
-  void spec(const Json& stats, MarketReport& r);
-  void theblock(const Answers& answers, MarketReport& r);
+  Profile shapeOf(const Json& stats) const override;
+  void spec(const Json& stats, MarketReport& r) override;
+  void theblock(const Json& none, const Answers& answers, MarketReport& r) override;
+  void addFigureMetrics(MarketReport& r) const override;
+  void forget() override;
   void decide(MarketReport& r, bool impressionsAreCurrent);
-  void forget();
 
   AdsOptions options_;
-  Profile profile_ = Profile::kUnknown;
   std::optional<double> prev_impressions_;
   std::optional<double> prev_revenue_;
 };

@@ -7,30 +7,6 @@
 namespace blockbuster::markets {
 namespace {
 
-enum class Shape { kNone, kSpec, kTheblock };
-
-// Which profile's compute_market.stats this is. Both profiles serve the method, so the members
-// decide: the real node's are industrial_* and lanes, the guide's are the four aggregates.
-Shape statsShape(const Json& v) {
-  if (!v.isObject()) return Shape::kNone;
-  for (const char* k : {"industrial_utilization", "industrial_backlog", "lanes", "recent_matches"})
-    if (v.contains(k)) return Shape::kTheblock;
-  for (const char* k : {"active_jobs", "providers", "avg_utilization", "total_revenue"})
-    if (v.contains(k)) return Shape::kSpec;
-  return Shape::kNone;
-}
-
-Profile profileOf(Shape s) {
-  return s == Shape::kSpec ? Profile::kSpec
-                           : (s == Shape::kTheblock ? Profile::kTheBlock : Profile::kUnknown);
-}
-
-MarketReport newReport() {
-  return makeReport(
-      "compute", {"active_jobs", "total_providers", "avg_utilization", "total_revenue"},
-      {"industrial_backlog", "industrial_units_total", "pending_jobs", "recent_matches"});
-}
-
 void addFigures(MarketReport& r) {
   auto f = [&](const char* name) { return valueOrNaN(r, name); };
   r.metrics.push_back(
@@ -76,6 +52,34 @@ Figure ledgerRevenue(const Answers& answers) {
 
 }  // namespace
 
+ComputeMarket::ComputeMarket(ComputeOptions options)
+    : MarketBase(
+          {"compute",
+           {"active_jobs", "total_providers", "avg_utilization", "total_revenue"},
+           {"industrial_backlog", "industrial_units_total", "pending_jobs", "recent_matches"},
+           kComputeStats,
+           {},
+           ""}),
+      options_(options) {}
+
+// Which profile's compute_market.stats this is. Both profiles serve the method, so the members
+// decide: the real node's are industrial_* and lanes, the guide's are the four aggregates.
+Profile ComputeMarket::shapeOf(const Json& v) const {
+  if (!v.isObject()) return Profile::kUnknown;
+  for (const char* k : {"industrial_utilization", "industrial_backlog", "lanes", "recent_matches"})
+    if (v.contains(k)) return Profile::kTheBlock;
+  for (const char* k : {"active_jobs", "providers", "avg_utilization", "total_revenue"})
+    if (v.contains(k)) return Profile::kSpec;
+  return Profile::kUnknown;
+}
+
+void ComputeMarket::addFigureMetrics(MarketReport& r) const { addFigures(r); }
+
+void ComputeMarket::forget() {
+  prev_revenue_.reset();
+  prev_units_.reset();
+}
+
 std::vector<Call> ComputeMarket::plan() const {
   std::vector<Call> calls{{kComputeStats, Json::object()}};
   // Unknown: ask the real node's extra methods in the same cycle, so that detection costs no
@@ -87,61 +91,6 @@ std::vector<Call> ComputeMarket::plan() const {
     if (profile_ == Profile::kTheBlock) calls.push_back({kSettlementAudit, Json::object()});
   }
   return calls;
-}
-
-Outcome ComputeMarket::update(const Answers& answers) {
-  auto it = answers.find(kComputeStats);
-  if (it == answers.end())
-    throw std::logic_error("update() needs the answer of compute_market.stats");
-  Outcome out;
-  MarketReport& r = out.report;
-  r = newReport();
-  Answer stats = normalise(it->second);
-
-  if (!stats.ok) {
-    r.profile = profile_;
-    if (stats.methodNotFound())
-      r.markUnavailable("the node serves no compute market: " + stats.describe(kComputeStats));
-    else
-      r.markUnavailable(stats.describe(kComputeStats));
-  } else if (saysUnavailable(stats.value)) {
-    r.profile = profile_;
-    r.markUnavailable(
-        "the node reports its compute market unavailable (compute_market.stats "
-        "answered " +
-        excerpt(stats.value) + ")");
-  } else {
-    Shape shape = statsShape(stats.value);
-    Profile seen = profileOf(shape);
-    if (shape == Shape::kNone) {
-      r.profile = profile_;
-      r.markUnavailable(
-          "compute_market.stats answered a shape neither the guide's nor the real "
-          "node's: " +
-          excerpt(stats.value));
-      r.unrecognised = true;
-    } else if (profile_ != Profile::kUnknown && seen != profile_) {
-      profile_ = Profile::kUnknown;
-      prev_revenue_.reset();
-      prev_units_.reset();
-      out.redetect = true;
-      return out;
-    } else {
-      if (profile_ != seen) {
-        prev_revenue_.reset();
-        prev_units_.reset();
-      }
-      profile_ = seen;
-      r.profile = seen;
-      if (seen == Profile::kSpec)
-        spec(stats.value, r);
-      else
-        theblock(stats.value, answers, r);
-    }
-  }
-  addStatusMetrics(r);
-  addFigures(r);
-  return out;
 }
 
 void ComputeMarket::spec(const Json& stats, MarketReport& r) {

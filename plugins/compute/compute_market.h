@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "market_common.h"
+#include "market_base.h"
 
 namespace blockbuster::markets {
 
@@ -24,26 +24,25 @@ struct ComputeOptions {
   bool governor = true;  ///< also read governor.status on the theblock profile
 };
 
-/// Remembers the detected profile and the previous sample (to see activity moving).
-/// Not thread-safe: one instance per plugin instance, called from its collect() only.
-class ComputeMarket {
+/// Remembers the previous sample (to see activity moving); MarketBase the detected profile and
+/// update(). Not thread-safe: one instance per plugin instance, called from its collect() only.
+class ComputeMarket final : public MarketBase {
  public:
-  explicit ComputeMarket(ComputeOptions options = {}) : options_(options) {}
+  explicit ComputeMarket(ComputeOptions options = {});
 
   /// The calls to make this cycle, for the profile detected so far.
   std::vector<Call> plan() const;
   /// settlement.audit left unanswered (slow on a long ledger) costs total_revenue only.
   bool tolerates(const std::string& method) const { return method == kSettlementAudit; }
-  /// Builds this cycle's report from the answers to plan() and updates what it remembers.
-  Outcome update(const Answers& answers);
-  Profile profile() const noexcept { return profile_; }
 
  private:
-  void spec(const Json& stats, MarketReport& r);
-  void theblock(const Json& stats, const Answers& answers, MarketReport& r);
+  Profile shapeOf(const Json& stats) const override;
+  void spec(const Json& stats, MarketReport& r) override;
+  void theblock(const Json& stats, const Answers& answers, MarketReport& r) override;
+  void addFigureMetrics(MarketReport& r) const override;
+  void forget() override;
 
   ComputeOptions options_;
-  Profile profile_ = Profile::kUnknown;
   std::optional<double> prev_revenue_;
   std::optional<double> prev_units_;
 };

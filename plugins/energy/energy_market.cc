@@ -6,23 +6,6 @@
 namespace blockbuster::markets {
 namespace {
 
-enum class Shape { kNone, kSpec, kTheblock };
-
-// The real node answers lists (providers, credits, receipts), the guide's node aggregates.
-Shape stateShape(const Json& v) {
-  if (!v.isObject()) return Shape::kNone;
-  for (const char* k : {"credits", "receipts", "providers"})
-    if (v.contains(k)) return Shape::kTheblock;
-  for (const char* k : {"total_credits", "avg_price", "active_traders", "volume_24h"})
-    if (v.contains(k)) return Shape::kSpec;
-  return Shape::kNone;
-}
-
-MarketReport newReport() {
-  return makeReport("energy", {"total_credits", "avg_price", "active_traders", "trading_volume"},
-                    {"providers", "receipts", "utilization"});
-}
-
 void addFigures(MarketReport& r) {
   auto f = [&](const char* name) { return valueOrNaN(r, name); };
   r.metrics.push_back({"theblock_energy_credits",
@@ -49,6 +32,27 @@ void addFigures(MarketReport& r) {
 
 }  // namespace
 
+EnergyMarket::EnergyMarket(EnergyOptions options)
+    : MarketBase({"energy",
+                  {"total_credits", "avg_price", "active_traders", "trading_volume"},
+                  {"providers", "receipts", "utilization"},
+                  kEnergyMarketState,
+                  {},
+                  ""}),
+      options_(options) {}
+
+// The real node answers lists (providers, credits, receipts), the guide's node aggregates.
+Profile EnergyMarket::shapeOf(const Json& v) const {
+  if (!v.isObject()) return Profile::kUnknown;
+  for (const char* k : {"credits", "receipts", "providers"})
+    if (v.contains(k)) return Profile::kTheBlock;
+  for (const char* k : {"total_credits", "avg_price", "active_traders", "volume_24h"})
+    if (v.contains(k)) return Profile::kSpec;
+  return Profile::kUnknown;
+}
+
+void EnergyMarket::addFigureMetrics(MarketReport& r) const { addFigures(r); }
+
 void EnergyMarket::forget() {
   prev_credits_.reset();
   prev_receipts_.reset();
@@ -61,69 +65,19 @@ std::vector<Call> EnergyMarket::plan() const {
   return calls;
 }
 
-Outcome EnergyMarket::update(const Answers& answers) {
-  auto it = answers.find(kEnergyMarketState);
-  if (it == answers.end())
-    throw std::logic_error("update() needs the answer of energy.market_state");
-  Outcome out;
-  MarketReport& r = out.report;
-  r = newReport();
-  Answer state = normalise(it->second);
-
-  if (!state.ok) {
-    // These two codes exist only on the real node: they tell the profile even in failure.
-    if (state.code == kEnergyUnauthorized || state.code == kEnergyRehearsal) {
-      if (profile_ != Profile::kTheBlock) forget();
-      profile_ = Profile::kTheBlock;
-    }
-    r.profile = profile_;
-    if (state.code == kEnergyUnauthorized)
-      r.markUnavailable("energy reads need the node's bearer token (" +
-                        state.describe(kEnergyMarketState) +
-                        "): set the agent's auth token (THEBLOCK_AUTH_TOKEN) to the node's token");
-    else if (state.code == kEnergyRehearsal)
-      r.markUnavailable("the node's energy market is in rehearsal, not trading (" +
-                        state.describe(kEnergyMarketState) + ")");
-    else if (state.methodNotFound())
-      r.markUnavailable("the node serves no energy market: " + state.describe(kEnergyMarketState));
-    else
-      r.markUnavailable(state.describe(kEnergyMarketState));
-  } else if (saysUnavailable(state.value)) {
-    r.profile = profile_;
-    r.markUnavailable(
-        "the node reports its energy market unavailable (energy.market_state "
-        "answered " +
-        excerpt(state.value) + ")");
-  } else {
-    Shape shape = stateShape(state.value);
-    Profile seen = shape == Shape::kSpec
-                       ? Profile::kSpec
-                       : (shape == Shape::kTheblock ? Profile::kTheBlock : Profile::kUnknown);
-    if (shape == Shape::kNone) {
-      r.profile = profile_;
-      r.markUnavailable(
-          "energy.market_state answered a shape neither the guide's nor the real "
-          "node's: " +
-          excerpt(state.value));
-      r.unrecognised = true;
-    } else if (profile_ != Profile::kUnknown && seen != profile_) {
-      profile_ = Profile::kUnknown;
-      forget();
-      out.redetect = true;
-      return out;
-    } else {
-      if (profile_ != seen) forget();
-      profile_ = seen;
-      r.profile = seen;
-      if (seen == Profile::kSpec)
-        spec(state.value, r);
-      else
-        theblock(state.value, answers, r);
-    }
-  }
-  addStatusMetrics(r);
-  addFigures(r);
-  return out;
+// These two codes exist only on the real node: they tell the profile even in failure.
+bool EnergyMarket::explainFailure(const Answer& state, MarketReport& r) {
+  if (state.code != kEnergyUnauthorized && state.code != kEnergyRehearsal) return false;
+  adopt(Profile::kTheBlock);
+  r.profile = profile_;
+  if (state.code == kEnergyUnauthorized)
+    r.markUnavailable("energy reads need the node's bearer token (" +
+                      state.describe(kEnergyMarketState) +
+                      "): set the agent's auth token (THEBLOCK_AUTH_TOKEN) to the node's token");
+  else
+    r.markUnavailable("the node's energy market is in rehearsal, not trading (" +
+                      state.describe(kEnergyMarketState) + ")");
+  return true;
 }
 
 void EnergyMarket::spec(const Json& state, MarketReport& r) {

@@ -8,7 +8,7 @@
 #include <optional>
 #include <vector>
 
-#include "market_common.h"
+#include "market_base.h"
 
 namespace blockbuster::markets {
 
@@ -23,25 +23,25 @@ struct EnergyOptions {
   bool governor = true;  ///< also read governor.status on the theblock profile
 };
 
-/// Remembers the detected profile and the previous sample (to see credits and receipts move).
-/// Not thread-safe: one instance per plugin instance, called from its collect() only.
-class EnergyMarket {
+/// Remembers the previous sample (to see credits and receipts move); MarketBase the detected
+/// profile and update(). Not thread-safe: one instance per plugin instance, called from its
+/// collect() only.
+class EnergyMarket final : public MarketBase {
  public:
-  explicit EnergyMarket(EnergyOptions options = {}) : options_(options) {}
+  explicit EnergyMarket(EnergyOptions options = {});
 
   /// The calls to make this cycle, for the profile detected so far.
   std::vector<Call> plan() const;
-  /// Builds this cycle's report from the answers to plan() and updates what it remembers.
-  Outcome update(const Answers& answers);
-  Profile profile() const noexcept { return profile_; }
 
  private:
-  void spec(const Json& state, MarketReport& r);
-  void theblock(const Json& state, const Answers& answers, MarketReport& r);
-  void forget();
+  Profile shapeOf(const Json& state) const override;
+  void spec(const Json& state, MarketReport& r) override;
+  void theblock(const Json& state, const Answers& answers, MarketReport& r) override;
+  void addFigureMetrics(MarketReport& r) const override;
+  void forget() override;
+  bool explainFailure(const Answer& state, MarketReport& r) override;
 
   EnergyOptions options_;
-  Profile profile_ = Profile::kUnknown;
   std::optional<double> prev_credits_;
   std::optional<double> prev_receipts_;
 };

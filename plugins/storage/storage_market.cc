@@ -10,24 +10,6 @@
 namespace blockbuster::markets {
 namespace {
 
-bool isSpecStats(const Json& v) {
-  if (!v.isObject()) return false;
-  for (const char* k : {"total_stored", "providers", "avg_price", "capacity_used"})
-    if (v.contains(k)) return true;
-  return false;
-}
-
-// The method exists on the node: it answered, or failed for a reason other than -32601.
-bool served(const Answers& a, const char* method) {
-  auto it = a.find(method);
-  return it != a.end() && !it->second.methodNotFound();
-}
-
-MarketReport newReport() {
-  return makeReport("storage", {"total_stored", "total_providers", "avg_price", "capacity_used"},
-                    {"advertised_capacity_bytes", "manifests", "contracts"});
-}
-
 void addFigures(MarketReport& r) {
   auto f = [&](const char* name) { return valueOrNaN(r, name); };
   r.metrics.push_back({"theblock_storage_stored_bytes",
@@ -51,7 +33,15 @@ void addFigures(MarketReport& r) {
 }  // namespace
 
 StorageMarket::StorageMarket(StorageOptions options)
-    : options_(options), clock_([] {
+    : MarketBase({"storage",
+                  {"total_stored", "total_providers", "avg_price", "capacity_used"},
+                  {"advertised_capacity_bytes", "manifests", "contracts"},
+                  kStorageStats,
+                  {kStorageIncentives, kStorageDiscover, kStorageManifests},
+                  "the node serves no storage market: neither storage.stats nor "
+                  "storage_incentives (both answered method not found)"}),
+      options_(options),
+      clock_([] {
         return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
             .count();
       }) {
@@ -115,63 +105,18 @@ std::vector<Call> StorageMarket::plan() const {
   return calls;
 }
 
-Outcome StorageMarket::update(const Answers& answers) {
-  Outcome out;
-  MarketReport& r = out.report;
-  r = newReport();
-  auto redetect = [&] {
-    profile_ = Profile::kUnknown;
-    prev_stored_.reset();
-    out.redetect = true;
-    return out;
-  };
+Profile StorageMarket::shapeOf(const Json& v) const {
+  if (!v.isObject()) return Profile::kUnknown;
+  for (const char* k : {"total_stored", "providers", "avg_price", "capacity_used"})
+    if (v.contains(k)) return Profile::kSpec;
+  return Profile::kUnknown;
+}
 
-  auto it = answers.find(kStorageStats);
-  std::optional<Answer> stats;
-  if (it != answers.end()) stats = normalise(it->second);
-  bool theblockServed = served(answers, kStorageIncentives) || served(answers, kStorageDiscover) ||
-                        served(answers, kStorageManifests);
+void StorageMarket::addFigureMetrics(MarketReport& r) const { addFigures(r); }
 
-  if (profile_ == Profile::kSpec && (!stats || stats->methodNotFound())) return redetect();
-  if (profile_ == Profile::kTheBlock && !theblockServed) {
-    discover_ = manifests_ = Kept{};
-    return redetect();
-  }
-
-  if (stats && stats->ok) {
-    if (saysUnavailable(stats->value)) {
-      profile_ = Profile::kSpec;
-      r.profile = profile_;
-      r.markUnavailable("the node reports its storage market unavailable (storage.stats answered " +
-                        excerpt(stats->value) + ")");
-    } else if (!isSpecStats(stats->value)) {
-      r.profile = profile_;
-      r.markUnavailable("storage.stats answered a shape the guide's profile does not have: " +
-                        excerpt(stats->value));
-      r.unrecognised = true;
-    } else {
-      if (profile_ != Profile::kSpec) prev_stored_.reset();
-      profile_ = Profile::kSpec;
-      r.profile = profile_;
-      spec(stats->value, r);
-    }
-  } else if (theblockServed) {
-    if (profile_ != Profile::kTheBlock) prev_stored_.reset();
-    profile_ = Profile::kTheBlock;
-    r.profile = profile_;
-    theblock(answers, r);
-  } else if (stats && !stats->methodNotFound()) {
-    r.profile = profile_;
-    r.markUnavailable(stats->describe(kStorageStats));
-  } else {
-    r.profile = profile_;
-    r.markUnavailable(
-        "the node serves no storage market: neither storage.stats nor storage_incentives "
-        "(both answered method not found)");
-  }
-  addStatusMetrics(r);
-  addFigures(r);
-  return out;
+// A real node that stopped answering: its pipeline answers are not kept for the next one.
+void StorageMarket::lost(Profile was) {
+  if (was == Profile::kTheBlock) discover_ = manifests_ = Kept{};
 }
 
 void StorageMarket::spec(const Json& stats, MarketReport& r) {
@@ -183,7 +128,7 @@ void StorageMarket::spec(const Json& stats, MarketReport& r) {
   decide(r);
 }
 
-void StorageMarket::theblock(const Answers& answers, MarketReport& r) {
+void StorageMarket::theblock(const Json&, const Answers& answers, MarketReport& r) {
   keep(answers, kStorageDiscover, discover_);
   keep(answers, kStorageManifests, manifests_);
   const std::string pending =

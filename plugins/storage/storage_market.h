@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "market_common.h"
+#include "market_base.h"
 
 namespace blockbuster::markets {
 
@@ -30,9 +30,10 @@ struct StorageOptions {
   int64_t discovery_interval = 21600;
 };
 
-/// Remembers the detected profile and the previous sample (to see stored bytes moving).
-/// Not thread-safe: one instance per plugin instance, called from its collect() only.
-class StorageMarket {
+/// Remembers the previous sample (to see stored bytes moving) and the pipeline reads' answers;
+/// MarketBase the detected profile and update(). Not thread-safe: one instance per plugin
+/// instance, called from its collect() only.
+class StorageMarket final : public MarketBase {
  public:
   /// Throws std::invalid_argument when a limit is out of range (the message names the option).
   explicit StorageMarket(StorageOptions options = {});
@@ -40,9 +41,6 @@ class StorageMarket {
   /// The calls to make this cycle, for the profile detected so far. Never storage.audit: it
   /// files slashing reports on the real node.
   std::vector<Call> plan() const;
-  /// Builds this cycle's report from the answers to plan() and updates what it remembers.
-  Outcome update(const Answers& answers);
-  Profile profile() const noexcept { return profile_; }
   /// A pipeline-opening read the node has not answered (yet) does not fail the cycle: its
   /// figures keep their last value and their own age (`as_of`).
   bool tolerates(const std::string& method) const {
@@ -60,12 +58,15 @@ class StorageMarket {
   };
   bool due(const Kept& k) const;
   void keep(const Answers& answers, const char* method, Kept& k);
-  void spec(const Json& stats, MarketReport& r);
-  void theblock(const Answers& answers, MarketReport& r);
+  Profile shapeOf(const Json& stats) const override;
+  void spec(const Json& stats, MarketReport& r) override;
+  void theblock(const Json& none, const Answers& answers, MarketReport& r) override;
+  void addFigureMetrics(MarketReport& r) const override;
+  void forget() override { prev_stored_.reset(); }
+  void lost(Profile was) override;
   void decide(MarketReport& r);
 
   StorageOptions options_;
-  Profile profile_ = Profile::kUnknown;
   std::optional<double> prev_stored_;
   std::function<double()> clock_;
   Kept discover_, manifests_;

@@ -4,75 +4,34 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <fstream>
-#include <sstream>
 #include <string>
+
+#include "market_checks.h"
 
 namespace blockbuster::markets {
 namespace {
 
-Json loadJson(const std::string& name) {
-  std::ifstream in(std::string(BB_ADS_FIXTURES) + "/" + name);
-  EXPECT_TRUE(in.good()) << "missing fixture " << name;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return Json::parse(ss.str());
-}
-
-Answers load(const std::string& name) { return answersFromRecording(loadJson(name)); }
+const checks::Fixtures fixtures(BB_ADS_FIXTURES);
+using checks::feature;
+using checks::metric;
 Answers garbage(const std::string& key) {
-  return answersFromRecording(loadJson("garbage.json")[key]);
-}
-
-const MetricPoint* metric(const MarketReport& r, const std::string& name) {
-  for (const auto& m : r.metrics)
-    if (m.name == name) return &m;
-  return nullptr;
-}
-
-double feature(const MarketReport& r, const std::string& name) {
-  for (const auto& f : r.features)
-    if (f.name == name) return f.value;
-  ADD_FAILURE() << "no feature " << name;
-  return 0;
+  return answersFromRecording(fixtures.json("garbage.json")[key]);
 }
 
 void expectConsistent(const MarketReport& r) {
-  Json b = r.body();
-  for (const char* f : {"status", "active_campaigns", "total_impressions", "total_revenue",
-                        "avg_cpm", "profile", "unavailable"})
-    EXPECT_TRUE(b.contains(f)) << "body lacks " << f << ": " << b.dump();
-  for (const auto& m : b.asObject()) {
-    if (m.first == "profile" || m.first == "error" || m.first == "impressions_window") continue;
-    if (m.second.isNull())
-      EXPECT_TRUE(b["unavailable"][m.first].isString()) << m.first << " null without reason";
-    else
-      EXPECT_FALSE(b["unavailable"].contains(m.first)) << m.first;
-  }
-  EXPECT_EQ(b.contains("error"), r.status == Status::kUnavailable);
-  EXPECT_EQ(std::isnan(metric(r, "theblock_ads_active_campaigns")->value),
-            b["active_campaigns"].isNull());
-  EXPECT_EQ(std::isnan(metric(r, "theblock_ads_impressions")->value),
-            b["total_impressions"].isNull());
-  EXPECT_EQ(std::isnan(metric(r, kRevenueMetric)->value), b["total_revenue"].isNull());
-  EXPECT_EQ(std::isnan(metric(r, "theblock_ads_avg_cpm")->value), b["avg_cpm"].isNull());
-  EXPECT_EQ(std::isnan(metric(r, kUtilizationMetric)->value), b["utilization"].isNull());
-  EXPECT_EQ(std::isnan(feature(r, "campaigns")), b["active_campaigns"].isNull());
-  EXPECT_EQ(std::isnan(feature(r, "impressions")), b["total_impressions"].isNull());
-  EXPECT_EQ(std::isnan(feature(r, "avg_cpm")), b["avg_cpm"].isNull());
-  EXPECT_EQ(metric(r, "theblock_market_up")->value, r.status == Status::kUnavailable ? 0 : 1);
-  int statusSeries = 0;
-  for (const auto& m : r.metrics) {
-    EXPECT_FALSE(m.help.empty()) << m.name;
-    if (!m.labels.empty()) {
-      EXPECT_EQ(m.labels[0].second, "ad") << m.name;
-    }
-    if (m.name == "theblock_market_status") {
-      ++statusSeries;
-      EXPECT_EQ(m.value, m.labels[1].second == statusName(r.status) ? 1 : 0);
-    }
-  }
-  EXPECT_EQ(statusSeries, 3);
+  static const checks::MarketShape shape{
+      "ad",
+      {"active_campaigns", "total_impressions", "total_revenue", "avg_cpm"},
+      {"impressions_window"},
+      {{"theblock_ads_active_campaigns", "active_campaigns"},
+       {"theblock_ads_impressions", "total_impressions"},
+       {kRevenueMetric, "total_revenue"},
+       {"theblock_ads_avg_cpm", "avg_cpm"},
+       {kUtilizationMetric, "utilization"}},
+      {{"campaigns", "active_campaigns"},
+       {"impressions", "total_impressions"},
+       {"avg_cpm", "avg_cpm"}}};
+  checks::expectConsistent(r, shape);
 }
 
 TEST(AdsMarket, Plans) {
@@ -83,7 +42,7 @@ TEST(AdsMarket, Plans) {
 
 TEST(AdsMarket, SpecActive) {
   AdsMarket m;
-  MarketReport r = m.update(load("spec_active.json")).report;
+  MarketReport r = m.update(fixtures.answers("spec_active.json")).report;
   Json b = r.body();
   EXPECT_EQ(m.profile(), Profile::kSpec);
   EXPECT_EQ(b["status"], Json("healthy"));
@@ -100,8 +59,8 @@ TEST(AdsMarket, SpecActive) {
 
 TEST(AdsMarket, SpecNoCampaignsIsIdleUntilImpressionsRise) {
   AdsMarket m;
-  EXPECT_EQ(m.update(load("spec_quiet.json")).report.status, Status::kIdle);
-  Json more = loadJson("spec_quiet.json");
+  EXPECT_EQ(m.update(fixtures.answers("spec_quiet.json")).report.status, Status::kIdle);
+  Json more = fixtures.json("spec_quiet.json");
   more[kAdsStats]["result"]["total_impressions"] = 150100;
   EXPECT_EQ(m.update(answersFromRecording(more)).report.status, Status::kHealthy);
   EXPECT_EQ(m.update(answersFromRecording(more)).report.status, Status::kIdle);
@@ -109,7 +68,7 @@ TEST(AdsMarket, SpecNoCampaignsIsIdleUntilImpressionsRise) {
 
 TEST(AdsMarket, TheblockActive) {
   AdsMarket m;
-  MarketReport r = m.update(load("theblock_active.json")).report;
+  MarketReport r = m.update(fixtures.answers("theblock_active.json")).report;
   Json b = r.body();
   EXPECT_EQ(m.profile(), Profile::kTheBlock);
   EXPECT_EQ(b["status"], Json("healthy"));
@@ -129,7 +88,7 @@ TEST(AdsMarket, TheblockActive) {
 
 TEST(AdsMarket, TheblockFreshIsIdleWithNoCpm) {
   AdsMarket m;
-  MarketReport r = m.update(load("theblock_fresh.json")).report;
+  MarketReport r = m.update(fixtures.answers("theblock_fresh.json")).report;
   Json b = r.body();
   EXPECT_EQ(r.status, Status::kIdle);
   EXPECT_EQ(b["active_campaigns"], Json(0));
@@ -142,7 +101,7 @@ TEST(AdsMarket, TheblockFreshIsIdleWithNoCpm) {
 
 TEST(AdsMarket, TheRealNodesUnavailableAdMarket) {
   AdsMarket m;
-  MarketReport r = m.update(load("theblock_unavailable.json")).report;
+  MarketReport r = m.update(fixtures.answers("theblock_unavailable.json")).report;
   EXPECT_EQ(m.profile(), Profile::kTheBlock);
   EXPECT_EQ(r.status, Status::kUnavailable);
   EXPECT_FALSE(r.unrecognised);
@@ -214,7 +173,7 @@ TEST(AdsMarket, GarbageAndFailures) {
 
 TEST(AdsMarket, RedetectsWhenTheRealMethodsDisappear) {
   AdsMarket m;
-  m.update(load("theblock_active.json"));
+  m.update(fixtures.answers("theblock_active.json"));
   ASSERT_EQ(m.profile(), Profile::kTheBlock);
   Answers gone;
   gone[kAdsInventory] = Answer::rpcError(-32601, "method not found");
@@ -222,7 +181,7 @@ TEST(AdsMarket, RedetectsWhenTheRealMethodsDisappear) {
   Outcome o = m.update(gone);
   EXPECT_TRUE(o.redetect);
   EXPECT_EQ(m.plan().size(), 4u);
-  Outcome o2 = m.update(load("spec_active.json"));
+  Outcome o2 = m.update(fixtures.answers("spec_active.json"));
   EXPECT_FALSE(o2.redetect);
   EXPECT_EQ(m.profile(), Profile::kSpec);
 }

@@ -4,26 +4,20 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <fstream>
-#include <sstream>
 #include <string>
+
+#include "market_checks.h"
 
 namespace blockbuster::markets {
 namespace {
 
-Json loadJson(const std::string& name) {
-  std::ifstream in(std::string(BB_COMPUTE_FIXTURES) + "/" + name);
-  EXPECT_TRUE(in.good()) << "missing fixture " << name;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return Json::parse(ss.str());
-}
-
-Answers load(const std::string& name) { return answersFromRecording(loadJson(name)); }
+const checks::Fixtures fixtures(BB_COMPUTE_FIXTURES);
+using checks::feature;
+using checks::metric;
 
 // Answers where compute_market.stats is entry `key` of garbage.json and the rest fail -32601.
 Answers garbage(const std::string& key) {
-  Json g = loadJson("garbage.json");
+  Json g = fixtures.json("garbage.json");
   Json rec = Json::object();
   rec[kComputeStats] = g[key];
   Answers a = answersFromRecording(rec);
@@ -32,57 +26,19 @@ Answers garbage(const std::string& key) {
   return a;
 }
 
-const MetricPoint* metric(const MarketReport& r, const std::string& name,
-                          const std::string& status = "") {
-  for (const auto& m : r.metrics) {
-    if (m.name != name) continue;
-    if (!status.empty() && (m.labels.size() < 2 || m.labels[1].second != status)) continue;
-    return &m;
-  }
-  return nullptr;
-}
-
-double feature(const MarketReport& r, const std::string& name) {
-  for (const auto& f : r.features)
-    if (f.name == name) return f.value;
-  ADD_FAILURE() << "no feature " << name;
-  return 0;
-}
-
-// Every null in the body has a reason, every guide field is present, and every metric or
-// feature of an unknown figure is NaN (removed), never 0.
 void expectConsistent(const MarketReport& r) {
-  Json b = r.body();
-  for (const char* f : {"status", "active_jobs", "total_providers", "avg_utilization",
-                        "total_revenue", "profile", "unavailable"})
-    EXPECT_TRUE(b.contains(f)) << "body lacks " << f << ": " << b.dump();
-  for (const auto& m : b.asObject()) {
-    if (m.first == "profile" || m.first == "utilization_source" || m.first == "error") continue;
-    if (m.second.isNull())
-      EXPECT_TRUE(b["unavailable"][m.first].isString()) << m.first << " null without reason";
-    else
-      EXPECT_FALSE(b["unavailable"].contains(m.first)) << m.first << " known but listed";
-  }
-  EXPECT_EQ(b.contains("error"), r.status == Status::kUnavailable);
-  EXPECT_EQ(std::isnan(metric(r, "theblock_compute_active_jobs")->value),
-            b["active_jobs"].isNull());
-  EXPECT_EQ(std::isnan(metric(r, kProvidersMetric)->value), b["total_providers"].isNull());
-  EXPECT_EQ(std::isnan(metric(r, kUtilizationMetric)->value), b["avg_utilization"].isNull());
-  EXPECT_EQ(std::isnan(metric(r, kRevenueMetric)->value), b["total_revenue"].isNull());
-  EXPECT_EQ(std::isnan(feature(r, "active_jobs")), b["active_jobs"].isNull());
-  EXPECT_EQ(std::isnan(feature(r, "providers")), b["total_providers"].isNull());
-  EXPECT_EQ(std::isnan(feature(r, "utilization")), b["avg_utilization"].isNull());
-  EXPECT_EQ(metric(r, "theblock_market_up")->value, r.status == Status::kUnavailable ? 0 : 1);
-  for (Status s : {Status::kHealthy, Status::kIdle, Status::kUnavailable})
-    EXPECT_EQ(metric(r, "theblock_market_status", statusName(s))->value, r.status == s ? 1 : 0);
-  for (const auto& m : r.metrics) {
-    EXPECT_EQ(m.name.rfind("theblock_", 0), 0u) << m.name;
-    EXPECT_FALSE(m.help.empty()) << m.name;
-    if (!m.labels.empty()) {
-      EXPECT_EQ(m.labels[0].first, "market");
-      EXPECT_EQ(m.labels[0].second, "compute");
-    }
-  }
+  static const checks::MarketShape shape{
+      "compute",
+      {"active_jobs", "total_providers", "avg_utilization", "total_revenue"},
+      {"utilization_source"},
+      {{"theblock_compute_active_jobs", "active_jobs"},
+       {kProvidersMetric, "total_providers"},
+       {kUtilizationMetric, "avg_utilization"},
+       {kRevenueMetric, "total_revenue"}},
+      {{"active_jobs", "active_jobs"},
+       {"providers", "total_providers"},
+       {"utilization", "avg_utilization"}}};
+  checks::expectConsistent(r, shape);
 }
 
 TEST(ComputeMarket, UnknownProfilePlansBothProfilesCalls) {
@@ -99,7 +55,7 @@ TEST(ComputeMarket, UnknownProfilePlansBothProfilesCalls) {
 
 TEST(ComputeMarket, SpecActive) {
   ComputeMarket m;
-  Outcome o = m.update(load("spec_active.json"));
+  Outcome o = m.update(fixtures.answers("spec_active.json"));
   ASSERT_FALSE(o.redetect);
   const MarketReport& r = o.report;
   EXPECT_EQ(m.profile(), Profile::kSpec);
@@ -123,14 +79,14 @@ TEST(ComputeMarket, SpecActive) {
 
 TEST(ComputeMarket, SpecQuietIsIdleUntilRevenueMoves) {
   ComputeMarket m;
-  Answers quiet = load("spec_quiet.json");
+  Answers quiet = fixtures.answers("spec_quiet.json");
   MarketReport r1 = m.update(quiet).report;
   EXPECT_EQ(r1.status, Status::kIdle);
   EXPECT_EQ(r1.body()["active_jobs"], Json(0));
   EXPECT_EQ(r1.body()["avg_utilization"], Json(0));
   expectConsistent(r1);
 
-  Json moved = loadJson("spec_quiet.json");
+  Json moved = fixtures.json("spec_quiet.json");
   moved[kComputeStats]["result"]["total_revenue"] = 150500;
   EXPECT_EQ(m.update(answersFromRecording(moved)).report.status, Status::kHealthy);
   // Same revenue again: nothing moved between these two samples.
@@ -139,7 +95,7 @@ TEST(ComputeMarket, SpecQuietIsIdleUntilRevenueMoves) {
 
 TEST(ComputeMarket, TheblockActive) {
   ComputeMarket m;
-  Outcome o = m.update(load("theblock_active.json"));
+  Outcome o = m.update(fixtures.answers("theblock_active.json"));
   const MarketReport& r = o.report;
   EXPECT_EQ(m.profile(), Profile::kTheBlock);
   Json b = r.body();
@@ -168,8 +124,8 @@ TEST(ComputeMarket, TheblockActive) {
 
 TEST(ComputeMarket, TheblockRevenueIsTheSumOfTheLedgersPayments) {
   ComputeMarket m;
-  m.update(load("theblock_active.json"));
-  Answers a = load("theblock_active.json");
+  m.update(fixtures.answers("theblock_active.json"));
+  Answers a = fixtures.answers("theblock_active.json");
   Json ledger = Json::array();
   for (int d : {100, -20, 50})
     ledger.push_back(Json{{"sequence", 1}, {"entity", "prov-a"}, {"delta", d}, {"balance", 0}});
@@ -194,7 +150,7 @@ TEST(ComputeMarket, TheblockRevenueIsTheSumOfTheLedgersPayments) {
 
 TEST(ComputeMarket, TheblockPrefersGovernorUtilization) {
   ComputeMarket m;
-  MarketReport r = m.update(load("theblock_governor.json")).report;
+  MarketReport r = m.update(fixtures.answers("theblock_governor.json")).report;
   Json b = r.body();
   EXPECT_EQ(b["avg_utilization"], Json(0.62));
   EXPECT_EQ(b["utilization_source"], Json("governor.status"));
@@ -207,7 +163,7 @@ TEST(ComputeMarket, TheblockPrefersGovernorUtilization) {
 
 TEST(ComputeMarket, TheblockFreshNodeIsIdleAndCapsBacklogPercent) {
   ComputeMarket m;
-  MarketReport r = m.update(load("theblock_fresh.json")).report;
+  MarketReport r = m.update(fixtures.answers("theblock_fresh.json")).report;
   EXPECT_EQ(r.status, Status::kIdle);
   Json b = r.body();
   EXPECT_EQ(b["active_jobs"], Json(0));
@@ -215,13 +171,13 @@ TEST(ComputeMarket, TheblockFreshNodeIsIdleAndCapsBacklogPercent) {
   EXPECT_EQ(b["recent_matches"], Json(0));
   expectConsistent(r);
 
-  Json over = loadJson("theblock_fresh.json");
+  Json over = fixtures.json("theblock_fresh.json");
   over[kComputeStats]["result"]["industrial_utilization"] = 250;
   MarketReport r2 = m.update(answersFromRecording(over)).report;
   EXPECT_EQ(r2.body()["avg_utilization"], Json(1)) << "a backlog over capacity reads as full";
   EXPECT_EQ(r2.status, Status::kHealthy);
 
-  Json units = loadJson("theblock_fresh.json");
+  Json units = fixtures.json("theblock_fresh.json");
   units[kComputeStats]["result"]["industrial_units_total"] = 5;
   EXPECT_EQ(m.update(answersFromRecording(units)).report.status, Status::kHealthy)
       << "units processed moved between samples";
@@ -229,7 +185,7 @@ TEST(ComputeMarket, TheblockFreshNodeIsIdleAndCapsBacklogPercent) {
 
 TEST(ComputeMarket, TheblockDegradedAnswersBecomeNullsWithReasons) {
   ComputeMarket m;
-  MarketReport r = m.update(load("theblock_degraded.json")).report;
+  MarketReport r = m.update(fixtures.answers("theblock_degraded.json")).report;
   Json b = r.body();
   EXPECT_TRUE(b["active_jobs"].isNull());
   EXPECT_NE(b["unavailable"]["active_jobs"].asString().find("connection reset"), std::string::npos);
@@ -276,7 +232,7 @@ TEST(ComputeMarket, WrongTypesNeverBecomeZero) {
   expectConsistent(r);
 
   // One bad field alone: the rest is published, the bad one is null with its reason.
-  Json rec = loadJson("spec_active.json");
+  Json rec = fixtures.json("spec_active.json");
   rec[kComputeStats]["result"]["avg_utilization"] = 7;
   MarketReport r2 = m.update(answersFromRecording(rec)).report;
   EXPECT_TRUE(r2.body()["avg_utilization"].isNull());
@@ -309,16 +265,16 @@ TEST(ComputeMarket, FailedCallsPublishUnavailableWithTheError) {
 
 TEST(ComputeMarket, RedetectsWhenTheShapeChanges) {
   ComputeMarket m;
-  m.update(load("spec_active.json"));
+  m.update(fixtures.answers("spec_active.json"));
   ASSERT_EQ(m.profile(), Profile::kSpec);
   // The node behind the agent was replaced by a real node: stats has the other shape.
   Answers onlyStats;
-  onlyStats[kComputeStats] = load("theblock_active.json")[kComputeStats];
+  onlyStats[kComputeStats] = fixtures.answers("theblock_active.json")[kComputeStats];
   Outcome o = m.update(onlyStats);
   EXPECT_TRUE(o.redetect);
   EXPECT_EQ(m.profile(), Profile::kUnknown);
   EXPECT_EQ(m.plan().size(), 4u) << "the next pass asks the real node's methods too";
-  Outcome o2 = m.update(load("theblock_active.json"));
+  Outcome o2 = m.update(fixtures.answers("theblock_active.json"));
   EXPECT_FALSE(o2.redetect);
   EXPECT_EQ(m.profile(), Profile::kTheBlock);
   EXPECT_EQ(o2.report.body()["active_jobs"], Json(3));
@@ -326,8 +282,8 @@ TEST(ComputeMarket, RedetectsWhenTheShapeChanges) {
 
 TEST(ComputeMarket, TransportFailureKeepsTheDetectedProfile) {
   ComputeMarket m;
-  m.update(load("theblock_active.json"));
-  Answers down = load("theblock_active.json");
+  m.update(fixtures.answers("theblock_active.json"));
+  Answers down = fixtures.answers("theblock_active.json");
   down[kComputeStats] = Answer::failure(2, "connection refused");
   Outcome o = m.update(down);
   EXPECT_FALSE(o.redetect);

@@ -4,76 +4,35 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <fstream>
-#include <sstream>
 #include <string>
+
+#include "market_checks.h"
 
 namespace blockbuster::markets {
 namespace {
 
-Json loadJson(const std::string& name) {
-  std::ifstream in(std::string(BB_ENERGY_FIXTURES) + "/" + name);
-  EXPECT_TRUE(in.good()) << "missing fixture " << name;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return Json::parse(ss.str());
-}
-
-Answers load(const std::string& name) { return answersFromRecording(loadJson(name)); }
+const checks::Fixtures fixtures(BB_ENERGY_FIXTURES);
+using checks::feature;
+using checks::metric;
 Answers garbage(const std::string& key) {
-  return answersFromRecording(loadJson("garbage.json")[key]);
-}
-
-const MetricPoint* metric(const MarketReport& r, const std::string& name) {
-  for (const auto& m : r.metrics)
-    if (m.name == name) return &m;
-  return nullptr;
-}
-
-double feature(const MarketReport& r, const std::string& name) {
-  for (const auto& f : r.features)
-    if (f.name == name) return f.value;
-  ADD_FAILURE() << "no feature " << name;
-  return 0;
+  return answersFromRecording(fixtures.json("garbage.json")[key]);
 }
 
 void expectConsistent(const MarketReport& r) {
-  Json b = r.body();
-  for (const char* f : {"status", "total_credits", "avg_price", "active_traders", "trading_volume",
-                        "profile", "unavailable"})
-    EXPECT_TRUE(b.contains(f)) << "body lacks " << f << ": " << b.dump();
-  for (const auto& m : b.asObject()) {
-    if (m.first == "profile" || m.first == "error") continue;
-    if (m.second.isNull())
-      EXPECT_TRUE(b["unavailable"][m.first].isString()) << m.first << " null without reason";
-    else
-      EXPECT_FALSE(b["unavailable"].contains(m.first)) << m.first;
-  }
-  EXPECT_EQ(b.contains("error"), r.status == Status::kUnavailable);
-  EXPECT_EQ(std::isnan(metric(r, "theblock_energy_credits")->value), b["total_credits"].isNull());
-  EXPECT_EQ(std::isnan(metric(r, kAvgPriceMetric)->value), b["avg_price"].isNull());
-  EXPECT_EQ(std::isnan(metric(r, "theblock_energy_active_traders")->value),
-            b["active_traders"].isNull());
-  EXPECT_EQ(std::isnan(metric(r, "theblock_energy_trading_volume")->value),
-            b["trading_volume"].isNull());
-  EXPECT_EQ(std::isnan(metric(r, kUtilizationMetric)->value), b["utilization"].isNull());
-  EXPECT_EQ(std::isnan(feature(r, "credits")), b["total_credits"].isNull());
-  EXPECT_EQ(std::isnan(feature(r, "avg_price")), b["avg_price"].isNull());
-  EXPECT_EQ(std::isnan(feature(r, "traders")), b["active_traders"].isNull());
-  EXPECT_EQ(std::isnan(feature(r, "volume")), b["trading_volume"].isNull());
-  EXPECT_EQ(metric(r, "theblock_market_up")->value, r.status == Status::kUnavailable ? 0 : 1);
-  int statusSeries = 0;
-  for (const auto& m : r.metrics) {
-    EXPECT_FALSE(m.help.empty()) << m.name;
-    if (!m.labels.empty()) {
-      EXPECT_EQ(m.labels[0].second, "energy") << m.name;
-    }
-    if (m.name == "theblock_market_status") {
-      ++statusSeries;
-      EXPECT_EQ(m.value, m.labels[1].second == statusName(r.status) ? 1 : 0);
-    }
-  }
-  EXPECT_EQ(statusSeries, 3);
+  static const checks::MarketShape shape{
+      "energy",
+      {"total_credits", "avg_price", "active_traders", "trading_volume"},
+      {},
+      {{"theblock_energy_credits", "total_credits"},
+       {kAvgPriceMetric, "avg_price"},
+       {"theblock_energy_active_traders", "active_traders"},
+       {"theblock_energy_trading_volume", "trading_volume"},
+       {kUtilizationMetric, "utilization"}},
+      {{"credits", "total_credits"},
+       {"avg_price", "avg_price"},
+       {"traders", "active_traders"},
+       {"volume", "trading_volume"}}};
+  checks::expectConsistent(r, shape);
 }
 
 TEST(EnergyMarket, Plans) {
@@ -85,7 +44,7 @@ TEST(EnergyMarket, Plans) {
 
 TEST(EnergyMarket, SpecActive) {
   EnergyMarket m;
-  MarketReport r = m.update(load("spec_active.json")).report;
+  MarketReport r = m.update(fixtures.answers("spec_active.json")).report;
   Json b = r.body();
   EXPECT_EQ(m.profile(), Profile::kSpec);
   EXPECT_EQ(b["status"], Json("healthy"));
@@ -102,8 +61,8 @@ TEST(EnergyMarket, SpecActive) {
 
 TEST(EnergyMarket, SpecQuietIsIdleUntilCreditsMove) {
   EnergyMarket m;
-  EXPECT_EQ(m.update(load("spec_quiet.json")).report.status, Status::kIdle);
-  Json moved = loadJson("spec_quiet.json");
+  EXPECT_EQ(m.update(fixtures.answers("spec_quiet.json")).report.status, Status::kIdle);
+  Json moved = fixtures.json("spec_quiet.json");
   moved[kEnergyMarketState]["result"]["total_credits"] = 499000;
   EXPECT_EQ(m.update(answersFromRecording(moved)).report.status, Status::kHealthy);
   EXPECT_EQ(m.update(answersFromRecording(moved)).report.status, Status::kIdle);
@@ -111,7 +70,7 @@ TEST(EnergyMarket, SpecQuietIsIdleUntilCreditsMove) {
 
 TEST(EnergyMarket, TheblockDerivesFiguresFromLists) {
   EnergyMarket m;
-  MarketReport r = m.update(load("theblock_active.json")).report;
+  MarketReport r = m.update(fixtures.answers("theblock_active.json")).report;
   Json b = r.body();
   EXPECT_EQ(m.profile(), Profile::kTheBlock);
   EXPECT_EQ(b["status"], Json("healthy"));
@@ -130,7 +89,7 @@ TEST(EnergyMarket, TheblockDerivesFiguresFromLists) {
 
 TEST(EnergyMarket, TheblockFreshNodeIsIdle) {
   EnergyMarket m;
-  MarketReport r = m.update(load("theblock_fresh.json")).report;
+  MarketReport r = m.update(fixtures.answers("theblock_fresh.json")).report;
   Json b = r.body();
   EXPECT_EQ(r.status, Status::kIdle);
   EXPECT_EQ(b["total_credits"], Json(0));
@@ -142,7 +101,7 @@ TEST(EnergyMarket, TheblockFreshNodeIsIdle) {
   EXPECT_TRUE(b["utilization"].isNull());
   expectConsistent(r);
   // A new receipt between samples is activity even if it was a zero-kWh one.
-  Json more = loadJson("theblock_fresh.json");
+  Json more = fixtures.json("theblock_fresh.json");
   more[kEnergyMarketState]["result"]["receipts"].push_back(
       Json{{"buyer", "b"}, {"seller", "s"}, {"kwh_delivered", 0}, {"price_paid", 0}});
   MarketReport r2 = m.update(answersFromRecording(more)).report;
@@ -152,7 +111,7 @@ TEST(EnergyMarket, TheblockFreshNodeIsIdle) {
 TEST(EnergyMarket, UnauthorizedAndRehearsalAreUnavailableOnTheRealNode) {
   {
     EnergyMarket m;
-    MarketReport r = m.update(load("theblock_unauthorized.json")).report;
+    MarketReport r = m.update(fixtures.answers("theblock_unauthorized.json")).report;
     EXPECT_EQ(r.status, Status::kUnavailable);
     EXPECT_EQ(m.profile(), Profile::kTheBlock);
     EXPECT_NE(r.error.find("bearer token"), std::string::npos) << r.error;
@@ -163,7 +122,7 @@ TEST(EnergyMarket, UnauthorizedAndRehearsalAreUnavailableOnTheRealNode) {
   }
   {
     EnergyMarket m;
-    MarketReport r = m.update(load("theblock_rehearsal.json")).report;
+    MarketReport r = m.update(fixtures.answers("theblock_rehearsal.json")).report;
     EXPECT_EQ(r.status, Status::kUnavailable);
     EXPECT_NE(r.error.find("rehearsal"), std::string::npos) << r.error;
     expectConsistent(r);
@@ -233,13 +192,13 @@ TEST(EnergyMarket, GarbageNeverBecomesZero) {
 
 TEST(EnergyMarket, RedetectsWhenTheShapeChanges) {
   EnergyMarket m;
-  m.update(load("spec_active.json"));
+  m.update(fixtures.answers("spec_active.json"));
   Answers real;
-  real[kEnergyMarketState] = load("theblock_active.json")[kEnergyMarketState];
+  real[kEnergyMarketState] = fixtures.answers("theblock_active.json")[kEnergyMarketState];
   Outcome o = m.update(real);
   EXPECT_TRUE(o.redetect);
   EXPECT_EQ(m.plan().size(), 2u);
-  Outcome o2 = m.update(load("theblock_active.json"));
+  Outcome o2 = m.update(fixtures.answers("theblock_active.json"));
   EXPECT_FALSE(o2.redetect);
   EXPECT_EQ(o2.report.body()["total_credits"], Json(500));
 }

@@ -5,73 +5,33 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <fstream>
-#include <sstream>
 #include <string>
+
+#include "market_checks.h"
 
 namespace blockbuster::markets {
 namespace {
 
-Json loadJson(const std::string& name) {
-  std::ifstream in(std::string(BB_STORAGE_FIXTURES) + "/" + name);
-  EXPECT_TRUE(in.good()) << "missing fixture " << name;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return Json::parse(ss.str());
-}
-
-Answers load(const std::string& name) { return answersFromRecording(loadJson(name)); }
+const checks::Fixtures fixtures(BB_STORAGE_FIXTURES);
+using checks::feature;
+using checks::metric;
 Answers garbage(const std::string& key) {
-  return answersFromRecording(loadJson("garbage.json")[key]);
-}
-
-const MetricPoint* metric(const MarketReport& r, const std::string& name) {
-  for (const auto& m : r.metrics)
-    if (m.name == name) return &m;
-  return nullptr;
-}
-
-double feature(const MarketReport& r, const std::string& name) {
-  for (const auto& f : r.features)
-    if (f.name == name) return f.value;
-  ADD_FAILURE() << "no feature " << name;
-  return 0;
+  return answersFromRecording(fixtures.json("garbage.json")[key]);
 }
 
 void expectConsistent(const MarketReport& r) {
-  Json b = r.body();
-  for (const char* f : {"status", "total_stored", "total_providers", "avg_price", "capacity_used",
-                        "profile", "unavailable"})
-    EXPECT_TRUE(b.contains(f)) << "body lacks " << f << ": " << b.dump();
-  for (const auto& m : b.asObject()) {
-    if (m.first == "profile" || m.first == "error" || m.first == "capacity_used_source") continue;
-    if (m.second.isNull())
-      EXPECT_TRUE(b["unavailable"][m.first].isString()) << m.first << " null without reason";
-    else
-      EXPECT_FALSE(b["unavailable"].contains(m.first)) << m.first;
-  }
-  EXPECT_EQ(b.contains("error"), r.status == Status::kUnavailable);
-  EXPECT_EQ(std::isnan(metric(r, "theblock_storage_stored_bytes")->value),
-            b["total_stored"].isNull());
-  EXPECT_EQ(std::isnan(metric(r, kProvidersMetric)->value), b["total_providers"].isNull());
-  EXPECT_EQ(std::isnan(metric(r, kAvgPriceMetric)->value), b["avg_price"].isNull());
-  EXPECT_EQ(std::isnan(metric(r, kUtilizationMetric)->value), b["capacity_used"].isNull());
-  EXPECT_EQ(std::isnan(feature(r, "stored_bytes")), b["total_stored"].isNull());
-  EXPECT_EQ(std::isnan(feature(r, "providers")), b["total_providers"].isNull());
-  EXPECT_EQ(std::isnan(feature(r, "capacity_used")), b["capacity_used"].isNull());
-  EXPECT_EQ(metric(r, "theblock_market_up")->value, r.status == Status::kUnavailable ? 0 : 1);
-  int statusSeries = 0;
-  for (const auto& m : r.metrics) {
-    EXPECT_FALSE(m.help.empty()) << m.name;
-    if (!m.labels.empty()) {
-      EXPECT_EQ(m.labels[0].second, "storage") << m.name;
-    }
-    if (m.name == "theblock_market_status") {
-      ++statusSeries;
-      EXPECT_EQ(m.value, m.labels[1].second == statusName(r.status) ? 1 : 0);
-    }
-  }
-  EXPECT_EQ(statusSeries, 3);
+  static const checks::MarketShape shape{
+      "storage",
+      {"total_stored", "total_providers", "avg_price", "capacity_used"},
+      {"capacity_used_source"},
+      {{"theblock_storage_stored_bytes", "total_stored"},
+       {kProvidersMetric, "total_providers"},
+       {kAvgPriceMetric, "avg_price"},
+       {kUtilizationMetric, "capacity_used"}},
+      {{"stored_bytes", "total_stored"},
+       {"providers", "total_providers"},
+       {"capacity_used", "capacity_used"}}};
+  checks::expectConsistent(r, shape);
 }
 
 TEST(StorageMarket, RejectsOutOfRangeLimits) {
@@ -86,7 +46,7 @@ TEST(StorageMarket, PlansNeverIncludeAudit) {
   ASSERT_EQ(calls.size(), 2u);
   EXPECT_EQ(calls[0].method, kStorageStats);
   EXPECT_EQ(calls[1].method, kStorageIncentives);
-  m.update(load("theblock_active.json"));
+  m.update(fixtures.answers("theblock_active.json"));
   ASSERT_EQ(m.profile(), Profile::kTheBlock);
   m.update(Answers{{kStorageIncentives, Answer::result(Json{{"replicas", Json::array()}})}});
   // The fixture answered both pipeline reads: nothing is due before discovery_interval.
@@ -122,7 +82,7 @@ TEST(StorageMarket, PipelineReadsArePlannedOncePerDiscoveryInterval) {
     }
     if (c.method == kStorageManifests) EXPECT_EQ(c.params["limit"], Json(1000));
   }
-  Answers all = load("theblock_active.json");
+  Answers all = fixtures.answers("theblock_active.json");
   all[kStorageIncentives] = Answer::result(Json{{"replicas", Json::array()}});
   MarketReport r = m.update(all).report;
   const double read_at = now;
@@ -139,7 +99,7 @@ TEST(StorageMarket, AnUnansweredPipelineReadKeepsItsLastFiguresWithTheirOwnAge) 
   StorageMarket m;
   double now = 5000;
   m.setClock([&] { return now; });
-  Answers first = load("theblock_active.json");
+  Answers first = fixtures.answers("theblock_active.json");
   first[kStorageIncentives] = Answer::result(Json{{"replicas", Json::array()}});
   const Json before = m.update(first).report.body();
   ASSERT_FALSE(before["total_stored"].isNull());
@@ -181,7 +141,7 @@ TEST(StorageMarket, DiscoveryIntervalHasAFloor) {
 
 TEST(StorageMarket, SpecActive) {
   StorageMarket m;
-  MarketReport r = m.update(load("spec_active.json")).report;
+  MarketReport r = m.update(fixtures.answers("spec_active.json")).report;
   Json b = r.body();
   EXPECT_EQ(m.profile(), Profile::kSpec);
   EXPECT_EQ(b["status"], Json("healthy"));
@@ -200,11 +160,11 @@ TEST(StorageMarket, SpecActive) {
 
 TEST(StorageMarket, SpecEmptyIsIdleAndStoredMovingIsHealthy) {
   StorageMarket m;
-  MarketReport r = m.update(load("spec_empty.json")).report;
+  MarketReport r = m.update(fixtures.answers("spec_empty.json")).report;
   EXPECT_EQ(r.status, Status::kIdle);
   EXPECT_EQ(r.body()["total_stored"], Json(0));
   expectConsistent(r);
-  Json moved = loadJson("spec_empty.json");
+  Json moved = fixtures.json("spec_empty.json");
   moved[kStorageStats]["result"]["total_stored"] = 4096;
   EXPECT_EQ(m.update(answersFromRecording(moved)).report.status, Status::kHealthy);
   // Bytes stored but no provider and nothing moved: quiet.
@@ -213,7 +173,7 @@ TEST(StorageMarket, SpecEmptyIsIdleAndStoredMovingIsHealthy) {
 
 TEST(StorageMarket, TheblockDeduplicatesProviders) {
   StorageMarket m;
-  MarketReport r = m.update(load("theblock_active.json")).report;
+  MarketReport r = m.update(fixtures.answers("theblock_active.json")).report;
   Json b = r.body();
   EXPECT_EQ(m.profile(), Profile::kTheBlock);
   EXPECT_EQ(b["status"], Json("healthy"));
@@ -237,7 +197,7 @@ TEST(StorageMarket, TheblockDeduplicatesProviders) {
 
 TEST(StorageMarket, TheblockFreshNodeIsIdleWithReasonedNulls) {
   StorageMarket m;
-  MarketReport r = m.update(load("theblock_fresh.json")).report;
+  MarketReport r = m.update(fixtures.answers("theblock_fresh.json")).report;
   Json b = r.body();
   EXPECT_EQ(r.status, Status::kIdle);
   EXPECT_EQ(b["total_providers"], Json(0));
@@ -253,7 +213,7 @@ TEST(StorageMarket, TheblockFreshNodeIsIdleWithReasonedNulls) {
 
 TEST(StorageMarket, TheblockDegraded) {
   StorageMarket m;
-  MarketReport r = m.update(load("theblock_degraded.json")).report;
+  MarketReport r = m.update(fixtures.answers("theblock_degraded.json")).report;
   Json b = r.body();
   EXPECT_EQ(b["total_providers"], Json(2));
   EXPECT_EQ(b["advertised_capacity_bytes"], Json(3000));
@@ -272,7 +232,7 @@ TEST(StorageMarket, TheblockDegraded) {
 
 TEST(StorageMarket, FullPagesMakeTotalsUnknown) {
   StorageMarket m(StorageOptions{true, 3, 2});
-  MarketReport r = m.update(load("theblock_active.json")).report;
+  MarketReport r = m.update(fixtures.answers("theblock_active.json")).report;
   Json b = r.body();
   EXPECT_TRUE(b["total_providers"].isNull());
   EXPECT_NE(b["unavailable"]["total_providers"].asString().find("provider_limit"),
@@ -350,14 +310,14 @@ TEST(StorageMarket, GarbageAndFailures) {
 
 TEST(StorageMarket, RedetectsWhenTheSpecMethodDisappears) {
   StorageMarket m;
-  m.update(load("spec_active.json"));
+  m.update(fixtures.answers("spec_active.json"));
   ASSERT_EQ(m.profile(), Profile::kSpec);
   Answers gone;
   gone[kStorageStats] = Answer::rpcError(-32601, "method not found");
   Outcome o = m.update(gone);
   EXPECT_TRUE(o.redetect);
   EXPECT_EQ(m.plan().size(), 2u);  // the cheap reads of both profiles
-  Outcome o2 = m.update(load("theblock_active.json"));
+  Outcome o2 = m.update(fixtures.answers("theblock_active.json"));
   EXPECT_FALSE(o2.redetect);
   EXPECT_EQ(m.profile(), Profile::kTheBlock);
   EXPECT_EQ(o2.report.body()["total_providers"], Json(2));
