@@ -1,8 +1,8 @@
-// Loads the built bb_network.so through the C ABI with a fake host serving recorded answers of
-// the theblock profile, and checks what the glue hands to the agent.
+// Loads the built bb_network.so through the C ABI on the SDK's fake host (blockbuster/testing.h)
+// serving recorded answers of the theblock profile, and checks what the glue hands to the agent.
 #include <blockbuster/json.h>
 #include <blockbuster/plugin_abi.h>
-#include <dlfcn.h>
+#include <blockbuster/testing.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -10,131 +10,35 @@
 #include <map>
 #include <sstream>
 #include <string>
-#include <vector>
 
 namespace {
 
 using blockbuster::Json;
+using blockbuster::testing::FakeHost;
+using blockbuster::testing::PluginLibrary;
+using blockbuster::testing::PluginRunner;
+using blockbuster::testing::Reply;
 
-std::string fixtureText(const std::string& name) {
+Json fixture(const std::string& name) {
   std::ifstream in(std::string(NETWORK_FIXTURES_DIR) + "/" + name);
   std::stringstream ss;
   ss << in.rdbuf();
-  return ss.str();
-}
-
-struct FakeHost {
-  std::map<std::string, std::string> answers;  // method -> result JSON text
-  std::map<std::string, Json> published;
-  struct Metric {
-    std::string name;
-    uint32_t kind, op;
-    double value;
-    std::vector<std::pair<std::string, std::string>> labels;
-  };
-  std::vector<Metric> metrics;
-  std::map<std::string, double> features;
-  std::vector<std::string> logs;
-};
-
-FakeHost* self(bb_host* h) { return reinterpret_cast<FakeHost*>(h); }
-
-void appendTo(void* ctx, const char* data, size_t len) {
-  static_cast<std::string*>(ctx)->append(data, len);
-}
-
-int rpcMany(bb_host* h, bb_rpc_request* reqs, size_t n) {
-  for (size_t i = 0; i < n; ++i) {
-    auto it = self(h)->answers.find(reqs[i].method);
-    std::string out;
-    if (it == self(h)->answers.end()) {
-      reqs[i].status = BB_ERR_RPC;
-      out = R"({"code":-32601,"message":"method not found"})";
-    } else if (it->second == "TRANSPORT") {
-      reqs[i].status = BB_ERR_TRANSPORT;
-      out = R"({"code":0,"message":"connection refused"})";
-    } else {
-      reqs[i].status = BB_OK;
-      out = it->second;
-    }
-    reqs[i].sink(reqs[i].sink_ctx, out.data(), out.size());
-  }
-  return BB_OK;
+  return Json::parse(ss.str());
 }
 
 class NetworkPluginTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    lib_ = dlopen(BB_TEST_PLUGIN_DIR "/bb_network.so", RTLD_NOW | RTLD_LOCAL);
-    ASSERT_NE(lib_, nullptr) << dlerror();
-    auto entry = reinterpret_cast<bb_plugin_entry_fn>(dlsym(lib_, BB_PLUGIN_ENTRY_SYMBOL));
-    ASSERT_NE(entry, nullptr);
-    plugin_ = entry();
-    ASSERT_NE(plugin_, nullptr);
-
-    api_.struct_size = sizeof(api_);
-    api_.abi_major = BB_ABI_VERSION_MAJOR;
-    api_.abi_minor = BB_ABI_VERSION_MINOR;
-    api_.log = [](bb_host* h, int, const char* m) { self(h)->logs.push_back(m); };
-    api_.rpc_call_many = &rpcMany;
-    api_.publish = [](bb_host* h, const char* section, const char* json, size_t len) {
-      self(h)->published[section] = Json::parse(std::string(json, len));
-      return static_cast<int>(BB_OK);
-    };
-    api_.publish_error = [](bb_host*, const char*, const char*) { return static_cast<int>(BB_OK); };
-    api_.metric = [](bb_host* h, const bb_metric* m) {
-      FakeHost::Metric r{m->name, m->kind, m->op, m->value, {}};
-      for (size_t i = 0; i < m->label_count; ++i)
-        r.labels.emplace_back(m->label_names[i], m->label_values[i]);
-      self(h)->metrics.push_back(r);
-      return static_cast<int>(BB_OK);
-    };
-    api_.feature = [](bb_host* h, const char* name, double v) {
-      self(h)->features[name] = v;
-      return static_cast<int>(BB_OK);
-    };
-
-    host_.answers["net.overlay_status"] = fixtureText("theblock/net_overlay_status.json");
-    host_.answers["net.peer_stats_all"] = fixtureText("theblock/net_peer_stats_all.json");
-    host_.answers["light.headers"] = fixtureText("theblock/light_headers.json");
-    host_.answers["light.latest_header"] = fixtureText("theblock/light_latest_header.json");
-  }
-  void TearDown() override {
-    if (instance_) plugin_->destroy(instance_);
-    if (lib_) dlclose(lib_);
+    host_.answer("net.overlay_status", fixture("theblock/net_overlay_status.json"));
+    host_.answer("net.peer_stats_all", fixture("theblock/net_peer_stats_all.json"));
+    host_.answer("light.headers", fixture("theblock/light_headers.json"));
+    host_.answer("light.latest_header", fixture("theblock/light_latest_header.json"));
   }
 
-  // The options as the agent passes them: every declared key, defaults applied, then `over`.
-  std::string config(const Json& over = Json::object()) {
-    Json c = Json::object();
-    for (uint32_t i = 0; i < plugin_->config_key_count; ++i)
-      c[plugin_->config_keys[i].name] = Json::parse(plugin_->config_keys[i].default_json);
-    for (const auto& [k, v] : over.asObject()) c[k] = v;
-    return c.dump();
-  }
-  bool create(const Json& over = Json::object()) {
-    instance_ = plugin_->create(reinterpret_cast<bb_host*>(&host_), &api_, config(over).c_str(),
-                                &appendTo, &error_);
-    return instance_ != nullptr;
-  }
-  int collect() {
-    error_.clear();
-    return plugin_->collect(instance_, &appendTo, &error_);
-  }
-  const FakeHost::Metric* last(const std::string& name, const std::string& label = "") {
-    const FakeHost::Metric* found = nullptr;
-    for (const auto& m : host_.metrics)
-      if (m.name == name && (label.empty() || (!m.labels.empty() && m.labels[0].second == label)))
-        found = &m;
-    return found;
-  }
-
-  void* lib_ = nullptr;
-  const bb_plugin* plugin_ = nullptr;
-  bb_host_api api_{};
+  PluginLibrary lib_{BB_TEST_PLUGIN_DIR "/bb_network.so"};
+  const bb_plugin* plugin_ = lib_.plugin();
   FakeHost host_;
-  void* instance_ = nullptr;
-  std::string error_;
+  PluginRunner runner_{plugin_, host_};
 };
 
 TEST_F(NetworkPluginTest, DeclaresItsNameAndConfigKeys) {
@@ -152,61 +56,59 @@ TEST_F(NetworkPluginTest, DeclaresItsNameAndConfigKeys) {
 }
 
 TEST_F(NetworkPluginTest, PublishesBothSectionsMetricsAndFeatures) {
-  ASSERT_TRUE(create()) << error_;
-  ASSERT_EQ(collect(), BB_OK) << error_;
-  ASSERT_EQ(host_.published.count("metrics"), 1u);
-  ASSERT_EQ(host_.published.count("peers"), 1u);
-  const Json& m = host_.published["metrics"];
+  ASSERT_TRUE(runner_.create()) << runner_.error();
+  ASSERT_EQ(runner_.collect(), BB_OK) << runner_.error();
+  ASSERT_TRUE(host_.published("metrics"));
+  ASSERT_TRUE(host_.published("peers"));
+  const Json m = host_.section("metrics");
   EXPECT_EQ(m["block_height"], Json(236));
   EXPECT_EQ(m["peer_count"], Json(3));
   EXPECT_EQ(m["network_strength"], Json(6));
   EXPECT_EQ(m["profile"], Json("theblock"));
   EXPECT_TRUE(m["tps"].isNull());
-  EXPECT_EQ(host_.published["peers"]["total"], Json(3));
+  EXPECT_EQ(host_.section("peers")["total"], Json(3));
 
-  const FakeHost::Metric* height = last("theblock_block_height");
-  ASSERT_NE(height, nullptr);
+  auto height = host_.lastMetric("theblock_block_height");
+  ASSERT_TRUE(height);
   EXPECT_EQ(height->op, BB_METRIC_SET);
   EXPECT_EQ(height->value, 236);
-  const FakeHost::Metric* tps = last("theblock_tps");
-  ASSERT_NE(tps, nullptr);
+  auto tps = host_.lastMetric("theblock_tps");
+  ASSERT_TRUE(tps);
   EXPECT_EQ(tps->op, BB_METRIC_REMOVE);
-  const FakeHost::Metric* bytes = last("theblock_peer_bytes_sent_total");
-  ASSERT_NE(bytes, nullptr);
+  auto bytes = host_.lastMetric("theblock_peer_bytes_sent_total");
+  ASSERT_TRUE(bytes);
   EXPECT_EQ(bytes->kind, BB_METRIC_COUNTER);
   EXPECT_EQ(bytes->value, 0);  // first sample: nothing observed sent yet
-  const FakeHost::Metric* out = last("theblock_network_bandwidth_bytes_per_second", "out");
-  ASSERT_NE(out, nullptr);
+  auto out =
+      host_.lastMetric("theblock_network_bandwidth_bytes_per_second", {{"direction", "out"}});
+  ASSERT_TRUE(out);
   EXPECT_EQ(out->op, BB_METRIC_REMOVE);  // first sample
 
-  EXPECT_EQ(host_.features.size(), 8u);
-  EXPECT_EQ(host_.features["block_height"], 236);
-  EXPECT_TRUE(std::isnan(host_.features["tps"]));
-  EXPECT_EQ(host_.features["strength"], 6);
-  bool logged = false;
-  for (const auto& l : host_.logs) logged |= l.find("theblock") != std::string::npos;
-  EXPECT_TRUE(logged);
+  EXPECT_EQ(host_.features().size(), 8u);
+  EXPECT_EQ(host_.feature("block_height"), 236);
+  ASSERT_TRUE(host_.feature("tps"));
+  EXPECT_TRUE(std::isnan(*host_.feature("tps")));
+  EXPECT_EQ(host_.feature("strength"), 6);
+  EXPECT_TRUE(host_.logged("theblock"));
 }
 
 TEST_F(NetworkPluginTest, AFailedCallFailsTheCollectWithTheTransportStatus) {
-  ASSERT_TRUE(create()) << error_;
-  host_.answers["net.overlay_status"] = "TRANSPORT";
-  host_.answers["net.peers"] = "TRANSPORT";
-  int status = collect();
+  ASSERT_TRUE(runner_.create()) << runner_.error();
+  host_.reply("net.overlay_status", Reply::failure(BB_ERR_TRANSPORT, "connection refused"));
+  host_.reply("net.peers", Reply::failure(BB_ERR_TRANSPORT, "connection refused"));
+  int status = runner_.collect();
   EXPECT_EQ(status, BB_ERR_TRANSPORT);
-  EXPECT_NE(error_.find("connection refused"), std::string::npos) << error_;
-  EXPECT_EQ(host_.published.count("metrics"), 0u);
+  EXPECT_NE(runner_.error().find("connection refused"), std::string::npos) << runner_.error();
+  EXPECT_FALSE(host_.published("metrics"));
 }
 
 TEST_F(NetworkPluginTest, InvalidOptionsAreRefusedWithTheKeyToFix) {
-  EXPECT_FALSE(create(Json{{"max_peers", 0}}));
-  EXPECT_NE(error_.find("max_peers"), std::string::npos) << error_;
-  error_.clear();
-  EXPECT_FALSE(create(Json{{"tps_target", 0}}));
-  EXPECT_NE(error_.find("tps_target"), std::string::npos) << error_;
-  error_.clear();
-  EXPECT_FALSE(create(Json{{"peers_weight", "thirty"}}));
-  EXPECT_NE(error_.find("peers_weight"), std::string::npos) << error_;
+  EXPECT_FALSE(runner_.create(Json{{"max_peers", 0}}));
+  EXPECT_NE(runner_.error().find("max_peers"), std::string::npos) << runner_.error();
+  EXPECT_FALSE(runner_.create(Json{{"tps_target", 0}}));
+  EXPECT_NE(runner_.error().find("tps_target"), std::string::npos) << runner_.error();
+  EXPECT_FALSE(runner_.create(Json{{"peers_weight", "thirty"}}));
+  EXPECT_NE(runner_.error().find("peers_weight"), std::string::npos) << runner_.error();
 }
 
 }  // namespace
