@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # usage: guide.sh SOURCE_DIR BUILD_DIR BIN_DIR
-# sdk/README.md as written: its plugin and CMakeLists (the first cpp and cmake blocks), its
+# sdk/README.md as written: its plugin and CMakeLists (the first cpp and cmake blocks) and its
+# tests (the blocks marked <!-- sdk-guide: test -->, checked against examples/hello/test), its
 # commands (the sh blocks marked <!-- sdk-guide: run -->) run as they are in a fresh folder, with
 # `build` the tree of this build and HOME a scratch one; its config (<!-- sdk-guide: config -->)
 # with /home/you as that HOME. Then the agent runs with that config against bb-devnode of both
@@ -29,6 +30,14 @@ block cmake > "$work/guide/hello/CMakeLists.txt"
 diff -u "$src/sdk/examples/hello/hello.cc" "$work/guide/hello/hello.cc" || fail "the page's hello.cc differs from examples/hello"
 diff -u "$src/sdk/examples/hello/CMakeLists.txt" "$work/guide/hello/CMakeLists.txt" ||
   fail "the page's CMakeLists.txt differs from examples/hello"
+
+echo "== the page's tests are the example's (examples/hello/test), file for file"
+block cpp test > "$work/hello_test.cc"
+block cmake test > "$work/hello_test.cmake"
+diff -u "$src/sdk/examples/hello/test/hello_test.cc" "$work/hello_test.cc" ||
+  fail "the page's hello_test.cc differs from examples/hello/test"
+diff -u "$src/sdk/examples/hello/test/CMakeLists.txt" "$work/hello_test.cmake" ||
+  fail "the page's test CMakeLists.txt differs from examples/hello/test"
 
 echo "== the page's commands, as written"
 commands="$(block sh run)"

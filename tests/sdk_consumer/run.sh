@@ -20,6 +20,16 @@ test -f "$plugin" || fail "bb_hello.so was not built"
 exported="$(nm -D --defined-only "$plugin" | awk '$2 == "T" {print $3}')"
 [ "$exported" = "bb_plugin_entry" ] || fail "exports more than bb_plugin_entry: $exported"
 
+echo "== build and run the example's tests out of tree, on the SDK's fake host (testing.h)"
+test -f "$work/prefix/include/blockbuster/testing.h" || fail "testing.h not installed"
+cmake -S "$example/test" -B "$work/hello-test" -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
+cmake --build "$work/hello-test" >/dev/null
+(cd "$work/hello-test" && ctest --output-on-failure) > "$work/hello-test.out" 2>&1 ||
+  fail "the example's tests failed: $(cat "$work/hello-test.out")"
+grep -q "100% tests passed" "$work/hello-test.out" || fail "no test ran: $(cat "$work/hello-test.out")"
+brief="$("$work/hello-test/hello_test" --gtest_brief=1)" || fail "hello_test: $brief"
+grep -q "PASSED.* 4 tests" <<<"$brief" || fail "the example's four tests did not all run: $brief"
+
 echo "== the agent lists it"
 mkdir "$work/plugins" && cp "$plugin" "$work/plugins/"
 listing="$("$bin/blockbuster-agent" --list-plugins --plugin-dir "$work/plugins")"
