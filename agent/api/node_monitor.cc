@@ -84,11 +84,9 @@ void NodeMonitor::record(const std::string& method, const RpcOutcome& outcome) {
   // started is an outage at once (the node is not there); any other failure (a reset, an empty
   // reply, a timeout, a bad reply) only after a whole window without an answer: one slow or
   // panicking method is not a down node.
-  // "connection refused" is the client's own wording for a node that is not listening; a reset
-  // or an empty reply can be one handler's panic, so it waits for the window like a timeout.
-  const bool connection_failed = outcome.status == RpcStatus::Transport &&
-                                 outcome.http_status == 0 &&
-                                 outcome.json.find("connection refused") != std::string::npos;
+  // A refused connection is a node that is not listening; a reset or an empty reply can be one
+  // handler's panic, so it waits for the window like a timeout.
+  const bool connection_failed = outcome.failure == RpcFailure::Refused;
   const auto call_started = now - std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                       std::chrono::duration<double>(outcome.seconds));
   const bool answered_meanwhile = ever_answered_ && last_answer_ >= call_started;

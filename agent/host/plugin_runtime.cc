@@ -423,19 +423,19 @@ int PluginRuntime::hostMetric(const bb_metric* m) {
       return BB_ERR_INVALID;
     u.labels.emplace_back(m->label_names[i], m->label_values[i]);
   }
-  std::string why = services_.metrics->applyPluginMetric(name(), u);
+  const MetricResult result = services_.metrics->applyPluginMetric(name(), u);
   // Marked for history (ABI 1.1): the history records the gauge's value, null once removed.
   const bool history = m->struct_size >= offsetof(bb_metric, flags) + sizeof(uint32_t) &&
                        (m->flags & BB_METRIC_FLAG_HISTORY) && !u.counter;
-  if (why.empty() && history && services_.history_marks && u.op != MetricUpdate::Op::Add) {
+  if (result.ok() && history && services_.history_marks && u.op != MetricUpdate::Op::Add) {
     std::string series = name() + "." + u.name;
     for (const auto& l : u.labels) series += ":" + l.second;
     services_.history_marks->set(series, u.op == MetricUpdate::Op::Remove ? NAN : u.value,
                                  staleAfter());
   }
-  if (why.empty()) return BB_OK;
-  logDebug("plugin:" + name(), "metric refused: " + why);
-  return why.find("series cap") != std::string::npos ? BB_ERR_LIMIT : BB_ERR_INVALID;
+  if (result.ok()) return BB_OK;
+  logDebug("plugin:" + name(), "metric refused: " + result.why);
+  return result.code == MetricResult::Code::SeriesCap ? BB_ERR_LIMIT : BB_ERR_INVALID;
 }
 
 int PluginRuntime::hostFeature(const char* feature, double value) {

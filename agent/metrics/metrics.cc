@@ -592,10 +592,10 @@ void Metrics::wsClientClosed(const std::string& reason) {
   impl_->ws_closed->Add({{"reason", reason}}).Increment();
 }
 
-std::string Metrics::applyPluginMetric(const std::string& plugin, const MetricUpdate& u) {
+MetricResult Metrics::applyPluginMetric(const std::string& plugin, const MetricUpdate& u) {
   auto refuse = [&](const std::string& why) {
     impl_->plugin_metric_errors->Add({{"plugin", plugin}}).Increment();
-    return why;
+    return MetricResult{MetricResult::Code::Invalid, why};
   };
   if (!prometheus::CheckMetricName(u.name))
     return refuse("invalid metric name '" + u.name + "'; use [a-zA-Z_:][a-zA-Z0-9_:]*");
@@ -615,7 +615,7 @@ std::string Metrics::applyPluginMetric(const std::string& plugin, const MetricUp
   std::lock_guard<std::mutex> lock(impl_->mutex);
   auto sit = impl_->series.find(key);
   if (u.op == MetricUpdate::Op::Remove) {
-    if (sit == impl_->series.end()) return "";
+    if (sit == impl_->series.end()) return {};
     auto& fam = impl_->families[sit->second.family];
     if (sit->second.gauge) fam.gauges->Remove(sit->second.gauge);
     if (sit->second.counter) fam.counters->Remove(sit->second.counter);
@@ -623,7 +623,7 @@ std::string Metrics::applyPluginMetric(const std::string& plugin, const MetricUp
     if (count > 0) --count;
     impl_->plugin_series->Add({{"plugin", sit->second.plugin}}).Set(static_cast<double>(count));
     impl_->series.erase(sit);
-    return "";
+    return {};
   }
 
   auto fit = impl_->families.find(u.name);
@@ -649,8 +649,9 @@ std::string Metrics::applyPluginMetric(const std::string& plugin, const MetricUp
     size_t& count = impl_->series_count[plugin];
     if (count >= impl_->max_series) {
       impl_->plugin_series_dropped->Add({{"plugin", plugin}}).Increment();
-      return "series cap of " + std::to_string(impl_->max_series) + " reached for plugin " +
-             plugin + "; " + u.name + " dropped";
+      return {MetricResult::Code::SeriesCap, "series cap of " + std::to_string(impl_->max_series) +
+                                                 " reached for plugin " + plugin + "; " + u.name +
+                                                 " dropped"};
     }
     Impl::Series s;
     s.plugin = plugin;
@@ -673,13 +674,13 @@ std::string Metrics::applyPluginMetric(const std::string& plugin, const MetricUp
       s.gauge->Increment(u.value);
     else
       s.gauge->Set(u.value);
-    return "";
+    return {};
   }
   if (u.op == MetricUpdate::Op::Add) {
     if (u.value < 0) return refuse("negative increment of counter " + u.name);
     s.counter->Increment(u.value);
     s.last_total += u.value;
-    return "";
+    return {};
   }
   // Set an absolute total the node reports. A total that went down means the node restarted:
   // start the series again so that rate() sees a counter reset, not a negative rate.
@@ -691,7 +692,7 @@ std::string Metrics::applyPluginMetric(const std::string& plugin, const MetricUp
   }
   s.counter->Increment(u.value - s.last_total);
   s.last_total = u.value;
-  return "";
+  return {};
 }
 
 void Metrics::removePluginSeries(const std::string& plugin) {

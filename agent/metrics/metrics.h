@@ -25,6 +25,18 @@ struct MetricUpdate {
   double value = 0;
 };
 
+/// What became of one plugin metric update (Metrics::applyPluginMetric).
+struct MetricResult {
+  enum class Code {
+    Ok,         ///< applied
+    Invalid,    ///< refused: a bad name, label or value, or a clash with an existing family
+    SeriesCap,  ///< dropped: it would create a series past the plugin's max_series cap
+  };
+  Code code = Code::Ok;
+  std::string why;  ///< empty when Ok; otherwise for logs
+  bool ok() const { return code == Code::Ok; }
+};
+
 /// How old a plugin's data is, asked at every scrape (docs/metrics.md, "Stale data").
 struct PluginFreshness {
   std::string plugin;
@@ -65,10 +77,10 @@ class Metrics {
   void wsClientClosed(const std::string& reason);
 
   // --- plugin metrics -------------------------------------------------------------------------
-  /// Applies one update from `plugin`. Returns "" on success, else why it was refused (invalid
-  /// name or label, a name already used with another type or other label names, a reserved
-  /// prefix, or the plugin's series cap).
-  std::string applyPluginMetric(const std::string& plugin, const MetricUpdate& update);
+  /// Applies one update from `plugin`. Refused as Invalid: an invalid name or label, a name
+  /// already used with another type or other label names, a reserved prefix, a non-finite
+  /// value, a negative increment; dropped as SeriesCap past the plugin's series cap.
+  MetricResult applyPluginMetric(const std::string& plugin, const MetricUpdate& update);
   /// Removes every series the plugin created (it was unloaded or restarted).
   void removePluginSeries(const std::string& plugin);
 

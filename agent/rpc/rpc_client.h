@@ -61,8 +61,34 @@ enum class RpcStatus {
 
 const char* toString(RpcStatus status);
 
+/// Why a call failed, finer than RpcStatus, for code that must tell failures apart (the node
+/// monitor takes a refused connection as an outage at once, other failures only after a
+/// window). The message in RpcOutcome::json is for people: never search it.
+enum class RpcFailure {
+  None,         ///< Ok
+  NodeError,    ///< RpcError: the node answered {"error":...}
+  Refused,      ///< Transport: connection refused (nothing listens at the node's address)
+  Dropped,      ///< Transport: connection reset, closed without a reply, or reply truncated
+  Resolve,      ///< Transport: the node's host name did not resolve
+  Tls,          ///< Transport: the node's certificate was refused (a setting to fix)
+  Io,           ///< Transport: another I/O error
+  HttpStatus,   ///< Transport: an HTTP status (http_status) with no JSON-RPC answer: 403, 5xx
+  Timeout,      ///< Timeout: no reply, request slot or connection before the deadline
+  BadReply,     ///< BadResponse: not HTTP, not JSON, not a JSON-RPC response, or another id
+  RateLimited,  ///< Limit: the node rate-limited the agent (HTTP 429, -32001/-32002), or the
+                ///< calls are paused after it did
+  TooLarge,     ///< Limit: the reply exceeds max_response_bytes
+  Invalid,      ///< Invalid: the caller's method or params, or the method policy, refused it
+  Shutdown,     ///< Shutdown
+};
+
+const char* toString(RpcFailure failure);
+/// The failure a status has when nothing finer is known (Transport: Io, Limit: RateLimited).
+RpcFailure failureOf(RpcStatus status);
+
 struct RpcOutcome {
   RpcStatus status = RpcStatus::Transport;
+  RpcFailure failure = RpcFailure::Io;  ///< None exactly when Ok
   /// Ok: the `result` member as compact JSON text. RpcError: the node's `error` object as JSON
   /// text. Otherwise: {"code":<int>,"message":"..."} with code 0 and a human message that never
   /// contains the auth token.

@@ -1,6 +1,8 @@
 // The status rules of docs/markets.md ("Status rules") and the staleness rule of docs/metrics.md.
 #include <gtest/gtest.h>
 
+#include <optional>
+
 #include "api/dashboard_api.h"
 #include "api/node_monitor.h"
 #include "snapshot/snapshot_store.h"
@@ -50,9 +52,11 @@ TEST(StatusRules, DataExpiresAfterTwoIntervalsPlusTheTimeout) {
 namespace {
 
 bb::RpcOutcome outcome(bb::RpcStatus status, double seconds = 0, int http = 0,
-                       const std::string& message = "x") {
+                       const std::string& message = "x",
+                       std::optional<bb::RpcFailure> failure = {}) {
   bb::RpcOutcome o;
   o.status = status;
+  o.failure = failure.value_or(bb::failureOf(status));
   o.seconds = seconds;
   o.http_status = http;
   o.attempts = status == bb::RpcStatus::Invalid ? 0 : 1;  // sent, unless refused unsent
@@ -70,15 +74,18 @@ TEST(NodeJudgement, ASlowMethodIsNotADownNodeAndOneOutageKeepsOneCause) {
   EXPECT_TRUE(m.state().reachable);
   // A refusal that began before another call was answered: not the node's absence.
   m.record("net.peer_stats_all",
-           outcome(bb::RpcStatus::Transport, 10, 0, "net.peer_stats_all: connection refused"));
+           outcome(bb::RpcStatus::Transport, 10, 0, "net.peer_stats_all: connection refused",
+                   bb::RpcFailure::Refused));
   EXPECT_TRUE(m.state().reachable);
   // An empty reply (one handler's panic) with no answer since it began: within the window, still
   // one method's failure.
-  m.record("light.latest_header", outcome(bb::RpcStatus::Transport, 0, 0, "empty reply"));
+  m.record("light.latest_header",
+           outcome(bb::RpcStatus::Transport, 0, 0, "empty reply", bb::RpcFailure::Dropped));
   EXPECT_TRUE(m.state().reachable);
   // Refused with no answer since the call began: the node is gone, at once.
   m.record("compute_market.stats",
-           outcome(bb::RpcStatus::Transport, 0, 0, "compute_market.stats: connection refused"));
+           outcome(bb::RpcStatus::Transport, 0, 0, "compute_market.stats: connection refused",
+                   bb::RpcFailure::Refused));
   bb::NodeState s = m.state();
   EXPECT_FALSE(s.reachable);
   EXPECT_NE(s.last_error.find("connection refused"), std::string::npos) << s.last_error;

@@ -2,9 +2,6 @@
 // behaviour each test scripts, and of the token bucket with a fake clock.
 #include "rpc/rpc_client.h"
 
-#include <Poco/Dynamic/Var.h>
-#include <Poco/JSON/Object.h>
-#include <Poco/JSON/Parser.h>
 #include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPRequestHandler.h>
 #include <Poco/Net/HTTPRequestHandlerFactory.h>
@@ -19,6 +16,7 @@
 #include <Poco/Net/SocketAddress.h>
 #include <Poco/StreamCopier.h>
 #include <Poco/ThreadPool.h>
+#include <blockbuster/json.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -43,6 +41,7 @@ namespace {
 
 using bb::RpcClient;
 using bb::RpcConfig;
+using bb::RpcFailure;
 using bb::RpcOutcome;
 using bb::RpcStatus;
 using Clock = std::chrono::steady_clock;
@@ -165,14 +164,11 @@ class TestNode {
     s.client = request.clientAddress().toString();
     Poco::StreamCopier::copyToString(request.stream(), s.body);
     try {
-      Poco::JSON::Parser parser;
-      auto object = parser.parse(s.body).extract<Poco::JSON::Object::Ptr>();
-      s.id = object->get("id").toString();
-      s.method = object->getValue<std::string>("method");
-      std::ostringstream params;
-      object->getObject("params")->stringify(params);
-      s.params = params.str();
-    } catch (const Poco::Exception&) {
+      const auto object = blockbuster::Json::parse(s.body);
+      s.id = object["id"].dump();
+      s.method = object["method"].asString();
+      s.params = object["params"].dump();
+    } catch (const blockbuster::JsonError&) {
     }
     int index;
     {
@@ -257,10 +253,9 @@ std::string deadNodeUrl() {
 
 // The message of a failed outcome.
 std::string messageOf(const RpcOutcome& outcome) {
-  Poco::JSON::Parser parser;
-  auto object = parser.parse(outcome.json).extract<Poco::JSON::Object::Ptr>();
-  EXPECT_EQ(object->getValue<int>("code"), 0) << outcome.json;
-  return object->getValue<std::string>("message");
+  const auto object = blockbuster::Json::parse(outcome.json);
+  EXPECT_EQ(object["code"].asInt(), 0) << outcome.json;
+  return object["message"].asString();
 }
 
 // --- Envelopes ------------------------------------------------------------------------------
@@ -273,6 +268,7 @@ TEST(RpcClient, ResultIsHandedOverAsTheNodeWroteIt) {
   RpcClient client(configFor(node));
   const RpcOutcome outcome = client.call("light.latest_header");
   ASSERT_EQ(outcome.status, RpcStatus::Ok) << outcome.json;
+  EXPECT_EQ(outcome.failure, RpcFailure::None);
   EXPECT_EQ(outcome.json, "{\"big\":18446744073709551615,\"f\":0.10,\"s\":\"a\\\"b\"}");
   EXPECT_EQ(outcome.attempts, 1);
   EXPECT_EQ(outcome.http_status, 200);
@@ -290,6 +286,7 @@ TEST(RpcClient, ErrorEnvelopeIsRpcErrorWithTheNodesErrorObject) {
   RpcClient client(configFor(node));
   const RpcOutcome outcome = client.call("net.peers");
   EXPECT_EQ(outcome.status, RpcStatus::RpcError);
+  EXPECT_EQ(outcome.failure, RpcFailure::NodeError);
   EXPECT_EQ(outcome.json, "{\"code\":-32601,\"message\":\"method not found\"}");
   // An answer is never retried.
   EXPECT_EQ(outcome.attempts, 1);
@@ -314,6 +311,7 @@ TEST(RpcClient, GarbageIsBadResponseAndNotRetried) {
   RpcClient client(configFor(node));
   const RpcOutcome outcome = client.call("net.stats");
   EXPECT_EQ(outcome.status, RpcStatus::BadResponse);
+  EXPECT_EQ(outcome.failure, RpcFailure::BadReply);
   EXPECT_NE(messageOf(outcome).find("net.stats"), std::string::npos) << outcome.json;
   EXPECT_EQ(outcome.attempts, 1);
   EXPECT_EQ(node.requests(), 1);
@@ -327,6 +325,73 @@ TEST(RpcClient, JsonThatIsNotAnEnvelopeIsBadResponse) {
   EXPECT_EQ(client.call("x").status, RpcStatus::BadResponse);
 }
 
+// The envelope as the client judges it, on replies a hostile or odd node may send.
+TEST(RpcEnvelope, MembersAreFoundInTheTextAsAParserWouldSeeThem) {
+  const auto judge = [](const std::string& body, int http = 200) {
+    return RpcClient::classifyReply(http, body, 7);
+  };
+  // A repeated member: the last one, as parsers keep.
+  auto o = judge(R"({"jsonrpc":"2.0","id":7,"result":1,"result":{"b":2}})");
+  EXPECT_EQ(o.status, RpcStatus::Ok);
+  EXPECT_EQ(o.json, R"({"b":2})");
+  // A name written with escapes is the same name; the value is still the node's text.
+  o = judge(R"({"jsonrpc":"2.0","id":7,"\u0072esult":[1.50, 18446744073709551616]})");
+  EXPECT_EQ(o.status, RpcStatus::Ok);
+  EXPECT_EQ(o.json, "[1.50, 18446744073709551616]");
+  // A result that is null is a result; an error that is null is none.
+  o = judge(R"({"id":7,"error":null,"result":null})");
+  EXPECT_EQ(o.status, RpcStatus::Ok);
+  EXPECT_EQ(o.json, "null");
+  // Another id: the connection is out of step.
+  o = judge(R"({"id":8,"result":1})");
+  EXPECT_EQ(o.status, RpcStatus::BadResponse);
+  EXPECT_EQ(o.failure, RpcFailure::BadReply);
+  EXPECT_NE(o.json.find("reply id 8"), std::string::npos) << o.json;
+  EXPECT_EQ(judge(R"({"id":"7","result":1})").status, RpcStatus::BadResponse);
+  EXPECT_EQ(judge(R"({"id":7.0,"result":1})").status, RpcStatus::Ok);
+  // The limiter's codes, as numbers or strings, are Limit; another error is the node's answer.
+  EXPECT_EQ(judge(R"({"id":7,"error":{"code":"-32001","message":"slow down"}})").failure,
+            RpcFailure::RateLimited);
+  o = judge(R"({"id":7,"error":{"code":-32601,"message":{"x":1}}})");
+  EXPECT_EQ(o.status, RpcStatus::RpcError);
+  EXPECT_EQ(o.json, R"({"code":-32601,"message":{"x":1}})");
+  EXPECT_EQ(judge(R"({"id":7,"error":"boom"})").status, RpcStatus::BadResponse);
+  // Not an envelope, not an object, not JSON, nothing: BadResponse naming why.
+  EXPECT_NE(judge(R"({"height":3})").json.find("no result or error"), std::string::npos);
+  EXPECT_NE(judge("[1]").json.find("not an object"), std::string::npos);
+  EXPECT_NE(judge(R"({"result":1,})").json.find("not JSON"), std::string::npos);
+  EXPECT_NE(judge("  ").json.find("empty"), std::string::npos);
+  // What the SDK's parser refuses is refused here too: the Ok text always parses.
+  EXPECT_EQ(judge("{\"id\":7,\"result\":\"a\x01"
+                  "b\"}")
+                .status,
+            RpcStatus::BadResponse);
+  EXPECT_EQ(judge(R"({"id":7,"result":"\ud800"})").status, RpcStatus::BadResponse);
+  EXPECT_EQ(judge(R"({"id":7,"result":01})").status, RpcStatus::BadResponse);
+  // An HTTP error status without an envelope is the status.
+  o = judge("oops", 502);
+  EXPECT_EQ(o.status, RpcStatus::Transport);
+  EXPECT_EQ(o.failure, RpcFailure::HttpStatus);
+}
+
+TEST(RpcEnvelope, NestingIsBoundedAsTheSdkParserBoundsIt) {
+  const int max = blockbuster::Json::kMaxDepth;
+  const auto nested = [](int levels) {
+    return std::string(levels, '[') + std::string(levels, ']');
+  };
+  // The result sits at depth 1 of the reply: it may nest kMaxDepth levels, not one more.
+  const std::string fits = nested(max);
+  auto o = RpcClient::classifyReply(200, R"({"id":1,"result":)" + fits + "}", 1);
+  ASSERT_EQ(o.status, RpcStatus::Ok) << o.json;
+  EXPECT_EQ(o.json, fits);
+  EXPECT_NO_THROW(blockbuster::Json::parse(o.json));
+  o = RpcClient::classifyReply(200, R"({"id":1,"result":)" + nested(max + 1) + "}", 1);
+  EXPECT_EQ(o.status, RpcStatus::BadResponse);
+  // Far deeper than any stack: refused, not a crash.
+  o = RpcClient::classifyReply(200, R"({"id":1,"result":)" + nested(1 << 20) + "}", 1);
+  EXPECT_EQ(o.status, RpcStatus::BadResponse);
+}
+
 // --- Request shape --------------------------------------------------------------------------
 
 TEST(RpcClient, ParamsDefaultToAnEmptyObjectAndObjectsPassThrough) {
@@ -337,7 +402,7 @@ TEST(RpcClient, ParamsDefaultToAnEmptyObjectAndObjectsPassThrough) {
   const auto seen = node.seen();
   ASSERT_EQ(seen.size(), 2u);
   EXPECT_EQ(seen[0].params, "{}");
-  EXPECT_EQ(seen[1].params, "{\"limit\":1,\"start\":0}");
+  EXPECT_EQ(seen[1].params, "{\"start\":0,\"limit\":1}");
   EXPECT_NE(seen[1].body.find("\"params\":{\"start\":0,\"limit\":1}"), std::string::npos)
       << seen[1].body;
   EXPECT_NE(seen[0].body.find("\"jsonrpc\":\"2.0\""), std::string::npos) << seen[0].body;
@@ -348,6 +413,7 @@ TEST(RpcClient, ParamsThatAreNotAnObjectAreRefusedUnsent) {
   RpcClient client(configFor(node));
   const RpcOutcome array = client.call("a", "[1,2]");
   EXPECT_EQ(array.status, RpcStatus::Invalid);
+  EXPECT_EQ(array.failure, RpcFailure::Invalid);
   EXPECT_NE(messageOf(array).find("object"), std::string::npos);
   EXPECT_EQ(client.call("a", "{broken").status, RpcStatus::Invalid);
   EXPECT_EQ(client.call("", "{}").status, RpcStatus::Invalid);
@@ -439,6 +505,7 @@ TEST(RpcClient, Http500GivesUpAfterTheRetries) {
   RpcClient client(configFor(node));
   const RpcOutcome outcome = client.call("compute_market.stats");
   EXPECT_EQ(outcome.status, RpcStatus::Transport);
+  EXPECT_EQ(outcome.failure, RpcFailure::HttpStatus);
   EXPECT_EQ(outcome.attempts, 3);
   EXPECT_EQ(outcome.http_status, 503);
   const std::string message = messageOf(outcome);
@@ -543,6 +610,8 @@ TEST(RpcClient, ConnectionRefusedIsTransportAfterRetries) {
   RpcClient client(config);
   const RpcOutcome outcome = client.call("a");
   EXPECT_EQ(outcome.status, RpcStatus::Transport);
+  EXPECT_EQ(outcome.failure, RpcFailure::Refused);
+  EXPECT_EQ(outcome.http_status, 0);
   EXPECT_EQ(outcome.attempts, 2);
   EXPECT_NE(messageOf(outcome).find("refused"), std::string::npos) << outcome.json;
 }
@@ -559,6 +628,7 @@ TEST(RpcClient, ServerThatNeverAnswersTimesOutWithinTheDeadline) {
   RpcClient client(config);
   const RpcOutcome outcome = client.call("a", "{}", Clock::now() + 1500ms);
   EXPECT_EQ(outcome.status, RpcStatus::Timeout) << outcome.json;
+  EXPECT_EQ(outcome.failure, RpcFailure::Timeout);
   EXPECT_GE(outcome.attempts, 1);
   node.release();
 }
@@ -575,11 +645,13 @@ TEST(RpcClient, Http429PausesEveryCallWithoutReachingTheNode) {
   EXPECT_FALSE(client.banned());
   const RpcOutcome first = client.call("a");
   EXPECT_EQ(first.status, RpcStatus::Limit);
+  EXPECT_EQ(first.failure, RpcFailure::RateLimited);
   EXPECT_EQ(first.attempts, 1);
   EXPECT_EQ(first.http_status, 429);
   EXPECT_TRUE(client.banned());
   const RpcOutcome second = client.call("b");
   EXPECT_EQ(second.status, RpcStatus::Limit);
+  EXPECT_EQ(second.failure, RpcFailure::RateLimited);
   EXPECT_EQ(second.attempts, 0);
   const auto many = client.callMany({{"c", ""}, {"d", ""}}, Clock::now() + 5s);
   for (const auto& outcome : many) EXPECT_EQ(outcome.status, RpcStatus::Limit);
@@ -609,6 +681,7 @@ TEST(RpcClient, OversizedContentLengthIsRefusedUnread) {
   RpcClient client(config);
   const RpcOutcome outcome = client.call("compute_market.stats");
   EXPECT_EQ(outcome.status, RpcStatus::Limit);
+  EXPECT_EQ(outcome.failure, RpcFailure::TooLarge);
   EXPECT_EQ(outcome.attempts, 1);
   EXPECT_NE(messageOf(outcome).find("max_response_bytes"), std::string::npos) << outcome.json;
 }
