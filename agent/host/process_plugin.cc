@@ -54,10 +54,6 @@ void appendTo(void* ctx, const char* data, size_t len) {
   static_cast<std::string*>(ctx)->append(data, len);
 }
 
-std::string errorBody(const std::string& code, const std::string& message) {
-  return R"({"error":{"code":")" + code + R"(","message":")" + message + "\"}}";
-}
-
 }  // namespace
 
 struct ProcessPlugin::Child {
@@ -303,7 +299,7 @@ int ProcessPlugin::routeTrampoline(void* ctx, const bb_request* req, bb_sink_fn 
     child = self->child_;
   }
   auto refuse = [&](const std::string& why) {
-    std::string body = errorBody(
+    std::string body = ipc::routeErrorBody(
         "plugin_unavailable",
         "plugin '" + self->options_.name + "' runs in its own process, " + why + "; retry shortly");
     sink(sink_ctx, body.data(), body.size());

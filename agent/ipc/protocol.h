@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace bb::ipc {
 
@@ -28,5 +29,14 @@ constexpr uint8_t kServe = 27;    ///< [path] -> [status]
 
 /// The file descriptor on which bb-plugin-runner finds its end of the channel.
 constexpr int kRunnerFd = 3;
+
+// Bodies the two sides write themselves, built with the SDK's JSON (protocol.cc).
+
+/// The body of a kRoute answer the plugin did not write (no such route, busy, the process
+/// restarting): {"error":{"code":code,"message":message}}, the shape of the agent's own errors.
+std::string routeErrorBody(const std::string& code, const std::string& message);
+/// The body of an RPC call that failed before the agent answered it: {"code":0,"message":...},
+/// the shape of the RPC client's own failures (rpc_client.h).
+std::string callFailureBody(const std::string& message);
 
 }  // namespace bb::ipc

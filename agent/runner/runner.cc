@@ -105,8 +105,8 @@ int hostRpcMany(bb_host* h, bb_rpc_request* reqs, size_t n) {
       if (r.sink) r.sink(r.sink_ctx, out[at + 1].data(), out[at + 1].size());
     } else {
       r.status = overall == BB_OK ? BB_ERR_INTERNAL : overall;
-      static const std::string kLost =
-          R"js({"code":0,"message":"the agent did not answer this call (plugin process shutting down)"})js";
+      static const std::string kLost = bb::ipc::callFailureBody(
+          "the agent did not answer this call (plugin process shutting down)");
       if (r.sink) r.sink(r.sink_ctx, kLost.data(), kLost.size());
     }
   }
@@ -170,9 +170,7 @@ void serveRoute(bb_host* h, const Message& m) {
   }
   if (!route.fn) {
     h->channel->reply(
-        m.id,
-        {"404",
-         R"({"error":{"code":"not_found","message":"no such route in the plugin process"}})"});
+        m.id, {"404", bb::ipc::routeErrorBody("not_found", "no such route in the plugin process")});
     return;
   }
   std::vector<const char*> keys, values;
@@ -295,9 +293,9 @@ int main(int argc, char** argv) {
           if (h->routes_running.fetch_add(1) >= kMaxConcurrentRoutes) {
             h->routes_running.fetch_sub(1);
             h->channel->reply(
-                m.id,
-                {"503",
-                 R"({"error":{"code":"busy","message":"the plugin process is serving too many requests at once; retry"}})"});
+                m.id, {"503", bb::ipc::routeErrorBody("busy",
+                                                      "the plugin process is serving too many "
+                                                      "requests at once; retry")});
             return;
           }
           std::thread([h, m = std::move(m)] {

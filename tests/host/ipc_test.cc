@@ -1,6 +1,7 @@
 // The framed channel between the agent and bb-plugin-runner: frames round-trip, malformed
 // frames are refused (a plugin's process may write anything), and a peer that goes away ends
 // every waiting call at once.
+#include <blockbuster/json.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include <thread>
 
 #include "ipc/channel.h"
+#include "ipc/protocol.h"
 
 using bb::ipc::Channel;
 using bb::ipc::Message;
@@ -129,6 +131,23 @@ TEST(Ipc, AnOversizedOrGarbageFrameClosesTheChannel) {
   EXPECT_TRUE(closed.load());
   EXPECT_EQ(requests.load(), 0);
   ::close(p.fds[1]);
+}
+
+}  // namespace
+
+namespace {
+
+// The bodies the agent and the runner write themselves are JSON whatever the text they carry
+// (process_plugin.cc once concatenated the message unescaped: a quote or a newline in it made
+// the 503 body of a restarting plugin's route invalid JSON).
+TEST(Ipc, BodiesWrittenByEitherSideAreJsonWhateverTheirText) {
+  const std::string nasty = "plugin 'x\" \\ y'\nis \x01 restarting </script>";
+  const auto route = blockbuster::Json::parse(bb::ipc::routeErrorBody("plugin_unavailable", nasty));
+  EXPECT_EQ(route["error"]["code"].asString(), "plugin_unavailable");
+  EXPECT_EQ(route["error"]["message"].asString(), nasty);
+  const auto call = blockbuster::Json::parse(bb::ipc::callFailureBody(nasty));
+  EXPECT_EQ(call["code"].asInt(), 0);
+  EXPECT_EQ(call["message"].asString(), nasty);
 }
 
 }  // namespace
