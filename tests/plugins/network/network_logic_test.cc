@@ -8,6 +8,8 @@
 #include <map>
 #include <sstream>
 
+#include "scripted_node.h"
+
 namespace blockbuster::network {
 namespace {
 
@@ -19,74 +21,20 @@ Json fixture(const std::string& name) {
   return Json::parse(ss.str());
 }
 
-Answer ok(Json v) {
-  Answer r;
-  r.ok = true;
-  r.value = std::move(v);
-  return r;
-}
-Answer notFound() {
-  Answer r;
-  r.status = 1;
-  r.code = -32601;
-  r.message = "method not found";
-  return r;
-}
-Answer transportFailure() {
-  Answer r;
-  r.status = 2;
-  r.message = "connection refused";
-  return r;
-}
+using node::scripted::notFound;
+using node::scripted::ok;
+using node::scripted::ScriptedNode;
 
-// A scripted node: one handler per method, every call recorded; unknown methods get -32601.
-class FakeNode : public NodePort {
- public:
-  using Handler = std::function<Answer(const Json& params)>;
-  void on(const std::string& method, Handler h) { handlers_[method] = std::move(h); }
-  void answer(const std::string& method, const Json& v) {
-    on(method, [v](const Json&) { return ok(v); });
-  }
-  void fail(const std::string& method, Answer r) {
-    on(method, [r](const Json&) { return r; });
-  }
-  void remove(const std::string& method) { handlers_.erase(method); }
+Answer transportFailure() { return node::scripted::failed("connection refused"); }
 
-  std::vector<Answer> callMany(const std::vector<Call>& calls) override {
-    batches.push_back(calls);
-    std::vector<Answer> out;
-    for (const auto& c : calls) {
-      auto h = handlers_.find(c.method);
-      out.push_back(h == handlers_.end() ? notFound() : h->second(c.params));
-    }
-    return out;
-  }
-  int count(const std::string& method) const {
-    int n = 0;
-    for (const auto& b : batches)
-      for (const auto& c : b) n += c.method == method;
-    return n;
-  }
-  std::vector<std::string> methods(size_t batch) const {
-    std::vector<std::string> m;
-    for (const auto& c : batches.at(batch)) m.push_back(c.method);
-    return m;
-  }
-
-  std::vector<std::vector<Call>> batches;
-
- private:
-  std::map<std::string, Handler> handlers_;
-};
-
-void specNode(FakeNode& node) {
+void specNode(ScriptedNode& node) {
   node.answer("net.peers", fixture("spec/net_peers.json"));
   node.answer("net.stats", fixture("spec/net_stats.json"));
   node.answer("light.latest_header", fixture("spec/light_latest_header.json"));
 }
 
 // Serves net.peer_stats_all from `peers` (shared so a test can change it between cycles).
-void peerStats(FakeNode& node, std::shared_ptr<Json::Array> peers) {
+void peerStats(ScriptedNode& node, std::shared_ptr<Json::Array> peers) {
   node.on("net.peer_stats_all", [peers](const Json& p) {
     Json page = Json::array();
     int64_t off = p["offset"].asInt(), lim = p["limit"].asInt();
@@ -113,7 +61,7 @@ std::shared_ptr<Json::Array> generatedPeers(int n) {
   return peers;
 }
 
-void theblockNode(FakeNode& node, bool chain_empty = false,
+void theblockNode(ScriptedNode& node, bool chain_empty = false,
                   std::shared_ptr<Json::Array> peers = fixturePeers()) {
   node.answer("net.overlay_status", fixture("theblock/net_overlay_status.json"));
   peerStats(node, std::move(peers));
@@ -131,7 +79,7 @@ bool mentions(const Json& unavailable, const char* field, const char* text) {
 // Spec profile
 
 TEST(NetworkSpec, EveryGuideFieldFromTheRecordedAnswers) {
-  FakeNode node;
+  ScriptedNode node;
   specNode(node);
   NetworkCollector c({});
   Snapshot s = c.collect(node, 100);
@@ -165,7 +113,7 @@ TEST(NetworkSpec, EveryGuideFieldFromTheRecordedAnswers) {
 }
 
 TEST(NetworkSpec, PeersListCopiesEveryGuideField) {
-  FakeNode node;
+  ScriptedNode node;
   specNode(node);
   NetworkCollector c({});
   const Json p = peersBody(c.collect(node, 1));
@@ -178,7 +126,7 @@ TEST(NetworkSpec, PeersListCopiesEveryGuideField) {
 }
 
 TEST(NetworkSpec, DetectsOnceThenMakesTheThreeCallsInOneBatch) {
-  FakeNode node;
+  ScriptedNode node;
   specNode(node);
   NetworkCollector c({});
   c.collect(node, 1);
@@ -192,7 +140,7 @@ TEST(NetworkSpec, DetectsOnceThenMakesTheThreeCallsInOneBatch) {
 }
 
 // A spec node whose height is `height` (the test moves it between cycles).
-void movingSpecNode(FakeNode& node, const int64_t& height) {
+void movingSpecNode(ScriptedNode& node, const int64_t& height) {
   specNode(node);
   node.on("light.latest_header", [&height](const Json&) {
     return ok(Json{{"number", height}, {"finality_time", 6}});
@@ -200,7 +148,7 @@ void movingSpecNode(FakeNode& node, const int64_t& height) {
 }
 
 TEST(NetworkSpec, BlockRateFromHeightDeltasOverTheInjectedClock) {
-  FakeNode node;
+  ScriptedNode node;
   int64_t height = 100;
   movingSpecNode(node, height);
   NetworkCollector c({});
@@ -220,7 +168,7 @@ TEST(NetworkSpec, BlockRateFromHeightDeltasOverTheInjectedClock) {
 }
 
 TEST(NetworkSpec, LastBlockAgeFromWhenTheHeightLastChanged) {
-  FakeNode node;
+  ScriptedNode node;
   int64_t height = 100;
   movingSpecNode(node, height);
   NetworkCollector c({});
@@ -242,7 +190,7 @@ TEST(NetworkSpec, LastBlockAgeFromWhenTheHeightLastChanged) {
 }
 
 TEST(NetworkSpec, MissingNetStatsDegradesItsFieldsOnly) {
-  FakeNode node;
+  ScriptedNode node;
   specNode(node);
   node.remove("net.stats");  // -32601
   NetworkCollector c({});
@@ -260,7 +208,7 @@ TEST(NetworkSpec, MissingNetStatsDegradesItsFieldsOnly) {
 }
 
 TEST(NetworkSpec, AFailedCallThrowsWithTheAgentsStatus) {
-  FakeNode node;
+  ScriptedNode node;
   specNode(node);
   NetworkCollector c({});
   c.collect(node, 1);
@@ -277,7 +225,7 @@ TEST(NetworkSpec, AFailedCallThrowsWithTheAgentsStatus) {
 }
 
 TEST(NetworkSpec, WrongTypesBecomeNullWithAReason) {
-  FakeNode node;
+  ScriptedNode node;
   specNode(node);
   node.answer("net.stats", Json{{"tps", "fast"},
                                 {"bandwidth_in", -5},
@@ -323,7 +271,7 @@ TEST(NetworkSpec, WrongTypesBecomeNullWithAReason) {
 }
 
 TEST(NetworkSpec, AnAnswerWithoutPeersIsAClearError) {
-  FakeNode node;
+  ScriptedNode node;
   specNode(node);
   node.answer("net.peers", Json{{"count", 23}});
   NetworkCollector c({});
@@ -340,7 +288,7 @@ TEST(NetworkSpec, AnAnswerWithoutPeersIsAClearError) {
 }
 
 TEST(NetworkSpec, NeitherProfileNamesTheAuthToken) {
-  FakeNode node;  // every method -32601
+  ScriptedNode node;  // every method -32601
   NetworkCollector c({});
   try {
     c.collect(node, 1);
@@ -351,12 +299,12 @@ TEST(NetworkSpec, NeitherProfileNamesTheAuthToken) {
 }
 
 TEST(NetworkSpec, ShapeChangeMidRunIsRedetectedInTheSameCycle) {
-  FakeNode node;
+  ScriptedNode node;
   specNode(node);
   NetworkCollector c({});
   c.collect(node, 1);
   // net.peers now answers -32601: the node behind the URL is a real node (non-empty chain).
-  FakeNode real;
+  ScriptedNode real;
   theblockNode(real);
   Snapshot s = c.collect(real, 2);
   EXPECT_EQ(s.profile, Profile::kTheBlock);
@@ -366,17 +314,17 @@ TEST(NetworkSpec, ShapeChangeMidRunIsRedetectedInTheSameCycle) {
 }
 
 TEST(NetworkSpec, AfterAnOutageANewNodeIsDetectedBeforeLatestHeader) {
-  FakeNode node;
+  ScriptedNode node;
   specNode(node);
   NetworkCollector c({});
   c.collect(node, 1);
-  FakeNode down;
+  ScriptedNode down;
   down.fail("net.peers", transportFailure());
   down.fail("net.stats", transportFailure());
   down.fail("light.latest_header", transportFailure());
   EXPECT_THROW(c.collect(down, 2), CallFailed);
   // A real node with an empty chain comes up on the same address.
-  FakeNode real;
+  ScriptedNode real;
   theblockNode(real, /*chain_empty=*/true);
   Snapshot s = c.collect(real, 3);
   EXPECT_EQ(s.profile, Profile::kTheBlock);
@@ -388,7 +336,7 @@ TEST(NetworkSpec, AfterAnOutageANewNodeIsDetectedBeforeLatestHeader) {
 // Theblock profile
 
 TEST(NetworkTheBlock, RecordedAnswersGiveWhatCanBeDerivedAndNullsForTheRest) {
-  FakeNode node;
+  ScriptedNode node;
   theblockNode(node);
   NetworkCollector c({});
   Snapshot s = c.collect(node, 50);
@@ -415,7 +363,7 @@ TEST(NetworkTheBlock, RecordedAnswersGiveWhatCanBeDerivedAndNullsForTheRest) {
 }
 
 TEST(NetworkTheBlock, PeersFromPeerStatsAll) {
-  FakeNode node;
+  ScriptedNode node;
   theblockNode(node);
   NetworkCollector c({});
   const Json p = peersBody(c.collect(node, 1));
@@ -436,7 +384,7 @@ TEST(NetworkTheBlock, PeersFromPeerStatsAll) {
 }
 
 TEST(NetworkTheBlock, LatestHeaderOnlyAfterHeadersReturnedAHeader) {
-  FakeNode node;
+  ScriptedNode node;
   theblockNode(node);
   NetworkCollector c({});
   EXPECT_FALSE(c.chainKnownNonEmpty());
@@ -457,7 +405,7 @@ TEST(NetworkTheBlock, LatestHeaderOnlyAfterHeadersReturnedAHeader) {
 }
 
 TEST(NetworkTheBlock, EmptyChainNeverCallsLatestHeader) {
-  FakeNode node;
+  ScriptedNode node;
   theblockNode(node, /*chain_empty=*/true);
   NetworkCollector c({});
   for (int i = 0; i < 3; ++i) {
@@ -477,7 +425,7 @@ TEST(NetworkTheBlock, EmptyChainNeverCallsLatestHeader) {
 }
 
 TEST(NetworkTheBlock, GarbageFromLightHeadersDoesNotUnlockLatestHeader) {
-  FakeNode node;
+  ScriptedNode node;
   theblockNode(node);
   node.answer("light.headers", Json{{"error", "busy"}});
   NetworkCollector c({});
@@ -492,7 +440,7 @@ TEST(NetworkTheBlock, GarbageFromLightHeadersDoesNotUnlockLatestHeader) {
 }
 
 TEST(NetworkTheBlock, ALatestHeaderHeldBackAfterAConnectionLossProbesLightHeadersInTheCycle) {
-  FakeNode node;
+  ScriptedNode node;
   theblockNode(node);
   NetworkCollector c({});
   c.collect(node, 1);
@@ -528,7 +476,7 @@ TEST(NetworkTheBlock, ALatestHeaderHeldBackAfterAConnectionLossProbesLightHeader
 }
 
 TEST(NetworkTheBlock, AFailureForgetsThatTheChainWasNonEmpty) {
-  FakeNode node;
+  ScriptedNode node;
   theblockNode(node);
   NetworkCollector c({});
   c.collect(node, 1);
@@ -545,7 +493,7 @@ TEST(NetworkTheBlock, AFailureForgetsThatTheChainWasNonEmpty) {
 }
 
 TEST(NetworkTheBlock, BandwidthOutFromPerPeerDeltasOverTheInjectedClock) {
-  FakeNode node;
+  ScriptedNode node;
   auto peers = std::make_shared<Json::Array>(
       Json::Array{statsPeer("a", 10000), statsPeer("b", 2048), statsPeer("c", 0)});
   theblockNode(node, false, peers);
@@ -585,7 +533,7 @@ TEST(NetworkTheBlock, BandwidthOutFromPerPeerDeltasOverTheInjectedClock) {
 }
 
 TEST(NetworkTheBlock, BlockRateFromLatestHeaderHeights) {
-  FakeNode node;
+  ScriptedNode node;
   theblockNode(node);
   int64_t h = 236;
   node.on("light.latest_header", [&](const Json&) {
@@ -600,7 +548,7 @@ TEST(NetworkTheBlock, BlockRateFromLatestHeaderHeights) {
 }
 
 TEST(NetworkTheBlock, PagesPeerStatsAllByHundreds) {
-  FakeNode node;
+  ScriptedNode node;
   theblockNode(node, false, generatedPeers(250));
   NetworkCollector c({});
   Snapshot s = c.collect(node, 1);
@@ -623,7 +571,7 @@ TEST(NetworkTheBlock, PagesPeerStatsAllByHundreds) {
 }
 
 TEST(NetworkTheBlock, ExactMultipleOfThePageSizeEndsOnAnEmptyPage) {
-  FakeNode node;
+  ScriptedNode node;
   theblockNode(node, false, generatedPeers(200));
   NetworkCollector c({});
   Snapshot s = c.collect(node, 1);
@@ -633,7 +581,7 @@ TEST(NetworkTheBlock, ExactMultipleOfThePageSizeEndsOnAnEmptyPage) {
 }
 
 TEST(NetworkTheBlock, MaxPeersCapsThePagesAndMarksTheListTruncated) {
-  FakeNode node;
+  ScriptedNode node;
   theblockNode(node, false, generatedPeers(1000));
   CollectorOptions o;
   o.max_peers = 250;
@@ -653,7 +601,7 @@ TEST(NetworkTheBlock, MaxPeersCapsThePagesAndMarksTheListTruncated) {
 }
 
 TEST(NetworkTheBlock, RefusedPeerStatsDegradesThePeerListOnly) {
-  FakeNode node;
+  ScriptedNode node;
   theblockNode(node);
   node.remove("net.peer_stats_all");  // -32601: not a loopback client
   NetworkCollector c({});
@@ -669,7 +617,7 @@ TEST(NetworkTheBlock, RefusedPeerStatsDegradesThePeerListOnly) {
 }
 
 TEST(NetworkTheBlock, WrongTypesInTheRealShapesBecomeNull) {
-  FakeNode node;
+  ScriptedNode node;
   theblockNode(node);
   node.answer("net.overlay_status", Json{{"active_peers", "three"}});
   Json peers = Json::array();
@@ -709,7 +657,7 @@ TEST(NetworkTheBlock, WrongTypesInTheRealShapesBecomeNull) {
 // Metrics and features
 
 TEST(NetworkMetrics, UnknownValuesRemoveTheirSeries) {
-  FakeNode node;
+  ScriptedNode node;
   theblockNode(node);
   NetworkCollector c({});
   Snapshot s = c.collect(node, 1);
@@ -739,7 +687,7 @@ TEST(NetworkMetrics, UnknownValuesRemoveTheirSeries) {
 }
 
 TEST(NetworkMetrics, FeaturesHaveStableNames) {
-  FakeNode node;
+  ScriptedNode node;
   specNode(node);
   NetworkCollector c({});
   auto f = featureValues(c.collect(node, 1));

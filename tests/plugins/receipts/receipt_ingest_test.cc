@@ -11,6 +11,7 @@
 #include <set>
 
 #include "receipt_mapping.h"
+#include "scripted_node.h"
 #include "support/process.h"
 
 namespace rx = blockbuster::receipts;
@@ -19,9 +20,10 @@ using blockbuster::Json;
 
 namespace {
 
-rx::Answer ok(Json v) { return rx::Answer::result(std::move(v)); }
-rx::Answer notFound() { return rx::Answer::rpcError(-32601, "method not found"); }
-rx::Answer failed(const std::string& why) { return rx::Answer::failure(BB_ERR_TRANSPORT, why); }
+using blockbuster::node::scripted::failed;
+using blockbuster::node::scripted::notFound;
+using blockbuster::node::scripted::ok;
+using blockbuster::node::scripted::ScriptedNode;
 
 // A node of the spec profile: receipts oldest first inside, receipt.audit as the reference
 // describes it. `newest_first` picks the order it pages in; `on_call` runs before each answer
@@ -298,11 +300,8 @@ TEST(SpecIngest, AFirstCallFailureOrAStrangeShapeThrows) {
   SpecNode node;
   node.fail_at_call = 0;
   EXPECT_THROW(ingest.run(node, 1000), std::runtime_error);
-  struct Weird : rx::NodePort {
-    std::vector<rx::Answer> callMany(const std::vector<rx::Call>& cs) override {
-      return std::vector<rx::Answer>(cs.size(), ok(Json("surprise")));
-    }
-  } weird;
+  ScriptedNode weird;
+  weird.otherwise([](const Json&) { return ok(Json("surprise")); });
   try {
     ingest.run(weird, 1000);
     FAIL() << "no error";
@@ -450,11 +449,7 @@ TEST(TheBlockIngest, ANodeWithNoSourceAtAllIsAnError) {
   TempDir dir;
   rx::ReceiptStore store(dir.file("r.db"), rx::RetentionPolicy{0, 0});
   rx::Ingestor ingest(store, smallPages(4));
-  struct Empty : rx::NodePort {
-    std::vector<rx::Answer> callMany(const std::vector<rx::Call>& cs) override {
-      return std::vector<rx::Answer>(cs.size(), notFound());
-    }
-  } node;
+  ScriptedNode node;  // every method answers -32601
   EXPECT_THROW(ingest.run(node, 1000), std::runtime_error);
   EXPECT_EQ(ingest.profile(), rx::Profile::kUnknown);
 }
