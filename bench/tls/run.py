@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""HTTPS against plain HTTP on the agent's main port: the cost of TLS on the dashboard endpoints.
+
+    bench/tls/run.py [BUILD_DIR]      env: DURATION=8 WARMUP=2 CONNS="64 256"
+
+Starts bb-devnode (spec profile, a block a second) and the real agent with all six plugins twice
+in turn: once plain, once with `http.tls` (a throw-away self-signed RSA 2048 certificate made here
+with the openssl command). For each dashboard endpoint and connection count, wrk (2 threads,
+keep-alive: one TLS handshake per connection, then TLS 1.3 records) loads the agent, WARMUP
+seconds unmeasured then DURATION seconds measured. Nothing is pinned; wrk, the agent and
+bb-devnode share the machine's cores.
+
+Target (issue 17): HTTPS req/s >= 0.8x plain HTTP's on each dashboard endpoint, zero errors.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import bbbench as bb  # noqa: E402
+
+ENDPOINTS = ["/theblock/network/metrics", "/theblock/markets/health",
+             "/theblock/receipts?limit=100"]
+
+
+def make_cert(d):
+    bb.which_or_die("openssl", "openssl")
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def measure(build, rpc, scheme, config, duration, warmup, conns_list):
+    agent, port = bb.start_agent(build, rpc, config_yaml=config)
+    if scheme == "http":
+        bb.wait_for_data(port, ENDPOINTS, timeout=30)
+    else:
+        # bbbench's client is plain HTTP: wait until wrk over TLS gets answers instead.
+        bb.wait_until(lambda: bb.wrk(f"https://127.0.0.1:{port}{ENDPOINTS[0]}", 2, 1)["requests"] > 0,
+                      30, "the agent to answer over TLS", step=0.5)
+    out = {}
+    for path in ENDPOINTS:
+        for conns in conns_list:
+            url = f"{scheme}://127.0.0.1:{port}{path}"
+            if warmup:
+                bb.wrk(url, conns, warmup)
+            r = bb.wrk(url, conns, duration)
+            out[(path, conns)] = r
+            print(f"{scheme:5} {path:32} c={conns:3}: {r['rps']:9.0f} req/s  "
+                  f"p50 {r['p50_us'] / 1000:.2f} ms  p99 {r['p99_us'] / 1000:.2f} ms  "
+                  f"errors {r['errors']}", flush=True)
+    agent.stop()
+    return out
+
+
+def main():
+    build = bb.build_dir(sys.argv)
+    bb.which_or_die("wrk", "wrk")
+    duration = int(os.environ.get("DURATION", "8"))
+    warmup = int(os.environ.get("WARMUP", "2"))
+    conns_list = [int(c) for c in os.environ.get("CONNS", "64 256").split()]
+    d = tempfile.mkdtemp(prefix="bb-bench-tls-")
+    cert, key = make_cert(d)
+
+    node, rpc = bb.start_devnode(build, "spec", 1000)
+    plain = measure(build, rpc, "http", None, duration, warmup, conns_list)
+    tls_config = f"http:\n  tls: {{cert_file: \"{cert}\", key_file: \"{key}\"}}\n"
+    tls = measure(build, rpc, "https", tls_config, duration, warmup, conns_list)
+
+    rows, raw, all_met = [], [], True
+    for (path, conns), p in plain.items():
+        t = tls[(path, conns)]
+        ratio = t["rps"] / p["rps"] if p["rps"] else float("nan")
+        met = ratio >= 0.8 and t["errors"] == 0 and p["errors"] == 0
+        all_met &= met
+        rows.append([f"`{path}`", conns, f"{p['rps']:.0f}", f"{t['rps']:.0f}", f"**{ratio:.2f}**",
+                     f"{p['p99_us'] / 1000:.2f}", f"{t['p99_us'] / 1000:.2f}",
+                     f"{p['errors']} / {t['errors']}", bb.verdict(met)])
+        raw.append({"path": path, "connections": conns, "http": p, "https": t})
+    notes = (f"wrk -t2 --timeout 5s, {warmup} s warm-up then {duration} s measured per cell; the "
+             "plain agent and the TLS agent measured one after the other against the same "
+             "bb-devnode. Keep-alive connections: one handshake each, then records. Target: "
+             f"HTTPS req/s >= 0.8x plain, zero errors: **{bb.verdict(all_met)}**.")
+    headers = ["endpoint", "conns", "http req/s", "https req/s", "ratio", "http p99 ms",
+               "https p99 ms", "errors http / https", "target"]
+    bb.write_results("tls", "HTTPS against plain HTTP on the main port", [bb.table(headers, rows), notes],
+                     raw, "bench/tls/run.py [BUILD_DIR]")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
