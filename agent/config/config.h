@@ -1,7 +1,9 @@
 // The agent's configuration: YAML file + environment overrides + built-in defaults.
 //
-// Only config.cc includes yaml-cpp. Loading throws ConfigError, whose what() is one line naming
-// the file, the key and what is expected; main() prints it and exits non-zero.
+// The keys, their types, environment variables and reload policy are one table, config/schema.h;
+// the structs below are what it fills. Only the config folder includes yaml-cpp. Loading throws
+// ConfigError, whose what() is one line naming the file, the key and what is expected; main()
+// prints it and exits non-zero.
 #pragma once
 
 #include <cstdint>
@@ -58,6 +60,9 @@ struct AuthSurface {
   struct BasicUser {
     std::string user;
     std::string password_sha256;  ///< "sha256:<64 lowercase hex digits>" of the password
+    bool operator==(const BasicUser& o) const {
+      return user == o.user && password_sha256 == o.password_sha256;
+    }
   };
   std::vector<BasicUser> basic;
   bool open() const { return bearer_sha256.empty() && basic.empty(); }
@@ -76,6 +81,10 @@ struct PluginConfig {
   std::string isolation = "inprocess";  ///< "inprocess" | "process"
   std::string options_json = "{}";      ///< plugins.<name>.options as a JSON object
 };
+
+/// Every key of pluginKeys() (config/schema.h) equal.
+bool operator==(const PluginConfig& a, const PluginConfig& b);
+inline bool operator!=(const PluginConfig& a, const PluginConfig& b) { return !(a == b); }
 
 struct Config {
   std::string source = "built-in defaults";  ///< the file read, or "built-in defaults"
@@ -107,6 +116,12 @@ struct Config {
   std::vector<std::pair<std::string, std::string>> env_overrides;
 };
 
+/// The same effective values: every key of configKeys() (config/schema.h) equal. Where the
+/// values came from (`source`, `env_overrides`) is not compared, so that a file that repeats the
+/// defaults equals Config{}.
+bool operator==(const Config& a, const Config& b);
+inline bool operator!=(const Config& a, const Config& b) { return !(a == b); }
+
 struct LoadOptions {
   std::optional<std::string> explicit_path;  ///< --config FILE
   std::map<std::string, std::string> env;    ///< environment (tests pass their own)
@@ -124,19 +139,16 @@ Config loadConfig(const LoadOptions& options);
 /// Reentrant.
 Config parseConfig(const std::string& yaml_text, const std::string& source_name);
 
-/// Applies the guide's environment variables (an empty value counts as unset) and records each
-/// in `config.env_overrides`. Throws ConfigError naming the variable; `config` may then be
-/// partly updated and should be discarded. Reentrant.
+/// Applies the environment variables of the schema's keys (the guide's, and METRICS_AUTH_TOKEN of
+/// the Python server, whose hash goes in auth.metrics.bearer_sha256), in the table's order; an
+/// empty value counts as unset. Records each in `config.env_overrides`. Throws ConfigError naming
+/// the variable; `config` may then be partly updated and should be discarded. Reentrant.
 void applyEnvironment(Config& config, const std::map<std::string, std::string>& env);
 
-/// The Python server's variables the guide's list leaves out: METRICS_AUTH_TOKEN (the bearer token
-/// of /metrics, kept as its hash in auth.metrics). Called by applyEnvironment(). Throws
-/// ConfigError naming the variable. Reentrant.
-void applyGuideEnvironment(Config& config, const std::map<std::string, std::string>& env);
-
-/// The effective config as YAML, secrets redacted ("<redacted>"), for --check-config. The first
-/// line is a comment naming the source and the environment overrides; the rest parses back with
-/// parseConfig(). Reentrant.
+/// The effective config as YAML (yaml-cpp's emitter, every key of the schema in its order), for
+/// --check-config: auth_token and URL credentials "<redacted>", auth: described by its shape
+/// only. The first line is a comment naming the source and the environment overrides; the rest
+/// parses back with parseConfig() into an equal Config. Reentrant.
 std::string describeConfig(const Config& config);
 
 /// The process environment as a map. Reads `environ`: do not call while another thread may call

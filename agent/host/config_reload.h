@@ -19,18 +19,18 @@ struct ReloadSources {
 };
 
 /// The keys whose value differs between `running` and `next` but that only take effect at
-/// start (listeners, rpc_url and the rpc.* client settings, auth_token, ws_url, plugin_dir,
-/// state_dir, web.root, http.cors_origins), as config paths. Secrets are named, never shown.
-/// Reentrant.
+/// start (Reload::kRestart in config/schema.h: every key but log_level and plugins), as config
+/// paths in the schema's order; plugin_dir only if `compare_plugin_dir`. Secrets are named, never
+/// shown. Reentrant.
 std::vector<std::string> restartOnlyChanges(const Config& running, const Config& next,
                                             bool compare_plugin_dir);
 
 /// Reloads the config from `sources` and the process environment, and applies it: the plugins
-/// (PluginManager::reload) and log_level. An invalid config is refused with one warn line and
-/// changes nothing. A restart-only key that changed is named in a warn line and keeps its
-/// running value. Logs one info line saying what was reloaded. Updates `running` to the config
-/// now in effect; returns false when the new config was refused. Call from the main thread
-/// (reads `environ`).
+/// (PluginManager::reload) and log_level, the keys the schema marks Reload::kLive. An invalid
+/// config is refused with one warn line and changes nothing. A restart-only key that changed is
+/// named in a warn line and keeps its running value. Logs one info line saying what was reloaded.
+/// Updates `running` to the config now in effect; returns false when the new config was refused.
+/// Call from the main thread (reads `environ`).
 bool reloadConfig(const ReloadSources& sources, Config& running, PluginManager& plugins);
 
 }  // namespace bb

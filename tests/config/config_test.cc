@@ -13,6 +13,11 @@
 
 #include "support/process.h"
 
+namespace bb {
+// gtest shows a Config that differs as its description.
+void PrintTo(const Config& c, std::ostream* os) { *os << "\n" << describeConfig(c); }
+}  // namespace bb
+
 namespace {
 
 using bb::Config;
@@ -42,7 +47,8 @@ std::string envError(const std::map<std::string, std::string>& env) {
   });
 }
 
-// describeConfig() without its first (source) line: the values alone.
+// describeConfig() without its first (source) line: the values alone. Tests compare configs both
+// ways: with == (every key of the schema) and through what --check-config prints.
 std::string values(const Config& c) {
   std::string d = bb::describeConfig(c);
   return d.substr(d.find('\n') + 1);
@@ -72,6 +78,7 @@ TEST(ConfigLoad, NoFileGivesBuiltInDefaults) {
   Config c = bb::loadConfig(s.options());
   EXPECT_EQ(c.source, "built-in defaults");
   EXPECT_EQ(values(c), values(Config{}));
+  EXPECT_EQ(c, Config{});
   EXPECT_EQ(c.rpc.url, "http://localhost:9933");
   EXPECT_EQ(c.rpc.ws_url, "ws://localhost:9944");
   EXPECT_EQ(c.http.port, 5000);
@@ -261,6 +268,9 @@ TEST(ConfigParse, EmptyFileAndEmptySectionsAreDefaults) {
   EXPECT_EQ(values(bb::parseConfig("", "f")), values(Config{}));
   EXPECT_EQ(values(bb::parseConfig("# only a comment\n", "f")), values(Config{}));
   EXPECT_EQ(values(bb::parseConfig("plugins:\nrpc:\nhttp:\nws:\nweb:\n", "f")), values(Config{}));
+  EXPECT_EQ(bb::parseConfig("", "f"), Config{});
+  EXPECT_EQ(bb::parseConfig("# only a comment\n", "f"), Config{});
+  EXPECT_EQ(bb::parseConfig("plugins:\nrpc:\nhttp:\nws:\nweb:\nauth:\nhistory:\n", "f"), Config{});
 }
 
 TEST(ConfigParse, TheRpcCaFileComesFromTheEnvironmentToo) {
@@ -367,6 +377,7 @@ TEST(ConfigParse, HistoryWindowAndThePageKeys) {
   EXPECT_EQ(c.web_page.last_block_warn_seconds, 10);
   EXPECT_EQ(c.web_page.last_block_critical_seconds, 20);
   EXPECT_EQ(values(bb::parseConfig(bb::describeConfig(c), "f")), values(c));
+  EXPECT_EQ(bb::parseConfig(bb::describeConfig(c), "f"), c);
 }
 
 TEST(ConfigParse, EmptyCorsListIsAllowed) {
@@ -380,6 +391,7 @@ TEST(ConfigParse, ShippedDefaultFileEqualsBuiltInDefaults) {
   std::stringstream text;
   text << in.rdbuf();
   EXPECT_EQ(values(bb::parseConfig(text.str(), "etc/config.yaml")), values(Config{}));
+  EXPECT_EQ(bb::parseConfig(text.str(), "etc/config.yaml"), Config{});
 }
 
 // ---- options as JSON ---------------------------------------------------------------------------
@@ -824,6 +836,7 @@ plugins:
   }
   Config back = bb::parseConfig(d, "described");
   EXPECT_EQ(values(back), values(c));
+  EXPECT_EQ(back, c);
   EXPECT_EQ(back.plugins.at("storage").options_json, c.plugins.at("storage").options_json);
   EXPECT_EQ(c.plugins.at("storage").options_json,
             "{\"paths\": [\"/a\", \"/b\"], \"ratio\": 0.1, \"n\": 3, \"label\": \"x: \\\"y\\\"\"}");
@@ -909,6 +922,7 @@ TEST(ConfigTls, ReadsBothFilesPerListener) {
   EXPECT_EQ(c.web.tls_cert_file, "");
   Config back = bb::parseConfig(bb::describeConfig(c), "described");
   EXPECT_EQ(back.http.tls_key_file, "/etc/bb/k.pem");
+  EXPECT_EQ(back, c);
 }
 
 TEST(ConfigTls, NeedsBothOrNeither) {
