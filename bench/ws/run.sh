@@ -33,7 +33,7 @@ ulimit -n "$(( clients * 2 + 1024 > $(ulimit -Hn) ? $(ulimit -Hn) : clients * 2 
 bench=$build/bin/bb-ws-bench
 if [[ ! -x $bench ]]; then
   bench=$(mktemp -d)/bb-ws-bench
-  g++ -std=c++17 -O2 -I "$src/agent" "$src/bench/ws/ws_bench.cc" "$src/agent/ws/frame.cc" -o "$bench"
+  g++ -std=c++17 -O2 -I "$src/agent" "$src/bench/ws/ws_bench.cc" "$src/agent/ws/frame.cc" "$src/agent/util/utf8.cc" -o "$bench"
 fi
 
 work=$(mktemp -d)
