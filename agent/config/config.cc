@@ -27,7 +27,7 @@ using namespace config_detail;  // NOLINT(google-build-using-namespace): this fi
 
 constexpr char kEnvironmentSource[] = "environment";
 // Bounds on what a config file can make the loader do (docs/security.md, "Bounded input").
-constexpr size_t kMaxConfigBytes = 1024 * 1024;  // the file
+constexpr size_t kMaxConfigBytes = size_t{1024} * 1024;  // the file
 
 // Keys people put in the wrong place; the generic "same name elsewhere" search misses these.
 const std::pair<const char*, const char*> kKeyAliases[] = {
@@ -365,7 +365,7 @@ PluginConfig parsePlugin(const Context& ctx, const YAML::Node& node, const std::
   if (!isSection(ctx, node, path, names)) return plugin;
   forEachKey(ctx, node, path, names, [&](const std::string& key, const YAML::Node& child) {
     for (const PluginKey& spec : pluginKeys())
-      if (key == spec.path) readValue(ctx, spec, path + "." + key, child, plugin);
+      if (key == spec.path) readValue(ctx, spec, childPath(path, key), child, plugin);
   });
   return plugin;
 }

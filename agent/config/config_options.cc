@@ -14,8 +14,9 @@
 namespace bb::config_detail {
 namespace {
 
-constexpr size_t kMaxOptionsBytes = 256 * 1024;  // one plugin's options as JSON, aliases expanded
-constexpr size_t kMaxOptionsDepth = 32;          // nesting of one plugin's options
+constexpr size_t kMaxOptionsBytes =
+    size_t{256} * 1024;                  // one plugin's options as JSON, aliases expanded
+constexpr size_t kMaxOptionsDepth = 32;  // nesting of one plugin's options
 
 void appendJsonString(std::string& out, const std::string& s) {
   blockbuster::Json::appendString(out, s);

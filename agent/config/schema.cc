@@ -14,6 +14,7 @@ namespace bb {
 namespace {
 
 // The member a row fills, as a function of the struct (a captureless lambda).
+// NOLINTNEXTLINE(bugprone-macro-parentheses): Obj is a type, member a member path
 #define BB_MEMBER(Obj, member) [](Obj& o) -> Field { return &o.member; }
 #define BB_CONFIG(member) BB_MEMBER(Config, member)
 #define BB_PLUGIN(member) BB_MEMBER(PluginConfig, member)
@@ -187,7 +188,11 @@ struct DefaultText {
 
 std::string defaultText(const ConfigKey& key) {
   Config defaults;
-  if (key.type == KeyType::kOptions) return "{}";
+  return std::visit(DefaultText{}, key.field(defaults));
+}
+
+std::string defaultText(const PluginKey& key) {
+  PluginConfig defaults;
   return std::visit(DefaultText{}, key.field(defaults));
 }
 

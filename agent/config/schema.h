@@ -78,6 +78,7 @@ std::vector<std::string> sectionChildren(const std::string& section);
 /// A key's built-in value as docs/configuration.md writes it: 5000, http://localhost:9933, "",
 /// ["*"], [], {}, true.
 std::string defaultText(const ConfigKey& key);
+std::string defaultText(const PluginKey& key);
 
 /// Whether `a` and `b` hold the same value for `key`.
 bool sameValue(const ConfigKey& key, const Config& a, const Config& b);
