@@ -6,7 +6,8 @@
 #
 #   bench/ws/run.sh [BUILD_DIR]
 #
-# Environment: CLIENTS (1000), SECONDS_ (30), BLOCK_MS (1000), PATH_ (/theblock/ws),
+# Clients connect at most RAMP (200) handshakes at a time; latency counts once all are upgraded.
+# Environment: CLIENTS (1000), SECONDS_ (30), BLOCK_MS (1000), PATH_ (/theblock/ws), RAMP (200),
 #   MAIN_PORT=1 (connect to the main HTTP port instead of the WS port), AGENT (another
 #   blockbuster-agent binary, e.g. a RelWithDebInfo build; it still loads BUILD_DIR's plugins),
 #   AGENT_LOG (copy the agent's stderr there). The agent runs at log level debug: its
@@ -74,7 +75,7 @@ echo "agent $ready ($agent_bin)"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
 echo "agent RSS before clients: $(rss)"
 echo "bench: $clients clients on 127.0.0.1:$ws_port$ws_path for ${seconds}s, block every ${block_ms} ms"
-${BENCH_WRAP:-} "$bench" --port "$ws_port" --path "$ws_path" --clients "$clients" --seconds "$seconds" &
+${BENCH_WRAP:-} "$bench" --port "$ws_port" --path "$ws_path" --clients "$clients" --seconds "$seconds" --ramp "${RAMP:-200}" &
 bench_pid=$!
 sleep "$(( seconds > 4 ? seconds - 2 : 2 ))"
 echo "agent RSS with $clients clients: $(rss)"

@@ -78,7 +78,7 @@ double percentile(std::vector<int64_t> v, double p) {
 [[noreturn]] void usage() {
   std::fprintf(stderr,
                "usage: bb-ws-bench --port PORT [--path /theblock/ws] [--clients 1000] "
-               "[--seconds 30]\n");
+               "[--seconds 30] [--ramp 200]\n");
   std::exit(2);
 }
 
@@ -86,6 +86,7 @@ double percentile(std::vector<int64_t> v, double p) {
 
 int main(int argc, char** argv) {
   int port = 0, clients_n = 1000, seconds = 30;
+  int64_t ramp = 200;
   std::string path = "/theblock/ws";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -96,6 +97,8 @@ int main(int argc, char** argv) {
       clients_n = std::atoi(argv[++i]);
     else if (a == "--seconds")
       seconds = std::atoi(argv[++i]);
+    else if (a == "--ramp")
+      ramp = std::max(1, std::atoi(argv[++i]));
     else if (a == "--path")
       path = argv[++i];
     else
@@ -114,21 +117,26 @@ int main(int argc, char** argv) {
                                 "Connection: Upgrade\r\nSec-WebSocket-Key: "
                                 "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
 
-  // Connect in blocking mode (quick on loopback), then switch to non-blocking for the run.
+  // Clients connect while the loop runs, at most --ramp handshakes in flight at once (browsers
+  // arrive over time; 10 000 handshakes sent at once without reading would measure the listen
+  // backlog, not the fan-out). Latency is recorded only once every client is upgraded: the run
+  // lasts --seconds from then (or from the ramp's deadline, 120 s, if some never are).
   auto t_connect = std::chrono::steady_clock::now();
-  for (int i = 0; i < clients_n; ++i) {
+  int64_t pending = 0, refused = 0;
+  auto open_one = [&]() -> bool {
     auto c = std::make_unique<Client>();
     c->fd = socket(AF_INET, SOCK_STREAM, 0);
     if (c->fd < 0 || connect(c->fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      std::fprintf(stderr, "connect %d failed: %s (raise ulimit -n?)\n", i, std::strerror(errno));
-      return 1;
+      std::fprintf(stderr, "connect %zu failed: %s (raise ulimit -n?)\n", clients.size(),
+                   std::strerror(errno));
+      return false;
     }
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (send(c->fd, handshake.data(), handshake.size(), MSG_NOSIGNAL) !=
         static_cast<ssize_t>(handshake.size())) {
-      std::fprintf(stderr, "handshake %d not sent\n", i);
-      return 1;
+      std::fprintf(stderr, "handshake %zu not sent\n", clients.size());
+      return false;
     }
     fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
     epoll_event ev{};
@@ -136,24 +144,37 @@ int main(int argc, char** argv) {
     ev.data.u64 = clients.size();
     epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
     clients.push_back(std::move(c));
-  }
+    ++pending;
+    return true;
+  };
 
   std::map<std::pair<std::string, int64_t>, Update> updates;
   std::vector<int64_t> per_delivery;
   int64_t messages = 0, snapshots = 0, upgraded = 0, closed_by_server = 0, pings = 0;
-  int64_t first_upgrade_ms = 0;
-  const int64_t start_ms = nowMs();
-  const int64_t end_ms = start_ms + int64_t{seconds} * 1000;
+  bool measuring = false;
+  double ramp_s = 0;
+  const int64_t ramp_deadline_ms = nowMs() + 120 * 1000;
+  int64_t end_ms = ramp_deadline_ms + int64_t{seconds} * 1000;
   std::vector<epoll_event> events(1024);
   char buf[64 * 1024];
   while (nowMs() < end_ms) {
-    int n = epoll_wait(ep, events.data(), static_cast<int>(events.size()), 100);
+    while (static_cast<int>(clients.size()) < clients_n && pending < ramp)
+      if (!open_one()) return 1;
+    if (!measuring && ((static_cast<int>(clients.size()) == clients_n && pending == 0) ||
+                       nowMs() >= ramp_deadline_ms)) {
+      measuring = true;
+      ramp_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_connect).count();
+      end_ms = nowMs() + int64_t{seconds} * 1000;
+    }
+    const int wait_ms = static_cast<int>(clients.size()) < clients_n ? 1 : 100;
+    int n = epoll_wait(ep, events.data(), static_cast<int>(events.size()), wait_ms);
     for (int i = 0; i < n; ++i) {
       Client& c = *clients[events[static_cast<size_t>(i)].data.u64];
       for (;;) {
         ssize_t r = recv(c.fd, buf, sizeof buf, 0);
         if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
           if (!c.closed) ++closed_by_server;
+          if (!c.upgraded && !c.closed) --pending;
           c.closed = true;
           epoll_ctl(ep, EPOLL_CTL_DEL, c.fd, nullptr);
           break;
@@ -166,12 +187,16 @@ int main(int argc, char** argv) {
           c.http.append(data, size);
           auto end = c.http.find("\r\n\r\n");
           if (end == std::string::npos) continue;
+          --pending;
           if (c.http.compare(0, 12, "HTTP/1.1 101") != 0) {
-            std::fprintf(stderr, "upgrade refused: %s\n", c.http.substr(0, end).c_str());
-            return 1;
+            if (refused++ == 0)
+              std::fprintf(stderr, "upgrade refused: %s\n", c.http.substr(0, end).c_str());
+            c.closed = true;
+            epoll_ctl(ep, EPOLL_CTL_DEL, c.fd, nullptr);
+            break;
           }
           c.upgraded = true;
-          if (++upgraded == 1) first_upgrade_ms = got_ms;
+          ++upgraded;
           std::string rest = c.http.substr(end + 4);
           c.decoder.feed(rest.data(), rest.size());
         } else {
@@ -206,6 +231,7 @@ int main(int argc, char** argv) {
             ++snapshots;
             continue;
           }
+          if (!measuring) continue;
           per_delivery.push_back(got_ms - ts);
           auto& u = updates[{stream, seq}];
           u.timestamp = ts;
@@ -236,9 +262,12 @@ int main(int argc, char** argv) {
   }
   double connect_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t_connect).count();
-  std::printf("clients=%d upgraded=%lld connected_at_end=%lld closed_by_server=%lld\n", clients_n,
-              static_cast<long long>(upgraded), static_cast<long long>(connected),
-              static_cast<long long>(closed_by_server));
+  std::printf(
+      "clients=%d upgraded=%lld refused=%lld connected_at_end=%lld closed_by_server=%lld "
+      "ramp_seconds=%.1f (at most %lld handshakes at once)\n",
+      clients_n, static_cast<long long>(upgraded), static_cast<long long>(refused),
+      static_cast<long long>(connected), static_cast<long long>(closed_by_server), ramp_s,
+      static_cast<long long>(ramp));
   std::printf(
       "elapsed_seconds=%.1f messages=%lld snapshots=%lld updates_distinct=%zu pings=%lld "
       "seq_gaps=%lld\n",
@@ -260,7 +289,6 @@ int main(int argc, char** argv) {
     std::printf(" %s(n=%zu p50=%.0f max=%.0f)", kv.first.c_str(), kv.second.size(),
                 percentile(kv.second, 50), percentile(kv.second, 100));
   std::printf("\n");
-  (void)first_upgrade_ms;
   for (auto& c : clients) close(c->fd);
   return closed_by_server == 0 && connected == clients_n ? 0 : 3;
 }
