@@ -16,42 +16,32 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// The four markets of /theblock/markets/health: key in the guide's body -> plugin section.
-struct MarketSource {
-  const char* key;
-  const char* section;
-  std::vector<const char*> fields;  // the guide's figures, null when unknown
-};
-const std::vector<MarketSource>& marketSources() {
-  static const std::vector<MarketSource> kMarkets{
-      {"compute",
-       "compute.market",
-       {"active_jobs", "total_providers", "avg_utilization", "total_revenue"}},
-      {"storage",
-       "storage.market",
-       {"total_stored", "total_providers", "avg_price", "capacity_used"}},
-      {"energy",
-       "energy.market",
-       {"total_credits", "avg_price", "active_traders", "trading_volume"}},
-      {"ads", "ads.market", {"active_campaigns", "total_impressions", "total_revenue", "avg_cpm"}},
+// The guide's figures of each market of /theblock/markets/health, null while the market cannot
+// be read, by the plugin of its section (the API table's markets row).
+const std::vector<const char*>& marketFields(std::string_view market) {
+  static const std::map<std::string_view, std::vector<const char*>> kFields{
+      {"compute", {"active_jobs", "total_providers", "avg_utilization", "total_revenue"}},
+      {"storage", {"total_stored", "total_providers", "avg_price", "capacity_used"}},
+      {"energy", {"total_credits", "avg_price", "active_traders", "trading_volume"}},
+      {"ads", {"active_campaigns", "total_impressions", "total_revenue", "avg_cpm"}},
   };
-  return kMarkets;
+  static const std::vector<const char*> kNone;
+  auto it = kFields.find(market);
+  return it == kFields.end() ? kNone : it->second;
 }
 
-// The guide's endpoints served straight from one plugin section.
-struct SectionRoute {
-  const char* path;
-  const char* section;
-};
-const SectionRoute kSectionRoutes[] = {
-    {"/theblock/network/metrics", "network.metrics"},
-    {"/theblock/peers/list", "network.peers"},
-    {"/theblock/operations", "receipts.operations"},
-};
+// The market sections: the API table's markets row.
+const api::Endpoint& marketsRow() { return *api::byComposer(api::Composer::kMarketsHealth); }
 
 Json round3(double v) { return Json(std::round(v * 1000) / 1000); }
 
-std::string pluginOf(const std::string& section) { return section.substr(0, section.find('.')); }
+std::string pluginOf(const std::string& section) { return std::string(api::pluginOf(section)); }
+
+QueryParams queryOf(const char* raw) {
+  QueryParams q;
+  parseQuery(raw ? raw : "", q);
+  return q;
+}
 
 }  // namespace
 
@@ -147,8 +137,10 @@ std::string DashboardApi::composeMarketsHealth(std::chrono::steady_clock::time_p
   double oldest = 0;
   bool any_stale = false;
   std::string stale_reason;  // the first market too old to judge, and why: one cause, once
-  for (const auto& m : marketSources()) {
-    SectionPtr s = ctx_.store->get(m.section);
+  for (const char* section : marketsRow().sections) {
+    if (!section) break;
+    const std::string key = pluginOf(section);
+    SectionPtr s = ctx_.store->get(section);
     Json market;
     if (s && s->has_data) {
       try {
@@ -173,7 +165,7 @@ std::string DashboardApi::composeMarketsHealth(std::chrono::steady_clock::time_p
         if (stale_reason.empty())
           // No figure of time in the text (age_seconds says it): the stream pushes a change
           // of cause, not a ticking clock.
-          stale_reason = m.key + std::string(" market: no fresh data (") +
+          stale_reason = key + " market: no fresh data (" +
                          (market["stale_reason"].isString() ? market["stale_reason"].asString()
                                                             : std::string("no refresh")) +
                          ")";
@@ -181,14 +173,12 @@ std::string DashboardApi::composeMarketsHealth(std::chrono::steady_clock::time_p
     } else {
       market = Json::object();
       market["status"] = "unavailable";
-      for (const char* f : m.fields) market[f] = nullptr;
-      market["error"] = s && !s->error.empty()
-                            ? s->error
-                            : "no data from plugin '" + pluginOf(m.section) + "' yet";
+      for (const char* f : marketFields(key)) market[f] = nullptr;
+      market["error"] = s && !s->error.empty() ? s->error : "no data from plugin '" + key + "' yet";
       any_stale = true;
     }
     statuses.push_back(market["status"].asString());
-    markets[m.key] = market;
+    markets[key] = market;
   }
   int healthy = 0;
   for (const auto& s : statuses) healthy += s == "healthy";
@@ -252,11 +242,13 @@ std::string DashboardApi::health() const {
   if (node.reachable && !node.banned) {
     try {
       const Json markets = Json::parse(marketsHealth());
-      for (const auto& m : marketSources()) {
-        const Json& body = markets["markets"][m.key];
-        if (!ok_plugins.count(pluginOf(m.section)) || !body.isObject()) continue;
+      for (const char* section : marketsRow().sections) {
+        if (!section) break;
+        const std::string key = pluginOf(section);
+        const Json& body = markets["markets"][key];
+        if (!ok_plugins.count(key) || !body.isObject()) continue;
         if (body["status"].isString() && body["status"].asString() == "unavailable")
-          reasons.push_back("market " + std::string(m.key) + " is unavailable: " +
+          reasons.push_back("market " + key + " is unavailable: " +
                             (body["error"].isString() ? body["error"].asString()
                                                       : std::string("no reason given")));
       }
@@ -270,16 +262,17 @@ std::string DashboardApi::health() const {
   }
 
   Json simple_db;
-  if (SectionPtr store = ctx_.store->get("receipts.store"); store && store->has_data) {
+  if (SectionPtr store = ctx_.store->get(api::kStoreSection); store && store->has_data) {
     try {
       simple_db = Json::parse(SnapshotStore::renderBody(*store, now));
     } catch (const blockbuster::JsonError&) {
     }
   }
   if (simple_db.isNull())
-    simple_db = Json{{"backend", nullptr},
-                     {"status", "unavailable"},
-                     {"reason", "the receipts plugin has not reported its store"}};
+    simple_db = Json{
+        {"backend", nullptr},
+        {"status", "unavailable"},
+        {"reason", "the " + pluginOf(api::kStoreSection) + " plugin has not reported its store"}};
 
   auto features = ctx_.features->snapshot();
   Json feature_lag;
@@ -317,35 +310,85 @@ std::string DashboardApi::health() const {
   return body.dump();
 }
 
+std::optional<PluginRoutes::Result> DashboardApi::callPluginRoute(const api::Endpoint& e,
+                                                                  bool may_block) const {
+  if (!ctx_.plugin_routes->has(e.path)) return std::nullopt;
+  return ctx_.plugin_routes->call(e.path, queryOf(e.stream_query), may_block);
+}
+
+std::optional<std::string> DashboardApi::streamBody(const api::Endpoint& e) const {
+  switch (e.composer) {
+    case api::Composer::kSection: {
+      HttpResponse r = section(e.sections[0]);
+      if (r.status != 200) return std::nullopt;
+      return std::move(r.body);
+    }
+    case api::Composer::kMarketsHealth:
+      return marketsHealth();
+    case api::Composer::kHealth:
+      return health();
+    case api::Composer::kPluginRoute: {
+      auto r = callPluginRoute(e, true);
+      if (!r || r->status != 200) return std::nullopt;
+      return std::move(r->body);
+    }
+    case api::Composer::kHistory:
+      return history_source_ ? history_source_() : std::nullopt;
+    default:
+      return std::nullopt;  // not streamed
+  }
+}
+
 std::optional<std::string> DashboardApi::dashboard(bool may_block) const {
-  auto bodyOf = [](const HttpResponse& r) {
+  auto bodyOf = [](const std::string& body) {
     try {
-      return Json::parse(r.body);
+      return Json::parse(body);
     } catch (const blockbuster::JsonError&) {
       return Json();
     }
   };
+  // Every streamed row's REST body under its stream's name, but the history (its own request).
   Json out = Json::object();
-  out["network_metrics"] = bodyOf(section("network.metrics"));
-  out["peers"] = bodyOf(section("network.peers"));
-  out["markets_health"] = Json::parse(marketsHealth());
-  out["operations"] = bodyOf(section("receipts.operations"));
-  if (ctx_.plugin_routes->has("/theblock/receipts")) {
-    auto r = ctx_.plugin_routes->call("/theblock/receipts", {{"limit", "20"}}, may_block);
-    if (r && r->deferred()) return std::nullopt;
-    out["receipts"] = r ? bodyOf(HttpResponse::json(r->body, r->status)) : Json();
-  } else {
-    out["receipts"] = Json{
-        {"error", Json{{"code", "no_data"}, {"message", "the receipts plugin is not loaded"}}}};
+  for (const auto& e : api::kEndpoints) {
+    if (!e.stream) continue;
+    switch (e.composer) {
+      case api::Composer::kSection:
+        out[e.stream] = bodyOf(section(e.sections[0]).body);
+        break;
+      case api::Composer::kMarketsHealth:
+        out[e.stream] = bodyOf(marketsHealth());
+        break;
+      case api::Composer::kHealth:
+        out[e.stream] = bodyOf(health());
+        break;
+      case api::Composer::kPluginRoute:
+        if (auto r = callPluginRoute(e, may_block)) {
+          if (r->deferred()) return std::nullopt;
+          out[e.stream] = bodyOf(r->body);
+        } else {
+          out[e.stream] = Json{{"error", Json{{"code", "no_data"},
+                                              {"message", "the " + std::string(api::pluginOf(e)) +
+                                                              " plugin is not loaded"}}}};
+        }
+        break;
+      default:
+        break;
+    }
   }
-  out["health"] = Json::parse(health());
   out["timestamp"] = static_cast<int64_t>(std::time(nullptr));
   return out.dump();
 }
 
 bool DashboardApi::mayBlock(const HttpRequest& req) const {
-  static const std::string kReceipts = "/theblock/receipts";
-  return ctx_.plugin_routes->blocking(req.path == "/theblock/dashboard" ? kReceipts : req.path);
+  // The dashboard embeds every plugin route of the table.
+  if (const api::Endpoint* e = api::byPath(req.path);
+      e && e->composer == api::Composer::kDashboard) {
+    for (const auto& row : api::kEndpoints)
+      if (row.composer == api::Composer::kPluginRoute && ctx_.plugin_routes->blocking(row.path))
+        return true;
+    return false;
+  }
+  return ctx_.plugin_routes->blocking(req.path);
 }
 
 HttpResponse DashboardApi::pluginSection(const HttpRequest& req) const {
@@ -369,39 +412,59 @@ HttpResponse DashboardApi::pluginSection(const HttpRequest& req) const {
   return section(plugin + "." + rest.substr(slash + 1));
 }
 
-void DashboardApi::install(Router& router) {
-  router.get("/health", [this](const HttpRequest&) { return HttpResponse::json(health()); });
-  router.get("/metrics", [this](const HttpRequest&) {
-    HttpResponse r = HttpResponse::json(ctx_.metrics->serialize());
-    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    return r;
-  });
-  for (const auto& route : kSectionRoutes) {
-    std::string name = route.section;
-    router.get(route.path, [this, name](const HttpRequest&) { return section(name); });
+HttpResponse DashboardApi::pluginList() const {
+  Json list = Json::array();
+  for (const auto& info : ctx_.plugins->available()) {
+    Json sections = Json::array();
+    for (const auto& s : ctx_.store->all())
+      if (s->plugin == info.name)
+        sections.push_back("/plugins/" + info.name + "/" + s->name.substr(info.name.size() + 1));
+    list.push_back(
+        Json{{"name", info.name},
+             {"version", info.version},
+             {"description", info.description},
+             {"abi", std::to_string(info.abi_major) + "." + std::to_string(info.abi_minor)},
+             {"sections", sections}});
   }
-  router.get("/theblock/markets/health",
-             [this](const HttpRequest&) { return HttpResponse::json(marketsHealth()); });
-  router.get("/theblock/dashboard", [this](const HttpRequest& req) {
-    std::optional<std::string> body = dashboard(req.may_block);
-    return body ? HttpResponse::json(std::move(*body)) : HttpResponse::deferred(req);
-  });
-  router.get("/plugins", [this](const HttpRequest&) {
-    Json list = Json::array();
-    for (const auto& info : ctx_.plugins->available()) {
-      Json sections = Json::array();
-      for (const auto& s : ctx_.store->all())
-        if (s->plugin == info.name)
-          sections.push_back("/plugins/" + info.name + "/" + s->name.substr(info.name.size() + 1));
-      list.push_back(
-          Json{{"name", info.name},
-               {"version", info.version},
-               {"description", info.description},
-               {"abi", std::to_string(info.abi_major) + "." + std::to_string(info.abi_minor)},
-               {"sections", sections}});
+  return HttpResponse::json(Json{{"plugins", list}}.dump());
+}
+
+void DashboardApi::install(Router& router) {
+  for (const auto& e : api::kEndpoints) {
+    switch (e.composer) {
+      case api::Composer::kSection: {
+        std::string name = e.sections[0];
+        router.get(e.path, [this, name](const HttpRequest&) { return section(name); });
+        break;
+      }
+      case api::Composer::kMarketsHealth:
+        router.get(e.path,
+                   [this](const HttpRequest&) { return HttpResponse::json(marketsHealth()); });
+        break;
+      case api::Composer::kHealth:
+        router.get(e.path, [this](const HttpRequest&) { return HttpResponse::json(health()); });
+        break;
+      case api::Composer::kDashboard:
+        router.get(e.path, [this](const HttpRequest& req) {
+          std::optional<std::string> body = dashboard(req.may_block);
+          return body ? HttpResponse::json(std::move(*body)) : HttpResponse::deferred(req);
+        });
+        break;
+      case api::Composer::kMetrics:
+        router.get(e.path, [this](const HttpRequest&) {
+          HttpResponse r = HttpResponse::json(ctx_.metrics->serialize());
+          r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+          return r;
+        });
+        break;
+      case api::Composer::kPluginList:
+        router.get(e.path, [this](const HttpRequest&) { return pluginList(); });
+        break;
+      case api::Composer::kPluginRoute:  // the fallback: the plugin serves it, with its query
+      case api::Composer::kHistory:      // HistoryService::install
+        break;
     }
-    return HttpResponse::json(Json{{"plugins", list}}.dump());
-  });
+  }
   router.setFallback([this](const HttpRequest& req) -> std::optional<HttpResponse> {
     if (req.path.rfind("/plugins/", 0) == 0) return pluginSection(req);
     auto r = ctx_.plugin_routes->call(req.path, req.query, req.may_block);

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "api/api_table.h"
 #include "api/node_monitor.h"
 #include "host/plugin_manager.h"
 #include "host/plugin_routes.h"
@@ -31,23 +32,33 @@ struct ApiContext {
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 };
 
-class DashboardApi {
+/// The composers of the API table (api/api_table.h): the REST bodies and the streams' data.
+class DashboardApi : public api::StreamBodies {
  public:
   explicit DashboardApi(ApiContext context);
 
-  /// Registers every route on `router`.
+  /// Registers the route of every row of the API table it composes (not the plugin routes'
+  /// rows, served by the fallback, nor the history's, which HistoryService::install registers).
   void install(Router& router);
+
+  /// The data of a streamed row (api::StreamBodies), what its REST body is when it is 200.
+  std::optional<std::string> streamBody(const api::Endpoint& e) const override;
+  /// What builds the history stream's data (the last row); set by HistoryService::install.
+  void setHistorySource(std::function<std::optional<std::string>()> source) {
+    history_source_ = std::move(source);
+  }
 
   // The bodies, also used by the WebSocket streams.
   std::string health() const;
   HttpResponse section(const std::string& name) const;
   std::string marketsHealth() const;
-  /// Nullopt when `may_block` is false and the embedded receipts page is not in memory.
+  /// Nullopt when `may_block` is false and an embedded plugin route's answer (the receipts page)
+  /// is not in memory.
   std::optional<std::string> dashboard(bool may_block = true) const;
 
   /// Whether answering `req` may wait on a plugin process (isolation: process answers its routes
   /// over IPC, with a deadline): the HTTP server then answers it off its event loops
-  /// (ServerOptions::offload). /theblock/dashboard embeds /theblock/receipts.
+  /// (ServerOptions::offload). /theblock/dashboard embeds the plugin routes of the table.
   bool mayBlock(const HttpRequest& req) const;
 
   /// Per plugin, the age of its newest published data and whether all of it is expired
@@ -59,6 +70,10 @@ class DashboardApi {
 
  private:
   HttpResponse pluginSection(const HttpRequest& req) const;
+  HttpResponse pluginList() const;
+  /// A plugin route's row for a stream or the dashboard, with the row's stream_query; nullopt
+  /// when it is not served (plugin not loaded), a deferred answer when it would block.
+  std::optional<PluginRoutes::Result> callPluginRoute(const api::Endpoint& e, bool may_block) const;
   std::string composeMarketsHealth(std::chrono::steady_clock::time_point now) const;
 
   static constexpr std::chrono::milliseconds kComposedMaxAge{100};
@@ -70,6 +85,7 @@ class DashboardApi {
     std::string body;
   };
   mutable ComposedCache markets_cache_;
+  std::function<std::optional<std::string>()> history_source_;
 };
 
 }  // namespace bb

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "api/api_table.h"
 #include "api/dashboard_api.h"
 #include "util/log.h"
 
@@ -15,6 +16,10 @@ namespace bb {
 using blockbuster::Json;
 
 namespace {
+
+// The rows of the API table the history samples: the network figures, and each market.
+const api::Endpoint& networkRow() { return *api::byPath("/theblock/network/metrics"); }
+const api::Endpoint& historyRow() { return *api::byComposer(api::Composer::kHistory); }
 
 // Recorded even before the node answered, so that a page asks for them from the first second.
 const char* const kNetworkSeries[] = {
@@ -78,7 +83,8 @@ void sampleBody(const std::string& prefix, const std::string& body,
 HistoryServiceOptions historyOptions(const Config& config, const std::string& state_dir) {
   HistoryServiceOptions o;
   o.store.window_seconds = config.history_window_seconds;
-  auto it = config.plugins.find("network");
+  // One row per collection of the plugin the network figures come from.
+  auto it = config.plugins.find(std::string(api::pluginOf(networkRow())));
   int interval = it != config.plugins.end() ? it->second.interval_ms : PluginConfig{}.interval_ms;
   o.store.resolution_ms = std::clamp(interval, 1000, 60000);
   o.file = state_dir.empty() ? "" : state_dir + "/history.bin";
@@ -94,10 +100,9 @@ HistorySampler dashboardSampler(const DashboardApi& api, const HistoryMarks* mar
   return [&api, marks] {
     std::vector<std::pair<std::string, double>> out;
     for (const char* name : kNetworkSeries) out.emplace_back(name, NAN);
-    HttpResponse network = api.section("network.metrics");
-    if (network.status == 200) {
+    if (std::optional<std::string> network = api.streamBody(networkRow())) {
       std::vector<std::pair<std::string, double>> got;
-      sampleBody("", network.body, got);
+      sampleBody("", *network, got);
       for (auto& g : got) {
         bool known = false;
         for (auto& o : out)
@@ -197,9 +202,15 @@ void HistoryService::run() {
   }
 }
 
-void HistoryService::install(Router& router) {
+void HistoryService::install(Router& router, DashboardApi& api) {
+  // The history stream sends the last row; nothing until there is one.
+  api.setHistorySource([this]() -> std::optional<std::string> {
+    std::string last = store_.renderLast();
+    if (last.empty()) return std::nullopt;
+    return last;
+  });
   router.get(
-      "/theblock/history",
+      historyRow().path,
       [this](const HttpRequest& req) {
         const int64_t max_window = options_.store.window_seconds;
         long long window = 0;

@@ -29,8 +29,8 @@ struct HistoryServiceOptions {
   std::chrono::milliseconds save_interval{60000};
 };
 
-/// The options from the config: history.window, one row per collection interval of the network
-/// plugin (1 to 60 s), the file <state_dir>/history.bin.
+/// The options from the config: history.window, one row per collection interval of the plugin
+/// the network figures come from (1 to 60 s), the file <state_dir>/history.bin.
 HistoryServiceOptions historyOptions(const Config& config, const std::string& state_dir);
 
 /// The series the agent records, named after the REST bodies' fields, and their values now.
@@ -63,7 +63,8 @@ class HistoryService {
   /// One sample now (tests; the worker calls it every resolution).
   void sampleOnce(int64_t unix_ms);
 
-  void install(Router& router);
+  /// Serves the API table's history row: its route on `router`, its stream's data to `api`.
+  void install(Router& router, DashboardApi& api);
   HistoryStore& store() { return store_; }
 
  private:

@@ -109,14 +109,26 @@ void PluginManager::forget(const std::string& plugin) {
   if (services_.metrics) services_.metrics->removePluginSeries(plugin);
 }
 
-void PluginManager::load(const Config& config, const std::string& plugin_dir,
-                         const std::function<void()>& checked) {
-  std::vector<std::string> errors;
+std::vector<std::shared_ptr<LoadedLibrary>> PluginManager::describe(
+    const std::string& plugin_dir, std::vector<std::string>& errors) const {
   // Descriptors come from bb-plugin-runner when it is installed: no plugin code runs in the
   // agent before its settings say it may (docs/security.md, "Bounded input").
   const bool runner =
       !services_.plugin_runner.empty() && access(services_.plugin_runner.c_str(), X_OK) == 0;
-  auto libs = loadPluginDir(plugin_dir, errors, runner ? services_.plugin_runner : "");
+  return loadPluginDir(plugin_dir, errors, runner ? services_.plugin_runner : "");
+}
+
+std::vector<std::string> PluginManager::checkOnly(const Config& config,
+                                                  const std::string& plugin_dir) const {
+  std::vector<std::string> errors;
+  check(config, describe(plugin_dir, errors), plugin_dir);
+  return errors;
+}
+
+void PluginManager::load(const Config& config, const std::string& plugin_dir,
+                         const std::function<void()>& checked) {
+  std::vector<std::string> errors;
+  auto libs = describe(plugin_dir, errors);
   for (const auto& e : errors) logError("loader", e);
 
   // Check every plugin's options before creating any, so that a mistake stops start-up before

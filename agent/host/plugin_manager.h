@@ -39,6 +39,10 @@ class PluginManager {
   /// (the agent's start-up line: a bad config stays a one-line error).
   void load(const Config& config, const std::string& plugin_dir,
             const std::function<void()>& checked = nullptr);
+  /// What --check-config checks, creating nothing: reads the descriptors of `plugin_dir` as
+  /// load() does and checks `config` against them (the same check() load() and reload() run).
+  /// Throws ConfigError naming the file and the key; returns the files refused, as loadErrors().
+  std::vector<std::string> checkOnly(const Config& config, const std::string& plugin_dir) const;
   void startAll();
   /// Stops every plugin: all are asked at once, then each gets what is left of one shared
   /// grace period, so the whole stop takes at most about PluginRuntime's grace (1.5 s).
@@ -75,6 +79,10 @@ class PluginManager {
   std::vector<Settings> check(const Config& config,
                               const std::vector<std::shared_ptr<LoadedLibrary>>& libs,
                               const std::string& plugin_dir) const;
+  /// The plugins of `plugin_dir`, described through bb-plugin-runner when it is installed;
+  /// files refused are added to `errors`.
+  std::vector<std::shared_ptr<LoadedLibrary>> describe(const std::string& plugin_dir,
+                                                       std::vector<std::string>& errors) const;
   /// Creates (not starts) a runtime; throws std::runtime_error when the plugin refuses.
   std::unique_ptr<PluginRuntime> createRuntime(const std::shared_ptr<LoadedLibrary>& lib,
                                                const Settings& settings);

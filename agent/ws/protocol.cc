@@ -43,11 +43,7 @@ void appendTail(std::string& out, int64_t timestamp_ms) {
 
 }  // namespace
 
-int streamIndex(std::string_view name) {
-  for (int i = 0; i < kStreamCount; ++i)
-    if (name == kStreams[static_cast<size_t>(i)]) return i;
-  return -1;
-}
+int streamIndex(std::string_view name) { return api::streamIndexOf(name); }
 
 int64_t unixMillis() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -9,16 +9,20 @@
 #include <string_view>
 #include <vector>
 
+#include "api/api_table.h"
+
 namespace bb::ws {
 
-/// The dashboard streams, in the order of the welcome message. A client receives every stream
-/// but `history` until it subscribes explicitly.
-constexpr std::array<const char*, 7> kStreams{
-    "network_metrics", "markets_health", "peers", "receipts", "operations", "health", "history"};
+/// The dashboard streams, in the order of the welcome message: the streamed rows of the API
+/// table (api/api_table.h). A client receives every stream but the opt-in ones (`history`) until
+/// it subscribes explicitly.
+inline constexpr auto kStreams = api::streamNames();
 constexpr int kStreamCount = static_cast<int>(kStreams.size());
-constexpr int kHealthStream = 5;
-constexpr int kHistoryStream = 6;
-constexpr int kMarketsHealthStream = 1;
+constexpr int kHealthStream = api::streamIndexOf("health");
+constexpr int kHistoryStream = api::streamIndexOf("history");
+/// What a client receives until it subscribes explicitly (bit i = kStreams[i]).
+constexpr uint32_t kDefaultStreamMask = api::defaultStreams();
+static_assert(kHealthStream >= 0 && kHistoryStream >= 0, "the API table names these streams");
 
 /// Index of a stream name in kStreams, or -1.
 int streamIndex(std::string_view name);

@@ -16,27 +16,21 @@ constexpr uint32_t bit(int stream) { return 1u << stream; }
 
 constexpr double kSlowSource = 0.5;  // seconds
 
+// The streams time alone changes (data expires without any publish).
+constexpr uint32_t timedStreams() {
+  uint32_t mask = 0;
+  for (int s = 0; s < kStreamCount; ++s)
+    if (api::streamRow(s)->timed) mask |= bit(s);
+  return mask;
+}
+
 }  // namespace
 
-StreamHub::StreamHub(WsServer& server, FeatureStore* features, HubOptions options)
-    : server_(server), features_(features), options_(std::move(options)) {}
+StreamHub::StreamHub(WsServer& server, const api::StreamBodies& bodies, FeatureStore* features,
+                     HubOptions options)
+    : server_(server), bodies_(bodies), features_(features), options_(options) {}
 
 StreamHub::~StreamHub() { stop(); }
-
-uint32_t StreamHub::streamsOf(const std::string& section) {
-  uint32_t m = bit(kHealthStream);
-  if (section == "network.metrics") m |= bit(streamIndex("network_metrics"));
-  if (section == "network.peers") m |= bit(streamIndex("peers"));
-  if (section == "receipts.operations") m |= bit(streamIndex("operations"));
-  // The receipts page is served by the receipts plugin from its store, which changes when the
-  // plugin publishes any of its sections.
-  if (section.rfind("receipts.", 0) == 0) m |= bit(streamIndex("receipts"));
-  if (section == kHistorySection) m = bit(kHistoryStream);
-  if (section == "compute.market" || section == "storage.market" || section == "energy.market" ||
-      section == "ads.market")
-    m |= bit(streamIndex("markets_health"));
-  return m;
-}
 
 void StreamHub::attach(SnapshotStore& store) {
   // Runs on plugin threads: only mark and signal, the hub thread does the work.
@@ -47,7 +41,7 @@ void StreamHub::sectionChanged(const std::string& section) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (dirty_ == 0) dirty_since_ms_ = unixMillis();
-    dirty_ |= streamsOf(section);
+    dirty_ |= api::streamsOf(section);
   }
   cv_.notify_one();
 }
@@ -90,9 +84,9 @@ void StreamHub::run() {
     }
     auto now = Clock::now();
     if (now >= next_health) {
-      // Time alone changes these two: data expires (a market turns "unknown") without any
+      // Time alone changes these: data expires (a market turns "unknown") without any
       // publish. Unchanged content is not sent again (fingerprints).
-      dirty |= bit(kHealthStream) | bit(kMarketsHealthStream);
+      dirty |= timedStreams();
       next_health = now + options_.health_interval;
     }
     if (dirty) pass(dirty, since != 0 ? since : unixMillis());
@@ -107,12 +101,10 @@ void StreamHub::run() {
 void StreamHub::pass(uint32_t dirty, int64_t changed_ms) {
   for (int s = 0; s < kStreamCount; ++s) {
     if (!(dirty & bit(s))) continue;
-    const auto& source = options_.sources[static_cast<size_t>(s)];
-    if (!source) continue;
     std::optional<std::string> data;
     auto started = std::chrono::steady_clock::now();
     try {
-      data = source();
+      data = bodies_.streamBody(*api::streamRow(s));
       double took =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       // Every stream waits behind a slow one: worth a warning.

@@ -1,8 +1,10 @@
 // Decides what the WebSocket clients receive: builds each dashboard stream's data when its
 // source may have changed, compares it with the last sent content (without the fields that age
 // every second), and publishes a new message (seq + 1) only on a real change. Also the feature
-// vector. One thread; woken by SnapshotStore listeners, and on a timer for health (1 s: the
-// node going down is a change nobody publishes) and features (250 ms).
+// vector. One thread; woken by SnapshotStore listeners, and on a timer for the timed streams of
+// the API table (health, markets: 1 s; the node going down or data expiring is a change nobody
+// publishes) and features (250 ms). Which streams a section feeds, and how each stream's data is
+// built, is the API table's (api/api_table.h).
 #pragma once
 
 #include <array>
@@ -14,6 +16,7 @@
 #include <string>
 #include <thread>
 
+#include "api/api_table.h"
 #include "snapshot/feature_store.h"
 #include "snapshot/snapshot_store.h"
 #include "ws/protocol.h"
@@ -21,21 +24,18 @@
 
 namespace bb::ws {
 
-/// The data of one stream as a JSON text, or nullopt when there is none yet. Called on the hub
-/// thread only.
-using StreamSource = std::function<std::optional<std::string>()>;
-
 struct HubOptions {
-  std::array<StreamSource, kStreamCount> sources;  ///< by index in kStreams; empty = no data
-  std::chrono::milliseconds health_interval{1000};
+  std::chrono::milliseconds health_interval{1000};  ///< rebuilds the timed streams
   std::chrono::milliseconds feature_interval{250};
 };
 
 class StreamHub {
  public:
-  /// `server` and `features` (may be null) must outlive the hub. Call attach() before plugins
-  /// start publishing.
-  StreamHub(WsServer& server, FeatureStore* features, HubOptions options);
+  /// `server`, `bodies` (what builds each stream's data: the API table's composers) and
+  /// `features` (may be null) must outlive the hub. Call attach() before plugins start
+  /// publishing.
+  StreamHub(WsServer& server, const api::StreamBodies& bodies, FeatureStore* features,
+            HubOptions options = {});
   ~StreamHub();
   StreamHub(const StreamHub&) = delete;
   StreamHub& operator=(const StreamHub&) = delete;
@@ -51,10 +51,7 @@ class StreamHub {
   void sectionChanged(const std::string& section);
 
   /// What the history calls sectionChanged() with after each new row: the history stream only.
-  static constexpr const char* kHistorySection = "agent.history";
-
-  /// Which streams a section feeds (bit i = kStreams[i]); health is always recomputed.
-  static uint32_t streamsOf(const std::string& section);
+  static constexpr const char* kHistorySection = api::kHistorySection;
 
  private:
   void run();
@@ -62,6 +59,7 @@ class StreamHub {
   void checkFeatures();
 
   WsServer& server_;
+  const api::StreamBodies& bodies_;
   FeatureStore* features_;
   HubOptions options_;
 

@@ -39,7 +39,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr uint32_t kAllStreams = (1u << kStreamCount) - 1;
 // What a client receives until it subscribes explicitly: history only on request.
-constexpr uint32_t kDefaultStreams = kAllStreams & ~(1u << kHistoryStream);
+constexpr uint32_t kDefaultStreams = kDefaultStreamMask;
 constexpr auto kHousekeeping = std::chrono::milliseconds(250);
 // Publications waiting for the loop; more means the loop is far behind and the oldest go.
 constexpr size_t kMaxInbox = 256;
