@@ -2,7 +2,7 @@
 #   blockbuster-agent    the agent, its plugins, the web dashboard, the default config
 #                        (a conffile), the systemd unit, and the Grafana and Prometheus files
 #                        (/usr/share/blockbuster/{grafana,prometheus,alertmanager})
-#   blockbuster-sdk-dev  the plugin SDK: headers, CMake package, example
+#   blockbuster-sdk-dev  the plugin SDK: headers (testing.h too), CMake package, example
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/web/ DESTINATION ${CMAKE_INSTALL_DATADIR}/blockbuster/web
         COMPONENT web)
 # The default config goes to <prefix>/etc/block-buster, as GNUInstallDirs places sysconfdir:
@@ -76,7 +76,7 @@ set(CPACK_DEBIAN_SDK_PACKAGE_NAME blockbuster-sdk-dev)
 set(CPACK_DEBIAN_SDK_PACKAGE_ARCHITECTURE all)
 set(CPACK_DEBIAN_SDK_PACKAGE_SECTION libdevel)
 set(CPACK_DEBIAN_SDK_DESCRIPTION
-    "Plugin SDK for the Block Buster agent\nC ABI header, header-only C++ wrapper and CMake package to build plugins for\nblockbuster-agent out of its source tree.")
+    "Plugin SDK for the Block Buster agent\nC ABI header, header-only C++ wrapper, a fake host for plugin tests and CMake\npackage to build and test plugins for blockbuster-agent out of its source tree.")
 
 # bb-devnode (component devnode) is a development tool: in neither package.
 set(CPACK_COMPONENTS_ALL agent plugins web config systemd monitoring sdk)
