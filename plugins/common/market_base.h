@@ -8,6 +8,7 @@
 #define BLOCKBUSTER_PLUGINS_COMMON_MARKET_BASE_H_
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "market_common.h"
