@@ -1,7 +1,6 @@
 #include "compute_market.h"
 
 #include <algorithm>
-#include <stdexcept>
 #include <string>
 
 namespace blockbuster::markets {

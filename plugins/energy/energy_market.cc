@@ -1,6 +1,5 @@
 #include "energy_market.h"
 
-#include <stdexcept>
 #include <string>
 
 namespace blockbuster::markets {
