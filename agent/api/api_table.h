@@ -45,6 +45,9 @@ struct Endpoint {
   bool timed = false;
   /// A client receives the stream only once it subscribes to it (it is large).
   bool opt_in = false;
+  /// Answered off the HTTP event loops (ServerOptions::offload): rendering it may take long
+  /// (/metrics with thousands of series, a long window of history).
+  bool offload = false;
 };
 
 /// The rows. Streams are numbered in this order (the welcome message lists them so).
@@ -62,9 +65,9 @@ inline constexpr Endpoint kEndpoints[] = {
     {"/theblock/receipts", "receipts", {"receipts.*"}, Composer::kPluginRoute, "limit=20"},
     {"/theblock/operations", "operations", {"receipts.operations"}, Composer::kSection},
     {"/health", "health", {"*"}, Composer::kHealth, "", true},
-    {"/theblock/history", "history", {"agent.history"}, Composer::kHistory, "", false, true},
+    {"/theblock/history", "history", {"agent.history"}, Composer::kHistory, "", false, true, true},
     {"/theblock/dashboard", nullptr, {}, Composer::kDashboard},
-    {"/metrics", nullptr, {}, Composer::kMetrics},
+    {"/metrics", nullptr, {}, Composer::kMetrics, "", false, false, true},
     {"/plugins", nullptr, {}, Composer::kPluginList},
 };
 

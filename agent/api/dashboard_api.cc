@@ -380,9 +380,10 @@ std::optional<std::string> DashboardApi::dashboard(bool may_block) const {
 }
 
 bool DashboardApi::mayBlock(const HttpRequest& req) const {
+  const api::Endpoint* e = api::byPath(req.path);
+  if (e && e->offload) return true;
   // The dashboard embeds every plugin route of the table.
-  if (const api::Endpoint* e = api::byPath(req.path);
-      e && e->composer == api::Composer::kDashboard) {
+  if (e && e->composer == api::Composer::kDashboard) {
     for (const auto& row : api::kEndpoints)
       if (row.composer == api::Composer::kPluginRoute && ctx_.plugin_routes->blocking(row.path))
         return true;

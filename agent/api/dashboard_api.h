@@ -56,8 +56,9 @@ class DashboardApi : public api::StreamBodies {
   /// is not in memory.
   std::optional<std::string> dashboard(bool may_block = true) const;
 
-  /// Whether answering `req` may wait on a plugin process (isolation: process answers its routes
-  /// over IPC, with a deadline): the HTTP server then answers it off its event loops
+  /// Whether answering `req` may wait: on a plugin process (isolation: process answers its
+  /// routes over IPC, with a deadline), or on rendering a large body (the table's `offload`
+  /// rows: /metrics, /theblock/history). The HTTP server then answers it off its event loops
   /// (ServerOptions::offload). /theblock/dashboard embeds the plugin routes of the table.
   bool mayBlock(const HttpRequest& req) const;
 

@@ -95,6 +95,19 @@ TEST(ApiTable, TheRoutesAreTheRowsTheApiComposes) {
   EXPECT_EQ(std::set<std::string>(got.begin(), got.end()), want);
 }
 
+TEST(ApiTable, LargeBodiesAreAnsweredOffTheEventLoops) {
+  Fixture f;
+  auto request = [](const char* path) {
+    bb::HttpRequest r;
+    r.path = path;
+    return r;
+  };
+  EXPECT_TRUE(f.api.mayBlock(request("/metrics")));
+  EXPECT_TRUE(f.api.mayBlock(request("/theblock/history")));
+  EXPECT_FALSE(f.api.mayBlock(request("/health")));
+  EXPECT_FALSE(f.api.mayBlock(request("/theblock/dashboard"))) << "no plugin route blocks";
+}
+
 TEST(ApiTable, AStreamCarriesTheRestBodyOnceThereIsData) {
   Fixture f;
   const api::Endpoint& row = *api::byPath("/theblock/network/metrics");
