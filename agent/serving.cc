@@ -51,7 +51,7 @@ std::string portHints(const ListenerGroup& g) {
 struct Serving::Bound {
   const ListenerGroup* group = nullptr;
   std::unique_ptr<ws::WsEndpoint> endpoint;
-  std::unique_ptr<HttpServer> server;  ///< null for a wss:// listener of the WebSocket loop
+  std::unique_ptr<HttpServer> server;
   int port = 0;
 };
 
@@ -91,94 +91,76 @@ Serving::Serving(const ServingContext& context)
         (has_feature && has_ws ? " (the feature stream on /theblock/ws/features)" : "") +
         "; the REST API is on the port of BLOCK_BUSTER_HTTP_PORT (http.port)";
     try {
-      if (!plain && !cert.empty()) {
-        // ws.tls: the event loop serves the port itself, TLS handshake and HTTP upgrade
-        // included, so a wss:// client costs no thread either (docs/websocket.md, "TLS").
-        ws::TlsListenerOptions o;
-        o.name = surfaceName(primary);
-        o.host = g.host;
-        o.port = g.port;
-        o.cert_file = cert;
-        o.key_file = key;
+      ServerOptions o{surfaceName(primary), g.host, g.port};
+      o.tls_cert_file = cert;
+      o.tls_key_file = key;
+      // The WebSocket ports' certificate is ws.tls, named first when it cannot be loaded.
+      if (tls == &config.ws) o.tls_config_key = "ws.tls";
+      if (primary == Surface::kWs || primary == Surface::kFeatureWs) {
+        // They only do handshakes, TLS included (and serve the page when it shares the
+        // port): the WebSocket loop serves the clients (docs/websocket.md, "TLS").
+        o.keep_alive_timeout_seconds = 5;
+        o.event_threads = 1;
         o.auth = authenticator(config.auth.ws, "websocket");
-        o.routes = ws_routes;
-        o.any_path = any_path;
-        o.not_found = not_found;
-        b->port = ctx_.ws_server->listenTls(o);
-      } else {
-        ServerOptions o{surfaceName(primary), g.host, g.port};
-        o.tls_cert_file = cert;
-        o.tls_key_file = key;
-        if (primary == Surface::kWs || primary == Surface::kFeatureWs) {
-          // They only do handshakes (and serve the page when it shares the port): the
-          // WebSocket loop serves the clients.
-          o.max_threads = primary == Surface::kWs ? 4 : 2;
-          o.max_queued = primary == Surface::kWs ? 4096 : 1024;
-          o.keep_alive_timeout_seconds = 5;
-          o.event_threads = 1;
-          o.auth = authenticator(config.auth.ws, "websocket");
-        } else if (primary == Surface::kMetrics) {
-          o.max_threads = 8;
-          o.max_queued = 256;
-          o.event_threads = 1;  // a scrape every few seconds
-          o.auth = authenticator(config.auth.metrics, "metrics");
-        } else if (primary == Surface::kHttp) {
-          o.auth = authenticator(config.auth.api, "api");
-        }
-        if (has_metrics || has_http) {
-          if (primary != Surface::kMetrics)
-            o.path_auth.emplace_back("/metrics", authenticator(config.auth.metrics, "metrics"));
-          o.decorate_refusal = [this](const HttpRequest& r, HttpResponse& resp) {
-            ctx_.router->addCors(r, resp);
-          };
-        }
-        if (has_http) {
-          // Off the event loops: routes of plugins with isolation: process (they wait on IPC),
-          // and the exposition, which takes milliseconds with thousands of series
-          // (docs/performance.md), so that a scrape never holds up the dashboard's requests;
-          // and the history, whose whole 24 h window is megabytes of JSON to render.
-          o.offload = [this](const HttpRequest& r) {
-            return r.path == "/metrics" || r.path == "/theblock/history" || ctx_.api->mayBlock(r);
-          };
-        } else if (has_metrics) {
-          o.offload = [](const HttpRequest& r) { return r.path == "/metrics"; };
-        }
-        const ListenerGroup* group = &g;
-        auto handler = [this, group, not_found](HttpRequest&& r) -> HttpResponse {
-          if (group->has(Surface::kHttp)) {
-            if (!group->has(Surface::kWeb) || !web_files_) return ctx_.router->handle(std::move(r));
-            HttpRequest copy = r;
-            HttpResponse resp = ctx_.router->handle(std::move(r));
-            return resp.status == 404 ? web_files_->serve(copy) : resp;
-          }
-          if (group->has(Surface::kMetrics) && r.path == "/metrics")
-            return ctx_.router->handle(std::move(r));
-          if (group->has(Surface::kWeb) && web_files_) return web_files_->serve(r);
-          if (group->primary() == Surface::kMetrics)
-            return HttpResponse::error(404, "not_found",
-                                       "this port serves /metrics only; the API is on port " +
-                                           std::to_string(port(Surface::kHttp)));
-          return HttpResponse::error(404, "not_found", not_found);
-        };
-        HttpServer::Observer observer;
-        if (has_http)
-          observer = [this](const HttpRequest& r, const HttpResponse& resp, double seconds) {
-            // Plugin routes are labelled by their registered path; anything else unknown is
-            // one label, so a scanner probing random paths cannot create series.
-            std::string route = ctx_.router->routeLabel(r.path);
-            if (route == "fallback")
-              route = ctx_.routes->has(r.path)            ? r.path
-                      : r.path.rfind("/plugins/", 0) == 0 ? "/plugins/*"
-                                                          : "unmatched";
-            ctx_.metrics->httpRequest(route, resp.status, seconds);
-          };
-        b->server = std::make_unique<HttpServer>(o, handler, observer);
-        if (!ws_routes.empty() || any_path) {
-          b->endpoint = std::make_unique<ws::WsEndpoint>(*ctx_.ws_server, ws_routes, any_path);
-          b->server->setUpgradeHandler(b->endpoint.get());
-        }
-        b->port = b->server->port();
+      } else if (primary == Surface::kMetrics) {
+        o.event_threads = 1;  // a scrape every few seconds
+        o.auth = authenticator(config.auth.metrics, "metrics");
+      } else if (primary == Surface::kHttp) {
+        o.auth = authenticator(config.auth.api, "api");
       }
+      if (has_metrics || has_http) {
+        if (primary != Surface::kMetrics)
+          o.path_auth.emplace_back("/metrics", authenticator(config.auth.metrics, "metrics"));
+        o.decorate_refusal = [this](const HttpRequest& r, HttpResponse& resp) {
+          ctx_.router->addCors(r, resp);
+        };
+      }
+      if (has_http) {
+        // Off the event loops: routes of plugins with isolation: process (they wait on IPC),
+        // and the exposition, which takes milliseconds with thousands of series
+        // (docs/performance.md), so that a scrape never holds up the dashboard's requests;
+        // and the history, whose whole 24 h window is megabytes of JSON to render.
+        o.offload = [this](const HttpRequest& r) {
+          return r.path == "/metrics" || r.path == "/theblock/history" || ctx_.api->mayBlock(r);
+        };
+      } else if (has_metrics) {
+        o.offload = [](const HttpRequest& r) { return r.path == "/metrics"; };
+      }
+      const ListenerGroup* group = &g;
+      auto handler = [this, group, not_found](HttpRequest&& r) -> HttpResponse {
+        if (group->has(Surface::kHttp)) {
+          if (!group->has(Surface::kWeb) || !web_files_) return ctx_.router->handle(std::move(r));
+          HttpRequest copy = r;
+          HttpResponse resp = ctx_.router->handle(std::move(r));
+          return resp.status == 404 ? web_files_->serve(copy) : resp;
+        }
+        if (group->has(Surface::kMetrics) && r.path == "/metrics")
+          return ctx_.router->handle(std::move(r));
+        if (group->has(Surface::kWeb) && web_files_) return web_files_->serve(r);
+        if (group->primary() == Surface::kMetrics)
+          return HttpResponse::error(404, "not_found",
+                                     "this port serves /metrics only; the API is on port " +
+                                         std::to_string(port(Surface::kHttp)));
+        return HttpResponse::error(404, "not_found", not_found);
+      };
+      HttpServer::Observer observer;
+      if (has_http)
+        observer = [this](const HttpRequest& r, const HttpResponse& resp, double seconds) {
+          // Plugin routes are labelled by their registered path; anything else unknown is
+          // one label, so a scanner probing random paths cannot create series.
+          std::string route = ctx_.router->routeLabel(r.path);
+          if (route == "fallback")
+            route = ctx_.routes->has(r.path)            ? r.path
+                    : r.path.rfind("/plugins/", 0) == 0 ? "/plugins/*"
+                                                        : "unmatched";
+          ctx_.metrics->httpRequest(route, resp.status, seconds);
+        };
+      b->server = std::make_unique<HttpServer>(o, handler, observer);
+      if (!ws_routes.empty() || any_path) {
+        b->endpoint = std::make_unique<ws::WsEndpoint>(*ctx_.ws_server, ws_routes, any_path);
+        b->server->setUpgradeHandler(b->endpoint.get());
+      }
+      b->port = b->server->port();
     } catch (const std::runtime_error& e) {
       if (dynamic_cast<const ConfigError*>(&e)) throw;
       std::string what = e.what();
@@ -226,14 +208,12 @@ Serving::Serving(const ServingContext& context)
 Serving::~Serving() = default;
 
 void Serving::start() {
-  for (auto& b : bound_)
-    if (b->server) b->server->start();
+  for (auto& b : bound_) b->server->start();
 }
 
 void Serving::stop() {
   // The main port last, as before: the streams' and the page's listeners first.
-  for (auto it = bound_.rbegin(); it != bound_.rend(); ++it)
-    if ((*it)->server) (*it)->server->stop();
+  for (auto it = bound_.rbegin(); it != bound_.rend(); ++it) (*it)->server->stop();
 }
 
 int Serving::port(Surface s) const {

@@ -6,7 +6,6 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -25,196 +24,45 @@
 #include <thread>
 #include <unordered_map>
 
+#include "net/http_head.h"
+#include "net/limits.h"
+#include "net/loop.h"
+#include "net/stream.h"
+#include "net/tls.h"
 #include "util/log.h"
 
 namespace bb::http_detail {
 namespace {
 
-// Poco's own parser limits (Poco::Net::HTTPRequest, MessageHeader), kept so that a request that
-// breaks one gets the same 400 here as on a TLS listener; ServerOptions' limits are tighter.
-constexpr size_t kMaxMethodBytes = 32;
-constexpr size_t kMaxTargetBytes = 16384;
-constexpr size_t kMaxVersionBytes = 8;
-constexpr size_t kMaxNameBytes = 256;
-constexpr size_t kMaxValueBytes = 8192;
-constexpr size_t kMaxFields = 100;
-// A request line longer than Poco's limits allow is refused before it ends.
-constexpr size_t kMaxRequestLine = kMaxMethodBytes + kMaxTargetBytes + kMaxVersionBytes + 8;
-// A head that has not ended after this many bytes is answered 431: Poco's limits would allow
-// more, but a request within ServerOptions' limits (16 KiB of headers) never comes near it.
-constexpr size_t kMaxHeadBytes = 64 * 1024;
-constexpr size_t kReadBytes = 16 * 1024;
-// Reads per readable event, so that one client that keeps sending cannot hold its loop.
-constexpr int kReadsPerEvent = 4;
-// Connections accepted per wake-up, so that a burst of connections spreads over the loops.
-constexpr int kAcceptsPerEvent = 16;
 // Pipelined answers gathered before they are written, in bytes and pieces (one sendmsg).
 constexpr size_t kMaxGatheredBytes = 256 * 1024;
 constexpr size_t kMaxIov = 64;
-// How often a loop looks for connections past their timeouts.
-constexpr auto kSweep = std::chrono::milliseconds(250);
 // After an answer that ends a connection, what the client still sends is read and dropped for
 // at most this long: closing with unread bytes would reset the connection, and a reset can
 // destroy the answer before the client reads it.
 constexpr auto kLinger = std::chrono::seconds(2);
 // Offloaded requests waiting for a worker; more are answered 503.
 constexpr size_t kMaxOffloadQueue = 256;
-// Epoll keys: the loop's eventfd, the listening socket, then connections (ids never reused).
-constexpr uint64_t kWakeKey = 0;
+// Epoll keys: the loop's own (net::Loop::kWakeKey), the listening socket, then connections (ids
+// never reused).
 constexpr uint64_t kListenKey = 1;
 constexpr uint64_t kFirstConnection = 2;
 
-bool iequals(const std::string& a, const char* b) {
-  const size_t n = std::strlen(b);
-  if (a.size() != n) return false;
-  for (size_t i = 0; i < n; ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
-  return true;
-}
-
-bool isBlank(char c) { return c == ' ' || c == '\t'; }
-bool isLineSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-
-// A request head, parsed by parseHead.
-class Head : public RequestHead {
- public:
-  const std::string& method() const override { return method_; }
-  const std::string& uri() const override { return target_; }
-  std::string get(const char* name) const override {
-    for (const auto& f : fields_)
-      if (iequals(f.first, name)) return f.second;
-    return "";
-  }
-  void measure(size_t& fields, size_t& bytes) const override {
-    fields += fields_.size();
-    for (const auto& f : fields_) bytes += f.first.size() + f.second.size();
-  }
-  bool chunked() const override { return chunked_; }
-  long long contentLength() const override { return content_length_; }
-
-  const std::string& version() const override { return version_; }
-  /// Whether the client lets the connection be kept: Poco's rule (HTTPMessage::getKeepAlive),
-  /// so that clients see the same as before: any Connection value but "close" keeps it, and
-  /// without one HTTP/1.1 keeps it, HTTP/1.0 does not.
-  bool keepAlive() const {
-    std::string connection = get("Connection");
-    if (!connection.empty()) return !iequals(connection, "close");
-    return version_ == "HTTP/1.1";
-  }
-  bool expectsContinue() const { return iequals(get("Expect"), "100-continue"); }
-
-  // Parses [data, data + size), a head that ends with its blank line. "" on success, else what
-  // is wrong with it (answered 400, as Poco answers a head it cannot parse).
-  std::string parse(const char* data, size_t size) {
-    const char* const end = data + size;
-    const char* p = data;
-    const char* eol = static_cast<const char*>(std::memchr(p, '\n', size));
-    const char* le = eol > p && eol[-1] == '\r' ? eol - 1 : eol;
-    auto token = [&le](const char*& q, size_t max, std::string& out) {
-      while (q < le && isBlank(*q)) ++q;
-      const char* from = q;
-      while (q < le && !isBlank(*q)) ++q;
-      if (q == from || static_cast<size_t>(q - from) > max) return false;
-      out.assign(from, q);
-      return true;
-    };
-    // RFC 9112: a CR that does not end the line, or a NUL, is refused, here as in the fields.
-    if (std::memchr(p, '\r', static_cast<size_t>(le - p)) ||
-        std::memchr(p, '\0', static_cast<size_t>(le - p)))
-      return "a bare CR or a NUL in the request line";
-    const char* q = p;
-    if (!token(q, kMaxMethodBytes, method_)) return "no method, or one over 32 bytes";
-    if (!token(q, kMaxTargetBytes, target_)) return "no request target, or one over 16384 bytes";
-    if (!token(q, kMaxVersionBytes, version_) || (version_ != "HTTP/1.1" && version_ != "HTTP/1.0"))
-      return "the version must be HTTP/1.1 or HTTP/1.0";
-    for (p = eol + 1; p < end; p = eol + 1) {
-      eol = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
-      le = eol > p && eol[-1] == '\r' ? eol - 1 : eol;
-      if (le == p) break;  // the blank line
-      // RFC 9112: a CR that does not end the line, or a NUL, is refused (a recipient that
-      // reads it as a line end would see other fields than we do).
-      if (std::memchr(p, '\r', static_cast<size_t>(le - p)) ||
-          std::memchr(p, '\0', static_cast<size_t>(le - p)))
-        return "a bare CR or a NUL in a header line";
-      if (isBlank(*p) && !fields_.empty()) {
-        // A folded line continues the previous value.
-        std::string& value = fields_.back().second;
-        value.append(p, le);
-        while (!value.empty() && isBlank(value.back())) value.pop_back();
-        if (value.size() > kMaxValueBytes) return "a header value is over 8192 bytes";
-        continue;
-      }
-      const char* colon =
-          static_cast<const char*>(std::memchr(p, ':', static_cast<size_t>(le - p)));
-      const size_t name_bytes = static_cast<size_t>((colon ? colon : le) - p);
-      if (name_bytes > kMaxNameBytes) return "a header name is over 256 bytes";
-      if (!colon) continue;  // a line that is no field: ignored, as Poco does
-      if (colon == p) return "a header field without a name";
-      // RFC 9112 5.1: no whitespace between the name and the colon (nor in the name).
-      for (const char* n = p; n < colon; ++n)
-        if (isBlank(*n)) return "whitespace in a header name or before its colon";
-      if (fields_.size() == kMaxFields) return "more than 100 header fields";
-      const char* v = colon + 1;
-      while (v < le && isBlank(*v)) ++v;
-      if (static_cast<size_t>(le - v) > kMaxValueBytes) return "a header value is over 8192 bytes";
-      const char* ve = le;
-      while (ve > v && isBlank(ve[-1])) --ve;
-      fields_.emplace_back(std::string(p, colon), std::string(v, ve));
-    }
-    for (const auto& f : fields_) {
-      if (iequals(f.first, "Content-Length")) {
-        const std::string& v = f.second;
-        if (v.empty() || v.size() > 18 || v.find_first_not_of("0123456789") != std::string::npos)
-          return "bad Content-Length";
-        // RFC 9112 6.3: Content-Length fields that disagree make the body's end unknown (the
-        // rest could be read as another request): refused, not the first one believed.
-        const long long length = std::stoll(v);
-        if (content_length_ >= 0 && length != content_length_)
-          return "Content-Length fields that disagree";
-        content_length_ = length;
-      } else if (iequals(f.first, "Transfer-Encoding") && !iequals(f.second, "identity")) {
-        // Any coding makes the body's length unknown up front: refused (413) like chunked.
-        chunked_ = true;
-      }
-    }
-    return "";
-  }
-
- private:
-  std::string method_, target_, version_;
-  std::vector<std::pair<std::string, std::string>> fields_;
-  bool chunked_ = false;
-  long long content_length_ = -1;
-};
-
-// The end of the head that starts at `from` in `in` (just past its blank line), or 0 if it has not
-// come yet; the search starts at `start` (where an earlier one stopped).
-size_t findHeadEnd(std::string_view in, size_t from, size_t start) {
-  size_t i = start;
-  while ((i = in.find('\n', i)) != std::string_view::npos) {
-    if (i > from && in[i - 1] == '\n') return i + 1;
-    if (i > from + 1 && in[i - 1] == '\r' && in[i - 2] == '\n') return i + 1;
-    ++i;
-  }
-  return 0;
-}
-
 // Where a connection is; what its timeout counts from (Connection::since) depends on it.
 enum class State {
-  kNone,     // not settled yet
-  kIdle,     // no request started: keep_alive_timeout (read_timeout before the first request)
-  kRequest,  // a request started and not complete: read_timeout from its first byte
-  kWriting,  // answers wait for the socket: read_timeout from the last progress
-  kBusy,     // a worker answers an offloaded request: no timeout (the handler has its own)
-  kLinger,   // answered and closing: kLinger
+  kNone,       // not settled yet
+  kHandshake,  // the TLS handshake: read_timeout from the accept
+  kIdle,       // no request started: keep_alive_timeout (read_timeout before the first request)
+  kRequest,    // a request started and not complete: read_timeout from its first byte
+  kWriting,    // answers wait for the socket: read_timeout from the last progress
+  kBusy,       // a worker answers an offloaded request: no timeout (the handler has its own)
+  kLinger,     // answered and closing: kLinger
 };
 
 struct Connection {
-  Connection(uint64_t i, int f) : id(i), fd(f) {}
+  Connection(uint64_t i, net::Stream s) : id(i), stream(std::move(s)) {}
   uint64_t id;
-  int fd;
+  net::Stream stream;
   bool closed = false;  // closed (or handed over); erased at the end of the loop iteration
   State state = State::kNone;
   Clock::time_point since{};
@@ -264,33 +112,21 @@ struct EventServer::Pool {
   std::vector<std::thread> threads;
 };
 
-struct EventServer::Loop {
-  Loop(EventServer& s, int i) : server(s), flow(s.flow_), options(s.options_), index(i) {
-    epfd = epoll_create1(EPOLL_CLOEXEC);
-    evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (epfd < 0 || evfd < 0)
-      throw std::runtime_error(options.name +
-                               ": cannot create an HTTP event loop: " + std::strerror(errno));
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.u64 = kWakeKey;
-    epoll_ctl(epfd, EPOLL_CTL_ADD, evfd, &ev);
+struct EventServer::Loop : net::Loop::Handler {
+  Loop(EventServer& s, int i)
+      : server(s), flow(s.flow_), options(s.options_), index(i), loop(options.name) {
     watchListener();
   }
-  ~Loop() {
-    for (auto& kv : connections)
-      if (!kv.second->closed) ::close(kv.second->fd);
-    ::close(epfd);
-    ::close(evfd);
+  ~Loop() override {
+    loop.stop();
+    for (auto& kv : connections) kv.second->stream.close();
   }
 
   EventServer& server;
   const RequestFlow& flow;
   const ServerOptions& options;
   const int index;
-  int epfd = -1;
-  int evfd = -1;
-  std::thread thread;
+  net::Loop loop;
   bool listening = false;  // the listener is watched (not while out of descriptors)
 
   // Answers of offloaded requests, filled by the workers under `mutex`.
@@ -301,73 +137,50 @@ struct EventServer::Loop {
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections;
   std::vector<uint64_t> graveyard;
   uint64_t next_id = kFirstConnection;
-  Clock::time_point now = Clock::now();
-  char buffer[kReadBytes];
+  char buffer[net::kReadBytes];
   char date[64] = "";
   time_t date_second = 0;
 
-  void wake() {
-    uint64_t one = 1;
-    ssize_t n = ::write(evfd, &one, sizeof one);
-    (void)n;  // the counter only saturates when already signalled
-  }
+  void wake() { loop.wake(); }
+  Clock::time_point now() const { return loop.now(); }
 
   // Every loop watches the listener; EPOLLEXCLUSIVE wakes one of those waiting (not all), so
   // an idle loop takes a new connection and a busy one is left alone.
   void watchListener() {
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLEXCLUSIVE;
-    ev.data.u64 = kListenKey;
-    listening = epoll_ctl(epfd, EPOLL_CTL_ADD, server.listen_fd_, &ev) == 0;
+    listening = loop.add(server.listen_fd_, kListenKey, EPOLLIN | EPOLLEXCLUSIVE);
   }
 
-  void run() {
-    epoll_event events[128];
-    auto next_sweep = Clock::now() + kSweep;
-    while (!server.stopping_.load(std::memory_order_relaxed)) {
-      int n = epoll_wait(epfd, events, 128, static_cast<int>(kSweep.count()));
-      if (n < 0 && errno != EINTR) {
-        logError("http", options.name + ": epoll_wait failed: " + std::strerror(errno));
-        break;
-      }
-      now = Clock::now();
-      for (int i = 0; i < n; ++i) {
-        const uint64_t key = events[i].data.u64;
-        if (key == kWakeKey) {
-          uint64_t v;
-          while (::read(evfd, &v, sizeof v) > 0) {
-          }
-          takeAnswers();
-        } else if (key == kListenKey) {
-          accept();
-        } else {
-          auto it = connections.find(key);
-          if (it != connections.end() && !it->second->closed)
-            onEvent(*it->second, events[i].events);
-        }
-      }
-      for (uint64_t id : graveyard) connections.erase(id);
-      graveyard.clear();
-      if (now >= next_sweep) {
-        sweep();
-        next_sweep = now + kSweep;
-      }
+  void onEvent(uint64_t key, uint32_t events) override {
+    if (key == kListenKey) {
+      accept();
+      return;
     }
-    // Stopping: no new connections; answers already made go out if the socket takes them.
-    epoll_ctl(epfd, EPOLL_CTL_DEL, server.listen_fd_, nullptr);
+    auto it = connections.find(key);
+    if (it != connections.end() && !it->second->closed) onEvent(*it->second, events);
+  }
+
+  void onWake() override { takeAnswers(); }
+
+  void onTurnEnd() override {
+    for (uint64_t id : graveyard) connections.erase(id);
+    graveyard.clear();
+  }
+
+  // Stopping: no new connections; answers already made go out if the socket takes them.
+  void onStop() override {
+    loop.remove(server.listen_fd_);
     for (auto& kv : connections) {
       Connection& c = *kv.second;
       if (c.closed) continue;
-      if (c.writing() && !c.upgrade) write(c);
+      if (c.writing() && !c.upgrade && !c.stream.handshaking()) write(c);
       if (!c.closed) close(c);
     }
-    connections.clear();
   }
 
   // ---- connections ---------------------------------------------------------------------------
 
   void accept() {
-    for (int i = 0; i < kAcceptsPerEvent; ++i) {
+    for (int i = 0; i < net::kAcceptsPerEvent; ++i) {
       int fd = ::accept4(server.listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
         if (errno == EINTR || errno == ECONNABORTED) continue;
@@ -376,41 +189,43 @@ struct EventServer::Loop {
           // listener until the next sweep.
           logWarn("http", options.name + ": cannot accept a connection (" + std::strerror(errno) +
                               "); raise the open-file limit (ulimit -n)");
-          epoll_ctl(epfd, EPOLL_CTL_DEL, server.listen_fd_, nullptr);
+          loop.remove(server.listen_fd_);
           listening = false;
         }
         return;  // EAGAIN: another loop took it, or none left
       }
       if (server.open_.fetch_add(1) >= options.max_connections) {
         // Over the cap: answer 503 and close at once, so that a flood cannot hold the server.
+        // Over TLS an answer would need a handshake first: closed without one.
         server.open_.fetch_sub(1);
-        const std::string& busy = busyAnswer();
-        ssize_t sent = ::send(fd, busy.data(), busy.size(), MSG_NOSIGNAL);
-        (void)sent;  // best effort: a fresh socket takes these bytes, or the client is gone
-        ::shutdown(fd, SHUT_WR);
+        if (!server.tls_) {
+          const std::string& busy = busyAnswer();
+          ssize_t sent = ::send(fd, busy.data(), busy.size(), MSG_NOSIGNAL);
+          (void)sent;  // best effort: a fresh socket takes these bytes, or the client is gone
+          ::shutdown(fd, SHUT_WR);
+        }
         ::close(fd);
         if (server.refused_.fetch_add(1) % 1000 == 0)
           logWarn("http", options.name + ": over " + std::to_string(options.max_connections) +
-                              " connections, refusing new ones with 503");
+                              " connections, refusing new ones" + (server.tls_ ? "" : " with 503"));
         continue;
       }
       // Answers go out in one write each: nothing to gain from Nagle's delay, only latency.
       int one = 1;
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       const uint64_t id = next_id++;
-      auto c = std::make_unique<Connection>(id, fd);
-      epoll_event ev{};
-      ev.events = EPOLLIN;
-      ev.data.u64 = id;
-      if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-        ::close(fd);
+      auto c = server.tls_ ? std::make_unique<Connection>(id, net::Stream(fd, *server.tls_))
+                           : std::make_unique<Connection>(id, net::Stream(fd));
+      if ((server.tls_ && !c->stream.tls()) || !loop.add(fd, id, EPOLLIN)) {
         server.open_.fetch_sub(1);
-        continue;
+        continue;  // the stream closes its socket
       }
       c->events = EPOLLIN;
-      c->state = State::kIdle;
-      c->since = now;
+      c->state = c->stream.handshaking() ? State::kHandshake : State::kIdle;
+      c->since = now();
+      Connection& added = *c;
       connections.emplace(id, std::move(c));
+      if (added.stream.handshaking()) onEvent(added, EPOLLIN);  // the ClientHello may be here
     }
   }
 
@@ -424,14 +239,31 @@ struct EventServer::Loop {
       drain(c);
       return;
     }
-    if (what & EPOLLOUT) {
+    if (c.stream.handshaking() && !handshake(c)) return;
+    if (c.stream.handshaking()) {
+      settle(c);
+      return;
+    }
+    // What the connection waits for decides what to do: one direction is watched at a time.
+    if (c.writing()) {
       if (!write(c)) return;
       if (!c.writing()) serve(c);  // requests that came meanwhile
-    } else if (what & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+    } else {
       if (!read(c)) return;
       serve(c);
     }
     settle(c);
+  }
+
+  // Drives the TLS handshake; false when it failed (the connection is closed).
+  bool handshake(Connection& c) {
+    const long r = c.stream.handshake();
+    if (r != net::Stream::kBroken) return true;
+    // Plain HTTP on this port, an old TLS version, a client that gave up: its problem only.
+    if (logEnabled(LogLevel::Debug))
+      logDebug("http", options.name + ": TLS handshake failed: " + c.stream.lastError());
+    close(c);
+    return false;
   }
 
   // Reads what the socket holds; false when the connection was closed.
@@ -441,11 +273,12 @@ struct EventServer::Loop {
       c.scan = c.scan > c.in_off ? c.scan - c.in_off : 0;
       c.in_off = 0;
     }
-    for (int i = 0; i < kReadsPerEvent; ++i) {
-      ssize_t n = ::recv(c.fd, buffer, sizeof buffer, 0);
+    for (int i = 0; i < net::kReadsPerEvent; ++i) {
+      const long n = c.stream.read(buffer, sizeof buffer);
       if (n > 0) {
         c.in.append(buffer, static_cast<size_t>(n));
-        if (static_cast<size_t>(n) < sizeof buffer) return true;  // nothing more for now
+        // Nothing more for now (a TLS record is smaller: settle() looks at what it buffers).
+        if (static_cast<size_t>(n) < sizeof buffer && !c.stream.tls()) return true;
         continue;
       }
       if (n == 0) {
@@ -453,8 +286,7 @@ struct EventServer::Loop {
         c.eof = true;
         return true;
       }
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
+      if (n == net::Stream::kWouldBlock) return true;
       close(c);
       return false;
     }
@@ -477,23 +309,23 @@ struct EventServer::Loop {
         if (c.writing()) break;  // backpressure: no more requests until the client reads
       }
       // Line ends between requests (after a body, say) belong to no request.
-      while (c.in_off < c.in.size() && isLineSpace(c.in[c.in_off])) ++c.in_off;
+      while (c.in_off < c.in.size() && net::isLineSpace(c.in[c.in_off])) ++c.in_off;
       if (c.in_off == c.in.size()) break;
       const size_t end = headEnd(c);
       if (end == 0) {
         const size_t have = c.in.size() - c.in_off;
-        if (have > kMaxHeadBytes)
+        if (have > net::kMaxHeadBytes)
           refuse(c, HttpResponse::error(431, "headers_too_large",
                                         "the request head is longer than " +
-                                            std::to_string(kMaxHeadBytes) + " bytes"));
-        else if (have > kMaxRequestLine &&
-                 !std::memchr(c.in.data() + c.in_off, '\n', kMaxRequestLine))
+                                            std::to_string(net::kMaxHeadBytes) + " bytes"));
+        else if (have > net::kMaxRequestLine &&
+                 !std::memchr(c.in.data() + c.in_off, '\n', net::kMaxRequestLine))
           refuse(c, HttpResponse::error(400, "bad_request",
                                         "malformed HTTP request: the request line is over " +
-                                            std::to_string(kMaxRequestLine) + " bytes"));
+                                            std::to_string(net::kMaxRequestLine) + " bytes"));
         break;
       }
-      Head head;
+      net::RequestHead head;
       std::string bad = head.parse(c.in.data() + c.in_off, end - c.in_off);
       c.in_off = end;
       c.scan = 0;
@@ -513,13 +345,13 @@ struct EventServer::Loop {
   // come yet. Resumes where the last search stopped, so a head that arrives a byte at a time
   // costs no more than one that arrives whole.
   static size_t headEnd(Connection& c) {
-    const size_t end = findHeadEnd(c.in, c.in_off, std::max(c.scan, c.in_off));
+    const size_t end = net::findHeadEnd(c.in, c.in_off, std::max(c.scan, c.in_off));
     if (end == 0) c.scan = c.in.size();
     return end;
   }
 
   // One complete request head (its bytes consumed): answered, handed to a worker, or upgraded.
-  void onRequest(Connection& c, const Head& head) {
+  void onRequest(Connection& c, const net::RequestHead& head) {
     const Clock::time_point started = Clock::now();
     RequestFlow::Admission a = flow.admit(head);
     ++c.served;
@@ -640,17 +472,13 @@ struct EventServer::Loop {
         iov[count].iov_base = c.out[i].data() + off;
         iov[count].iov_len = c.out[i].size() - off;
       }
-      msghdr msg{};
-      msg.msg_iov = iov;
-      msg.msg_iovlen = count;
-      ssize_t n = ::sendmsg(c.fd, &msg, MSG_NOSIGNAL);
+      const long n = c.stream.writev(iov, count);
+      if (n == net::Stream::kWouldBlock) return true;  // EPOLLOUT (settle)
       if (n < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) return true;  // EPOLLOUT (settle)
         close(c);
         return false;
       }
-      c.since = now;  // progress: a slow reader is not a stalled one
+      c.since = now();  // progress: a slow reader is not a stalled one
       size_t done = static_cast<size_t>(n);
       c.out_bytes -= done;
       while (done > 0) {
@@ -681,16 +509,16 @@ struct EventServer::Loop {
   // the client sent after its request.
   void handOver(Connection& c) {
     UpgradeHandler* upgrade = server.upgrade_.load();
-    epoll_ctl(epfd, EPOLL_CTL_DEL, c.fd, nullptr);
+    loop.remove(c.stream.fd());
     forget(c);
     std::string pending = c.in.substr(c.in_off);
     try {
       if (!upgrade) throw std::runtime_error("no upgrade handler");
-      upgrade->adopt(c.fd, *c.upgrade, std::move(pending));
+      upgrade->adopt(std::move(c.stream), *c.upgrade, std::move(pending));
     } catch (const std::exception& e) {
       logError("http", std::string("WebSocket hand-over failed: ") + e.what());
-      ::close(c.fd);
     }
+    c.stream.close();  // if the handler did not take it
   }
 
   // The last answer is written: stop sending and drop what the client still sends until it
@@ -701,17 +529,16 @@ struct EventServer::Loop {
       close(c);
       return;
     }
-    ::shutdown(c.fd, SHUT_WR);
+    c.stream.shutdownWrite();
     c.lingering = true;
     drain(c);
   }
 
   void drain(Connection& c) {
     for (;;) {
-      ssize_t n = ::recv(c.fd, buffer, sizeof buffer, 0);
+      const long n = c.stream.read(buffer, sizeof buffer);
       if (n > 0) continue;
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      if (n == net::Stream::kWouldBlock) break;
       close(c);  // the client closed too (or the connection broke)
       return;
     }
@@ -721,24 +548,26 @@ struct EventServer::Loop {
   // Records what the connection waits for (and since when, for its timeout), and watches the
   // matching event: writability while answers wait (and no reading meanwhile, so a client
   // that does not read cannot make the server buffer without bound), nothing while a worker
-  // has its request, readability otherwise.
+  // has its request, readability otherwise. TLS may turn a read into a wait for writability
+  // (and the reverse), and may hold decrypted bytes that epoll cannot see.
   void settle(Connection& c) {
     if (c.closed) return;
-    const State s = c.busy                                 ? State::kBusy
+    const State s = c.stream.handshaking()                 ? State::kHandshake
+                    : c.busy                               ? State::kBusy
                     : c.lingering                          ? State::kLinger
                     : c.writing()                          ? State::kWriting
                     : c.in_off < c.in.size() || c.skip > 0 ? State::kRequest
                                                            : State::kIdle;
     if (s != c.state) {
       c.state = s;
-      c.since = now;
+      c.since = now();
     }
-    const uint32_t want = c.busy ? 0u : c.writing() ? uint32_t{EPOLLOUT} : uint32_t{EPOLLIN};
+    const bool out =
+        c.writing() && !c.lingering ? !c.stream.writeWantsRead() : c.stream.readWantsWrite();
+    const uint32_t want = c.busy ? 0u : out ? uint32_t{EPOLLOUT} : uint32_t{EPOLLIN};
+    if (want == EPOLLIN && c.stream.buffered()) loop.readyAgain(c.id);
     if (want == c.events) return;
-    epoll_event ev{};
-    ev.events = want;
-    ev.data.u64 = c.id;
-    if (epoll_ctl(epfd, EPOLL_CTL_MOD, c.fd, &ev) == 0)
+    if (loop.modify(c.stream.fd(), c.id, want))
       c.events = want;
     else
       close(c);
@@ -754,16 +583,16 @@ struct EventServer::Loop {
   void close(Connection& c) {
     if (c.closed) return;
     forget(c);
-    ::close(c.fd);  // also takes it out of the epoll set
+    c.stream.close();  // also takes it out of the epoll set
   }
 
-  void sweep() {
+  void onSweep(Clock::time_point) override {
     const auto read_limit = std::chrono::seconds(options.read_timeout_seconds);
     const auto idle_limit = std::chrono::seconds(options.keep_alive_timeout_seconds);
     for (auto& kv : connections) {
       Connection& c = *kv.second;
       if (c.closed) continue;
-      const auto waited = now - c.since;
+      const auto waited = now() - c.since;
       bool expired = false;
       switch (c.state) {
         case State::kBusy:
@@ -772,6 +601,7 @@ struct EventServer::Loop {
         case State::kLinger:
           expired = waited > kLinger;
           break;
+        case State::kHandshake:
         case State::kRequest:
         case State::kWriting:
           expired = waited > read_limit;
@@ -861,11 +691,12 @@ struct EventServer::Loop {
 };
 
 EventServer::EventServer(const RequestFlow& flow, const std::atomic<UpgradeHandler*>& upgrade,
-                         int listen_fd)
+                         int listen_fd, const net::TlsContext* tls)
     : flow_(flow),
       options_(flow.options()),
       upgrade_(upgrade),
       listen_fd_(listen_fd),
+      tls_(tls),
       pool_(std::make_unique<Pool>()) {
   // Every loop accepts: the listener must never block one of them.
   int flags = fcntl(listen_fd_, F_GETFL, 0);
@@ -882,9 +713,8 @@ EventServer::~EventServer() { stop(); }
 
 namespace {
 // "bb-<server>-<suffix>", within the 15 characters Linux keeps of a thread name.
-void nameThread(std::thread& t, const std::string& server, const std::string& suffix) {
-  std::string name = "bb-" + server.substr(0, 15 - 4 - suffix.size()) + "-" + suffix;
-  pthread_setname_np(t.native_handle(), name.c_str());
+std::string threadName(const std::string& server, const std::string& suffix) {
+  return "bb-" + server.substr(0, 15 - 4 - suffix.size()) + "-" + suffix;
 }
 }  // namespace
 
@@ -923,24 +753,19 @@ void EventServer::start() {
           item.first->post(std::move(job));
         }
       });
-      nameThread(pool_->threads.back(), options_.name, "w" + std::to_string(i));
+      pthread_setname_np(pool_->threads.back().native_handle(),
+                         threadName(options_.name, "w" + std::to_string(i)).c_str());
     }
   }
-  for (auto& loop : loops_) {
-    Loop* l = loop.get();
-    l->thread = std::thread([l] { l->run(); });
-    nameThread(l->thread, options_.name, std::to_string(l->index));
-  }
+  for (auto& l : loops_) l->loop.start(*l, threadName(options_.name, std::to_string(l->index)));
 }
 
 void EventServer::stop() {
   if (stopped_) return;
   stopped_ = true;
   stopping_ = true;
-  for (auto& loop : loops_) {
-    loop->wake();
-    if (loop->thread.joinable()) loop->thread.join();
-  }
+  for (auto& l : loops_) l->loop.requestStop();
+  for (auto& l : loops_) l->loop.stop();
   {
     std::lock_guard<std::mutex> lock(pool_->mutex);
     pool_->stopping = true;
@@ -951,23 +776,6 @@ void EventServer::stop() {
   // A worker finishes the request it is answering (a blocking handler has its own deadline).
   for (auto& t : pool_->threads) t.join();
   pool_->threads.clear();
-}
-
-HeadFraming frameRequestHead(std::string_view bytes) {
-  HeadFraming f;
-  size_t from = 0;
-  while (from < bytes.size() && isLineSpace(bytes[from])) ++from;
-  const size_t end = findHeadEnd(bytes, from, from);
-  if (end == 0) return f;
-  f.complete = true;
-  f.head_bytes = end;
-  Head head;
-  f.error = head.parse(bytes.data() + from, end - from);
-  if (f.error.empty()) {
-    f.content_length = head.contentLength();
-    f.chunked = head.chunked();
-  }
-  return f;
 }
 
 }  // namespace bb::http_detail

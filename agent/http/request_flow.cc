@@ -1,7 +1,6 @@
 #include "http/request_flow.h"
 
 #include <Poco/Base64Encoder.h>
-#include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
 #include <Poco/SHA1Engine.h>
 
@@ -81,19 +80,6 @@ std::optional<HttpResponse> RequestFlow::checkLimits(const RequestHead& head) co
                                    std::to_string(options_.max_body_bytes) + " bytes");
   return std::nullopt;
 }
-
-const std::string& PocoHead::method() const { return request_.getMethod(); }
-const std::string& PocoHead::uri() const { return request_.getURI(); }
-const std::string& PocoHead::version() const { return request_.getVersion(); }
-std::string PocoHead::get(const char* name) const { return request_.get(name, ""); }
-void PocoHead::measure(size_t& fields, size_t& bytes) const {
-  for (const auto& h : request_) {
-    ++fields;
-    bytes += h.first.size() + h.second.size();
-  }
-}
-bool PocoHead::chunked() const { return request_.getChunkedTransferEncoding(); }
-long long PocoHead::contentLength() const { return request_.getContentLength64(); }
 
 RequestFlow::Admission RequestFlow::admit(const RequestHead& head) const {
   Admission a;

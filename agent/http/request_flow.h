@@ -1,9 +1,7 @@
-// What HttpServer does with a request once its head is parsed, whichever engine read it: the
-// request's fields, the limits, the credentials, the handler (a throw is a 500), the WebSocket
-// handshake checks and the observer. Private to bb_http and the WebSocket loop's own TLS
-// listeners (ws_server.cc): one copy for the event loop of plain listeners (event_server.cc),
-// Poco's HTTPServer for TLS ones (server.cc) and wss:// upgrades, so that a request gets the same
-// answer on any kind of port.
+// What HttpServer does with a request once its head is parsed: the request's fields, the limits,
+// the credentials, the handler (a throw is a 500), the WebSocket handshake checks and the
+// observer. The one policy point of every request, whatever the port and the transport (plain
+// or TLS), so that a request gets the same answer on any kind of port. Private to bb_http.
 #pragma once
 
 #include <chrono>
@@ -11,48 +9,13 @@
 #include <string>
 
 #include "http/server.h"
-
-namespace Poco::Net {
-class HTTPRequest;
-}
+#include "net/http_head.h"
 
 namespace bb::http_detail {
 
 using Clock = std::chrono::steady_clock;
 
-/// A parsed request head, as each engine's parser holds it.
-class RequestHead {
- public:
-  virtual ~RequestHead() = default;
-  virtual const std::string& method() const = 0;
-  virtual const std::string& uri() const = 0;
-  /// "HTTP/1.1" or "HTTP/1.0".
-  virtual const std::string& version() const = 0;
-  /// The (first) value of header `name`, compared without case; "" when absent.
-  virtual std::string get(const char* name) const = 0;
-  /// How many header fields, and the bytes of their names and values together.
-  virtual void measure(size_t& fields, size_t& bytes) const = 0;
-  /// A body whose length is not given up front (Transfer-Encoding: chunked).
-  virtual bool chunked() const = 0;
-  /// Content-Length; -1 when absent.
-  virtual long long contentLength() const = 0;
-};
-
-/// A head Poco parsed (Poco::Net::HTTPRequest, or the HTTPServerRequest of a TLS listener).
-class PocoHead : public RequestHead {
- public:
-  explicit PocoHead(const Poco::Net::HTTPRequest& request) : request_(request) {}
-  const std::string& method() const override;
-  const std::string& uri() const override;
-  const std::string& version() const override;
-  std::string get(const char* name) const override;
-  void measure(size_t& fields, size_t& bytes) const override;
-  bool chunked() const override;
-  long long contentLength() const override;
-
- private:
-  const Poco::Net::HTTPRequest& request_;
-};
+using RequestHead = net::RequestHead;
 
 class RequestFlow {
  public:
@@ -96,7 +59,7 @@ class RequestFlow {
   HttpServer::Observer observer_;
 };
 
-/// The reason phrase of an HTTP status ("Not Found"), as Poco writes it.
+/// The reason phrase of an HTTP status ("Not Found"), as Poco names it.
 const std::string& reasonPhrase(int status);
 
 /// What a listener answers over its connection cap (and then closes): 503, Retry-After: 1.

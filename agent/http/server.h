@@ -1,6 +1,6 @@
 // An HTTP/1.1 listener that hands each request to a function and writes what it returns.
-// Keep-alive, pipelining, limits. A plain listener is served by a few epoll event loops
-// (event_server.cc); a TLS listener by Poco::Net::HTTPServer, a thread per connection (server.cc).
+// Keep-alive, pipelining, limits, WebSocket upgrades. Plain or TLS, a listener is served by a few
+// loops of the reactor (net/, event_server.cc): no thread per connection.
 #pragma once
 
 #include <functional>
@@ -12,6 +12,8 @@
 
 #include "http/auth.h"
 #include "http/router.h"
+#include "net/stream.h"
+#include "net/tls.h"
 
 namespace bb {
 
@@ -19,26 +21,17 @@ struct ServerOptions {
   std::string name = "http";  ///< for logs and thread names
   std::string host = "127.0.0.1";
   int port = 0;  ///< 0 = any free port; see HttpServer::port()
-  // TLS listeners (Poco): max_threads, max_queued, as below. Plain listeners have no thread per
-  // connection and ignore both (event_threads, offload_threads below).
-  /// Poco serves one connection per thread for as long as it is kept alive: connections beyond
-  /// max_threads wait in the queue. So allow as many threads as the clients one agent is
-  /// expected to have (a dashboard, Prometheus, a proxy: 256 covers a load test too), and make
-  /// a connection give its thread back after max_keep_alive_requests, so that waiting
-  /// connections get their turn even when every client keeps its connection open.
-  int max_threads = 256;
-  int max_queued = 4096;
+  /// A kept-alive connection is closed after this many seconds of silence, and after
+  /// max_keep_alive_requests requests (its client connects again).
   int keep_alive_timeout_seconds = 15;
   int max_keep_alive_requests = 1000;
 
-  // Limits (docs/security.md says which status each gets and why). Poco refuses on its own,
-  // with 400, a request line over 16384 bytes, a header name over 256 or value over 8192 bytes,
-  // and more than 100 header fields (the event loop's parser keeps the same limits): the limits
-  // below are tighter, so the right status wins.
-  /// A stalled client is dropped: on a plain listener a request, once its first byte came, must
-  /// be complete within this (and a first request must come within it); over TLS (Poco) it is
-  /// the longest wait between two reads. A kept-alive connection is closed after
-  /// keep_alive_timeout_seconds of silence.
+  // Limits (docs/security.md says which status each gets and why). The reactor's parser refuses
+  // with 400 a request line over 16384 bytes, a header name over 256 or value over 8192 bytes,
+  // and more than 100 header fields (Poco's limits, net/limits.h): the limits below are
+  // tighter, so the right status wins.
+  /// A stalled client is dropped: the TLS handshake and then a request, once its first byte
+  /// came, must be complete within this (and a first request must come within it).
   int read_timeout_seconds = 10;
   size_t max_uri_bytes = 8192;      ///< longer request target: 414
   size_t max_header_fields = 64;    ///< more header fields: 431
@@ -47,11 +40,13 @@ struct ServerOptions {
   /// Open plus queued connections beyond this are answered 503 and closed at once.
   int max_connections = 1024;
 
-  /// HTTPS: PEM certificate (chain) and private key; both "" = plain HTTP. TLS 1.2 minimum.
-  /// A WebSocket client of a TLS listener keeps its HTTP thread, which relays its bytes to the
-  /// event loop through a local socket pair: max_threads bounds such clients.
+  /// HTTPS: PEM certificate (chain) and private key; both "" = plain HTTP. TLS 1.2 minimum
+  /// (net/tls.h; OpenSSL in bb_tls.so, loaded when a listener has TLS).
   std::string tls_cert_file{};
   std::string tls_key_file{};
+  /// The config key of the two files, named before the files when they cannot be loaded
+  /// ("ws.tls: cannot load ..."); "" names the listener.
+  std::string tls_config_key{};
 
   /// Who may use this listener: `auth` for every path, except the exact paths of `path_auth`.
   /// OPTIONS (CORS preflight) is never authenticated.
@@ -60,55 +55,33 @@ struct ServerOptions {
   /// Called on a refusal sent before the Handler runs (401), e.g. to add CORS headers.
   std::function<void(const HttpRequest&, HttpResponse&)> decorate_refusal{};
 
-  /// Plain listeners: event loop threads, each with its own epoll, sharing the connections.
-  /// 0 = one per core, at most 4. Handlers run on these threads, so they must not block.
+  /// Event loop threads, each with its own epoll, sharing the connections. 0 = one per core, at
+  /// most 4. Handlers run on these threads, so they must not block.
   int event_threads = 2;
-  /// Plain listeners: requests for which this returns true may block (e.g. a plugin route
+  /// Requests for which this returns true may block (e.g. a plugin route
   /// answered over IPC by a child process): they run on a pool of offload_threads, not on an
   /// event loop, which keeps serving its other connections meanwhile. Called on loop threads.
   std::function<bool(const HttpRequest&)> offload{};
   int offload_threads = 4;
-  /// Plain listeners with `offload` set: requests a handler deferred (HttpResponse::deferred, e.g.
+  /// With `offload` set: requests a handler deferred (HttpResponse::deferred, e.g.
   /// a receipts page not in the plugin's cache) run again on the same pool; at most this many of
   /// them wait for a worker, more are answered 503 with Retry-After.
   size_t max_deferred_queued = 32;
-  /// Plain listeners: the nice value the offload workers run at (Linux: per thread). Above 0,
+  /// The nice value the offload workers run at (Linux: per thread). Above 0,
   /// the event loops, which answer from memory, win the cores when both want them. Off (0) by
   /// default: at nice 10, a load that keeps both loops busy starved the workers, and /metrics
   /// scrapes were refused with 503 (soak: 5 093 of 107 k requests in 20 s; at 0: none).
   int offload_nice = 0;
 };
 
-/// Takes WebSocket upgrade requests off an HttpServer: the server does the RFC 6455 handshake,
-/// then hands the connected socket over and forgets it, so no HTTP thread or event loop is held
-/// by an open WebSocket. Implementations are called on the server's threads concurrently and
-/// must be thread-safe.
-/// A function of the TLS module bb_tls.so, which holds every use of OpenSSL and is loaded on
-/// first use from beside the running program (<exe dir>/../lib/blockbuster/, in the build tree as
-/// installed; BLOCK_BUSTER_TLS_MODULE, a path, overrides it). Null when the module or the symbol
-/// cannot be loaded, with `error` saying which and what to do. Thread-safe.
-void* tlsModuleSymbol(const char* symbol, std::string& error);
-
-/// The table of functions that the module's `symbol` (`const Api* symbol()`) returns, loaded on
-/// first use; throws std::runtime_error saying why (tlsModuleSymbol's error) when it cannot be.
-template <class Api>
-const Api& tlsModuleApi(const char* symbol) {
-  static std::mutex mutex;
-  static const Api* api = nullptr;
-  static std::string error;
-  std::lock_guard<std::mutex> lock(mutex);
-  if (!api && error.empty()) {
-    using Get = const Api* (*)();
-    if (auto get = reinterpret_cast<Get>(tlsModuleSymbol(symbol, error))) api = get();
-  }
-  if (!api) throw std::runtime_error(error);
-  return *api;
-}
-
-/// Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455, 1.3): what any server of the agent
-/// answers an upgrade with (HttpServer, and the WebSocket loop's own TLS listeners).
+/// Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455, 1.3): what HttpServer answers an
+/// upgrade with.
 std::string webSocketAccept(const std::string& key);
 
+/// Takes WebSocket upgrade requests off an HttpServer: the server does the RFC 6455 handshake,
+/// then hands the connection's stream (TLS state included) over and forgets it, so no HTTP
+/// loop holds an open WebSocket. Implementations are called on the server's loop threads
+/// concurrently and must be thread-safe.
 class UpgradeHandler {
  public:
   virtual ~UpgradeHandler() = default;
@@ -117,9 +90,9 @@ class UpgradeHandler {
   /// Decides on an upgrade request to a handled path: nullopt accepts it; else the response to
   /// send instead (403 for a refused Origin, 503 when full).
   virtual std::optional<HttpResponse> checkUpgrade(const HttpRequest& request) = 0;
-  /// Takes ownership of the connected socket `fd` after the 101 answer was sent; `pending` holds
-  /// bytes the client sent after its request that the HTTP layer had already read.
-  virtual void adopt(int fd, const HttpRequest& request, std::string pending) = 0;
+  /// Takes the connection's stream after the 101 answer was sent; `pending` holds bytes the
+  /// client sent after its request that the HTTP layer had already read (decrypted).
+  virtual void adopt(net::Stream stream, const HttpRequest& request, std::string pending) = 0;
 };
 
 class HttpServer {

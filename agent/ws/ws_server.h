@@ -1,11 +1,10 @@
-// The agent's WebSocket push: one event-loop thread (epoll, non-blocking sockets) serves every
-// client of the dashboard stream (/theblock/ws) and of the feature stream. On plain ports HTTP
-// threads only do the handshake (HttpServer + UpgradeHandler) and hand the socket over; on TLS
-// ports (ws.tls, listenTls) the loop accepts, does the TLS handshake and the HTTP upgrade itself,
-// with non-blocking OpenSSL streams. Either way an open connection holds no thread. Each client
-// has a bounded queue that keeps only the latest message of each stream (ClientQueue), so a slow
-// client never delays the others; a client that leaves data unsent past the stall timeout is
-// closed, and a peer that answers no ping is closed.
+// The agent's WebSocket push: one loop of the reactor (net/loop.h) serves every client of the
+// dashboard stream (/theblock/ws) and of the feature stream. The HTTP side of the reactor
+// (HttpServer, on any port, plain or TLS) does the TLS handshake and the HTTP upgrade, then hands
+// the connection's stream over (WsEndpoint, an UpgradeHandler): an open connection holds no
+// thread. Each client has a bounded queue that keeps only the latest message of each stream
+// (ClientQueue), so a slow client never delays the others; a client that leaves data unsent past
+// the stall timeout is closed, and a peer that answers no ping is closed.
 #pragma once
 
 #include <atomic>
@@ -39,32 +38,6 @@ struct ServerLimits {
   /// Origins a browser may connect from: the CORS allow-list (http.cors_origins); "*" = any.
   /// A request without Origin (not a browser) is always allowed.
   std::vector<std::string> allowed_origins{"*"};
-
-  // TLS listeners (listenTls) only: connections between accept and the 101.
-  /// The TLS handshake and the HTTP upgrade request must be done within this from the accept
-  /// (the HTTP listeners' read timeout): a stalled or silent connection is closed.
-  std::chrono::milliseconds handshake_timeout{10000};
-  /// At most this many such connections at once (all TLS listeners); over it, a new connection
-  /// is closed at once (an answer would need a handshake).
-  size_t max_handshakes = 1024;
-};
-
-/// A port that the event loop serves itself over TLS (ws.tls).
-struct TlsListenerOptions {
-  std::string name = "ws";  ///< for messages and logs
-  std::string host = "127.0.0.1";
-  int port = 0;           ///< 0 = any free port; see the return value of listenTls
-  std::string cert_file;  ///< PEM certificate (chain, leaf first)
-  std::string key_file;   ///< PEM private key, unencrypted
-  /// The config key of the two files, named in errors.
-  std::string config_key = "ws.tls";
-  /// Who may connect: checked on the upgrade request, as ServerOptions::auth on plain ports.
-  Authenticator auth{};
-  /// The WebSocket paths (exact) and their channel; `any_path`: the channel of every other
-  /// path, or nullopt to answer them 404 with `not_found`.
-  std::vector<std::pair<std::string, Channel>> routes;
-  std::optional<Channel> any_path;
-  std::string not_found = "no WebSocket stream on this path";
 };
 
 class WsServer {
@@ -76,7 +49,7 @@ class WsServer {
   WsServer(const WsServer&) = delete;
   WsServer& operator=(const WsServer&) = delete;
 
-  /// Starts the event-loop thread.
+  /// Starts the loop's thread.
   void start();
   /// Closes every client (1001 "agent stopping") and joins the loop thread. Idempotent.
   void stop();
@@ -90,17 +63,10 @@ class WsServer {
   /// New feature vector message, sent to every feature client and to each new one. Thread-safe.
   void publishFeatures(FramePtr frame);
 
-  /// Admission of an upgrade request (HTTP threads): Origin and the client cap. Thread-safe.
+  /// Admission of an upgrade request (HTTP loops): Origin and the client cap. Thread-safe.
   std::optional<HttpResponse> checkUpgrade(const HttpRequest& request);
-  /// Takes a handshaken socket (HTTP threads); see UpgradeHandler::adopt. Thread-safe.
-  void adopt(Channel channel, int fd, std::string pending);
-
-  /// Binds a TLS listener now and serves it from the loop once started: TLS 1.2 or later
-  /// (bb_tls.so, loaded here), then the HTTP upgrade (limits, `auth`, Origin, the client cap:
-  /// the answers of a plain port), then the streams as for any client. Call before start().
-  /// Returns the bound port. Throws std::runtime_error naming the files and the config key for
-  /// a bad certificate or key, the module for a missing module, the address for a busy port.
-  int listenTls(TlsListenerOptions options);
+  /// Takes a handshaken stream (HTTP loops); see UpgradeHandler::adopt. Thread-safe.
+  void adopt(Channel channel, net::Stream stream, std::string pending);
 
   /// Open connections (both channels), including those being handed over. Thread-safe.
   size_t clients() const { return admitted_.load(); }
@@ -125,7 +91,7 @@ class WsEndpoint : public UpgradeHandler {
 
   bool handlesPath(const std::string& path) const override;
   std::optional<HttpResponse> checkUpgrade(const HttpRequest& request) override;
-  void adopt(int fd, const HttpRequest& request, std::string pending) override;
+  void adopt(net::Stream stream, const HttpRequest& request, std::string pending) override;
 
  private:
   std::optional<Channel> channelOf(const std::string& path) const;

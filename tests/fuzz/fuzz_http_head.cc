@@ -1,4 +1,4 @@
-// Fuzz target: the HTTP request head and body framing of the event loop (http/event_server.cc),
+// Fuzz target: the HTTP request head and body framing of the reactor (net/http_head.cc),
 // on any bytes a client can send. Checks what RFC 9112 requires of the framing: a head that is
 // accepted has one Content-Length (never two that disagree) or none, no bare CR and no
 // whitespace before a colon; and the framing never reads past the bytes it was given.
@@ -8,11 +8,11 @@
 #include <string>
 #include <string_view>
 
-#include "http/event_server.h"
+#include "net/http_head.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string_view bytes(reinterpret_cast<const char*>(data), size);
-  const auto f = bb::http_detail::frameRequestHead(bytes);
+  const auto f = bb::net::frameRequestHead(bytes);
   if (!f.complete) return 0;
   if (f.head_bytes > size) __builtin_trap();
   if (!f.error.empty()) return 0;

@@ -265,13 +265,12 @@ class Recorder : public bb::UpgradeHandler {
   std::optional<bb::HttpResponse> checkUpgrade(const bb::HttpRequest&) override {
     return std::nullopt;
   }
-  void adopt(int fd, const bb::HttpRequest& request, std::string pending) override {
+  void adopt(bb::net::Stream stream, const bb::HttpRequest& request, std::string pending) override {
     std::lock_guard<std::mutex> lock(mutex);
     path = request.path;
     bytes = std::move(pending);
-    ::send(fd, "adopted", 7, MSG_NOSIGNAL);
-    ::close(fd);
-  }
+    stream.write("adopted", 7);
+  }  // the stream closes
   std::mutex mutex;
   std::string path, bytes;
 };

@@ -138,7 +138,7 @@ class AcceptAll : public bb::UpgradeHandler {
   std::optional<bb::HttpResponse> checkUpgrade(const bb::HttpRequest&) override {
     return std::nullopt;
   }
-  void adopt(int fd, const bb::HttpRequest&, std::string) override { ::close(fd); }
+  void adopt(bb::net::Stream, const bb::HttpRequest&, std::string) override {}
 };
 
 std::string upgrade(const std::string& target, const std::string& extra) {
@@ -234,7 +234,6 @@ TEST(Limits, StalledClientIsClosed) {
 TEST(Limits, ConnectionsOverTheCapGet503) {
   bb::ServerOptions o;
   o.max_connections = 2;
-  o.max_threads = 2;
   Fixture f{o};
   // Two kept-alive connections, each answered once, so the server holds both.
   RawClient a(f.port()), b(f.port());

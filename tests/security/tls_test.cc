@@ -42,8 +42,12 @@ struct TlsServer {
     o.port = 0;
     o.tls_cert_file = cert.cert_file;
     o.tls_key_file = cert.key_file;
-    server = std::make_unique<bb::HttpServer>(
-        o, [](bb::HttpRequest&&) { return bb::HttpResponse::json("{\"tls\":true}"); });
+    server = std::make_unique<bb::HttpServer>(o, [](bb::HttpRequest&& r) {
+      // /big/<n>: n bytes, more than one TLS record and more than the socket takes at once.
+      if (r.path.rfind("/big/", 0) == 0)
+        return bb::HttpResponse::json(std::string(std::stoul(r.path.substr(5)), 'x'));
+      return bb::HttpResponse::json("{\"tls\":true}");
+    });
     server->start();
   }
   /// `{cert_file: ..., key_file: ...}` for a listener's `tls:` key.
@@ -81,6 +85,30 @@ TEST(Tls, ServesHttpsWithTls12AndLater) {
   EXPECT_EQ(body, "{\"tls\":true}");
   auto [status12, body12] = httpsGet(s.server->port(), "/health", true);
   EXPECT_EQ(status12, 200);
+}
+
+// The reactor's TLS streams: answers larger than a record and than the socket buffers arrive
+// whole, and one kept-alive connection serves request after request.
+TEST(Tls, LargeAnswersAndKeptAliveConnections) {
+  TlsServer s;
+  Poco::Net::initializeSSL();
+  Poco::Net::Context::Ptr ctx = new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, "",
+                                                       Poco::Net::Context::VERIFY_NONE);
+  Poco::Net::HTTPSClientSession session("127.0.0.1", static_cast<Poco::UInt16>(s.server->port()),
+                                        ctx);
+  session.setTimeout(Poco::Timespan(20, 0));
+  session.setKeepAlive(true);
+  for (size_t size : {size_t{1}, size_t{70000}, size_t{4} << 20, size_t{3}}) {
+    Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET, "/big/" + std::to_string(size),
+                                   Poco::Net::HTTPMessage::HTTP_1_1);
+    session.sendRequest(request);
+    Poco::Net::HTTPResponse response;
+    std::string body;
+    Poco::StreamCopier::copyToString(session.receiveResponse(response), body);
+    EXPECT_EQ(static_cast<int>(response.getStatus()), 200) << size;
+    EXPECT_EQ(body, std::string(size, 'x')) << size;
+    EXPECT_TRUE(response.getKeepAlive()) << size;
+  }
 }
 
 TEST(Tls, PlainHttpOnTheTlsPortGetsNoAnswer) {

@@ -1,7 +1,7 @@
 // wss:// on the WebSocket ports (ws.tls): the real agent and bb-devnode as processes on
 // loopback, a self-signed certificate made by openssl at test time, and clients written with
 // OpenSSL directly, so that a test can choose the TLS version, send any HTTP request and read
-// the raw answer and frames. The event loop serves these ports itself (agent/ws/ws_server.cc):
+// the raw answer and frames. The reactor serves these ports (agent/net, agent/http, agent/ws):
 // the tests cover the TLS handshake, the HTTP answers of the upgrade, the streams, the limits
 // and what a bad or stalled client does to the others.
 #include <arpa/inet.h>

@@ -1,8 +1,8 @@
-// Part of bb_tls.so (built from agent/ws/CMakeLists.txt into the module of agent/http): the
-// non-blocking OpenSSL streams of the WebSocket event loop (tls_stream.h). OpenSSL directly, not
-// Poco NetSSL: Poco's secure socket keeps its OpenSSL state to itself and blocks in its
-// handshake, while the loop needs SSL_ERROR_WANT_READ/WANT_WRITE to drive thousands of
-// connections from one thread.
+// bb_tls.so: the agent's server-side TLS, in a module of its own that the agent loads (dlopen)
+// only when a listener has TLS (net/tls.h says why). The non-blocking OpenSSL streams of the
+// reactor's loops, HTTPS and wss:// alike. OpenSSL directly, not Poco NetSSL: Poco's secure
+// socket keeps its OpenSSL state to itself and blocks in its handshake, while a loop needs
+// SSL_ERROR_WANT_READ/WANT_WRITE to drive thousands of connections from one thread.
 #include <errno.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -11,14 +11,14 @@
 #include <cstring>
 #include <string>
 
-#include "ws/tls_stream.h"
+#include "net/tls.h"
 
 namespace {
 
-using bb::ws::kTlsClosed;
-using bb::ws::kTlsError;
-using bb::ws::kTlsWantRead;
-using bb::ws::kTlsWantWrite;
+using bb::net::kTlsClosed;
+using bb::net::kTlsError;
+using bb::net::kTlsWantRead;
+using bb::net::kTlsWantWrite;
 
 void errorText(char* buf, size_t size) {
   if (!buf || size == 0) return;
@@ -151,12 +151,11 @@ long writeStream(void* stream, const void* buf, size_t len) {
 
 int pendingBytes(void* stream) { return SSL_pending(static_cast<SSL*>(stream)); }
 
-const bb::ws::TlsStreamApi kApi{serverContext, freeContext,     openStream,
-                                closeStream,   handshakeStream, readStream,
-                                writeStream,   pendingBytes,    errorText};
+const bb::net::TlsApi kApi{serverContext, freeContext, openStream,   closeStream, handshakeStream,
+                           readStream,    writeStream, pendingBytes, errorText};
 
 }  // namespace
 
-extern "C" __attribute__((visibility("default"))) const bb::ws::TlsStreamApi* bb_tls_stream_api() {
+extern "C" __attribute__((visibility("default"))) const bb::net::TlsApi* bb_tls_stream_api() {
   return &kApi;
 }
