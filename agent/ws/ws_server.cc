@@ -227,6 +227,8 @@ struct WsServer::Loop : net::Loop::Handler {
     }
     clients.emplace(id, std::move(client));
     start(c, std::move(a.pending));
+    // Bytes the HTTP side's TLS stream decrypted beyond the request raise no event here.
+    if (!c.closed && c.stream.buffered()) loop.readyAgain(c.id);
   }
 
   // A new WebSocket client (adopted after its 101, plain or TLS): counted, welcomed, given

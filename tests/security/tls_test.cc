@@ -12,6 +12,7 @@
 #include <Poco/Net/HTTPServerResponse.h>
 #include <Poco/Net/NetSSL.h>
 #include <Poco/Net/SecureServerSocket.h>
+#include <Poco/Net/SecureStreamSocket.h>
 #include <Poco/Net/WebSocket.h>
 #include <Poco/StreamCopier.h>
 #include <gtest/gtest.h>
@@ -109,6 +110,34 @@ TEST(Tls, LargeAnswersAndKeptAliveConnections) {
     EXPECT_EQ(body, std::string(size, 'x')) << size;
     EXPECT_TRUE(response.getKeepAlive()) << size;
   }
+}
+
+// Pipelined requests in one TLS record are answered in order, the last closing the connection.
+TEST(Tls, PipelinedRequestsAreAnsweredInOrder) {
+  TlsServer s;
+  Poco::Net::initializeSSL();
+  Poco::Net::Context::Ptr ctx = new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, "",
+                                                       Poco::Net::Context::VERIFY_NONE);
+  Poco::Net::SecureStreamSocket socket(
+      Poco::Net::SocketAddress("127.0.0.1", static_cast<Poco::UInt16>(s.server->port())), ctx);
+  socket.setReceiveTimeout(Poco::Timespan(20, 0));
+  const std::string requests =
+      "GET /big/5 HTTP/1.1\r\nHost: x\r\n\r\n"
+      "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+      "GET /big/7 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  socket.sendBytes(requests.data(), static_cast<int>(requests.size()));
+  std::string answers;
+  char buf[4096];
+  for (int n; (n = socket.receiveBytes(buf, sizeof buf)) > 0;) answers.append(buf, n);
+  const size_t a = answers.find("\r\n\r\nxxxxx");
+  const size_t b = answers.find("\r\n\r\n{\"tls\":true}");
+  const size_t c = answers.find("\r\n\r\nxxxxxxx");
+  ASSERT_NE(a, std::string::npos) << answers;
+  ASSERT_NE(b, std::string::npos) << answers;
+  ASSERT_NE(c, std::string::npos) << answers;
+  EXPECT_LT(a, b);
+  EXPECT_LT(b, c);
+  EXPECT_NE(answers.find("Connection: Close\r\n"), std::string::npos) << answers;
 }
 
 TEST(Tls, PlainHttpOnTheTlsPortGetsNoAnswer) {
