@@ -214,8 +214,10 @@ void HistoryService::install(Router& router, DashboardApi& api) {
       [this](const HttpRequest& req) {
         const int64_t max_window = options_.store.window_seconds;
         long long window = 0;
-        std::string problem = intParam(req.query, "window", max_window, 1, max_window, window);
-        if (!problem.empty() && problem.find("allowed") == std::string::npos)
+        IntParamProblem kind;
+        std::string problem =
+            intParam(req.query, "window", max_window, 1, max_window, window, &kind);
+        if (kind == IntParamProblem::Repeated || kind == IntParamProblem::NotAnInteger)
           problem += "; allowed: seconds of history, 1 to " + std::to_string(max_window);
         if (!problem.empty()) return HttpResponse::error(400, "bad_parameter", problem);
         std::vector<std::string> series;

@@ -86,26 +86,37 @@ std::string parseQuery(const std::string& raw, QueryParams& out) {
 }
 
 std::string intParam(const QueryParams& q, const std::string& name, long long fallback,
-                     long long min, long long max, long long& value) {
+                     long long min, long long max, long long& value, IntParamProblem* problem) {
+  const auto fail = [&](IntParamProblem kind, std::string message) {
+    if (problem) *problem = kind;
+    return message;
+  };
+  if (problem) *problem = IntParamProblem::None;
   value = fallback;
   const std::string* text = nullptr;
   for (const auto& kv : q) {
     if (kv.first != name) continue;
-    if (text) return "query parameter '" + name + "' is given more than once; give it once";
+    if (text) {
+      return fail(IntParamProblem::Repeated,
+                  "query parameter '" + name + "' is given more than once; give it once");
+    }
     text = &kv.second;
   }
   if (!text) return "";
   auto range = "an integer from " + std::to_string(min) + " to " + std::to_string(max);
   if (text->empty() || text->size() > 19 ||
       text->find_first_not_of("-0123456789") != std::string::npos)
-    return "query parameter '" + name + "' must be " + range + ", got '" + *text + "'";
+    return fail(IntParamProblem::NotAnInteger,
+                "query parameter '" + name + "' must be " + range + ", got '" + *text + "'");
   errno = 0;
   char* end = nullptr;
   long long v = std::strtoll(text->c_str(), &end, 10);
   if (errno != 0 || *end != '\0')
-    return "query parameter '" + name + "' must be " + range + ", got '" + *text + "'";
+    return fail(IntParamProblem::NotAnInteger,
+                "query parameter '" + name + "' must be " + range + ", got '" + *text + "'");
   if (v < min || v > max)
-    return "query parameter '" + name + "' is out of range: " + *text + "; allowed: " + range;
+    return fail(IntParamProblem::OutOfRange,
+                "query parameter '" + name + "' is out of range: " + *text + "; allowed: " + range);
   value = v;
   return "";
 }

@@ -58,10 +58,15 @@ std::string parseQuery(const std::string& raw, QueryParams& out);
 /// Percent-decodes (and '+' as space when `plus_is_space`); false on a bad escape.
 bool percentDecode(const std::string& in, std::string& out, bool plus_is_space);
 
+/// What is wrong with an integer query parameter (intParam).
+enum class IntParamProblem { None, Repeated, NotAnInteger, OutOfRange };
+
 /// Reads an integer query parameter. Returns "" and sets `value` (to `fallback` when absent), or
-/// an error message naming the parameter and the allowed range.
+/// an error message naming the parameter (and, when OutOfRange, what is allowed); `problem`,
+/// when given, says which.
 std::string intParam(const QueryParams& q, const std::string& name, long long fallback,
-                     long long min, long long max, long long& value);
+                     long long min, long long max, long long& value,
+                     IntParamProblem* problem = nullptr);
 
 class Router {
  public:
