@@ -3,7 +3,8 @@
 # npm registry). Idempotent: installs only what is missing, near-instant when all is there.
 #
 #   tools/setup.sh            build dependencies only
-#   tools/setup.sh --test     also what the tests use (chromium, prometheus, node, wrk, ...)
+#   tools/setup.sh --test     also what the tests use (chromium, prometheus, node, wrk,
+#                             clang-format, clang-tidy, ...)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +22,7 @@ packages=(cmake make g++ pkg-config libpoco-dev libboost-dev libboost-filesystem
           ca-certificates)
 if [ "$want_test" = 1 ]; then
   packages+=(chromium prometheus prometheus-alertmanager jq wrk nginx-light libbenchmark-dev clang
-             libclang-rt-14-dev lintian dpkg-dev)
+             libclang-rt-14-dev clang-format clang-tidy lintian dpkg-dev)
   command -v node >/dev/null 2>&1 || packages+=(nodejs)
   command -v npm >/dev/null 2>&1 || packages+=(npm)
 fi
