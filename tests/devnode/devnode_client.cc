@@ -10,6 +10,8 @@
 #include <functional>
 #include <thread>
 
+#include "support/await.h"
+
 namespace devnodetest {
 
 Devnode::Devnode(std::vector<std::string> args) {
@@ -110,12 +112,7 @@ uint64_t Devnode::height() const {
 }
 
 bool waitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
-  const auto until = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < until) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  }
-  return pred();
+  return bbtest::eventually(pred, timeout, std::chrono::milliseconds(25));
 }
 
 }  // namespace devnodetest

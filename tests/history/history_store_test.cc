@@ -151,6 +151,7 @@ TEST(HistoryMarks, AValueNotRefreshedInTimeReadsUnknown) {
   marks.set("hello.height", 7, std::chrono::hours(1));
   marks.set("hello.gone", NAN, std::chrono::hours(1));
   marks.set("hello.old", 3, std::chrono::milliseconds(0));
+  // A mark's expiry is the behaviour under test: time must pass, there is nothing to await.
   std::this_thread::sleep_for(std::chrono::milliseconds(2));
   std::map<std::string, double> m;
   for (const auto& [k, v] : marks.snapshot()) m[k] = v;

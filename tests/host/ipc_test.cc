@@ -3,6 +3,7 @@
 // every waiting call at once.
 #include <blockbuster/json.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -106,8 +107,11 @@ TEST(Ipc, APeerThatGoesAwayEndsWaitingCallsAtOnce) {
       p.fds[0], [](Message) {}, [&] { closed = true; });
   a.start();
   std::thread killer([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    ::close(p.fds[1]);  // the plugin's process dies: its end closes
+    // Once the call is on the wire (its request readable at the plugin's end), the plugin's
+    // process dies: its end closes.
+    pollfd request{p.fds[1], POLLIN, 0};
+    ::poll(&request, 1, 10000);
+    ::close(p.fds[1]);
   });
   auto r = a.call(2, {}, std::chrono::seconds(60));
   killer.join();

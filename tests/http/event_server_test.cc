@@ -15,6 +15,7 @@
 #include "host/plugin_routes.h"
 #include "http/server.h"
 #include "security/raw_client.h"
+#include "support/await.h"
 
 namespace {
 
@@ -95,7 +96,11 @@ TEST(EventServer, MalformedRequestLineIs400AndClosed) {
 TEST(EventServer, AClientThatDoesNotReadHoldsNoOneElseUp) {
   bb::ServerOptions o;
   o.event_threads = 1;  // both clients on the same loop
-  auto server = serve(o);
+  std::atomic<int> big_answers{0};
+  auto server = serve(o, [&](bb::HttpRequest&& r) {
+    if (r.path.rfind("/big/", 0) == 0) ++big_answers;
+    return echo(r);
+  });
   // Asks for far more than the socket buffers hold, and reads nothing for now.
   constexpr size_t kBig = 8 << 20;
   RawClient hog(server->port());
@@ -103,7 +108,8 @@ TEST(EventServer, AClientThatDoesNotReadHoldsNoOneElseUp) {
   std::string requests;
   for (int i = 0; i < 4; ++i) requests += get("/big/" + std::to_string(kBig));
   ASSERT_TRUE(hog.send(requests));
-  std::this_thread::sleep_for(200ms);
+  // The loop is answering the hog (its first answer is more than the socket buffers take).
+  ASSERT_TRUE(bbtest::eventually([&] { return big_answers > 0; }, 10s));
   // Another client is answered meanwhile.
   RawClient other(server->port());
   ASSERT_TRUE(other.send(get("/small")));
@@ -125,7 +131,8 @@ TEST(EventServer, IdleKeptAliveConnectionIsClosedAfterTheTimeout) {
   RawClient c(server->port());
   ASSERT_TRUE(c.send(get("/one")));
   ASSERT_EQ(statusOf(c.readResponse(10s)), 200);
-  // Within the timeout the connection serves another request...
+  // Within the timeout the connection serves another request... (idle time is the behaviour
+  // under test: a sleep, not an await)
   std::this_thread::sleep_for(300ms);
   ASSERT_TRUE(c.send(get("/two")));
   ASSERT_EQ(statusOf(c.readResponse(10s)), 200);
@@ -145,7 +152,7 @@ TEST(EventServer, ARequestThatNeverCompletesIsDroppedWithinTheReadTimeout) {
   // A byte now and then does not keep a request alive: its whole head has the timeout.
   auto before = std::chrono::steady_clock::now();
   for (int i = 0; i < 30 && c.send("G"); ++i) {
-    std::this_thread::sleep_for(200ms);
+    std::this_thread::sleep_for(200ms);  // dribbling is the behaviour under test
     if (std::chrono::steady_clock::now() - before > 10s) break;
   }
   c.readAll(10s);
@@ -184,7 +191,7 @@ TEST(EventServer, AnOffloadedRequestDoesNotDelayOthers) {
   });
   RawClient slow(server->port());
   ASSERT_TRUE(slow.send(get("/slow") + get("/after-slow")));
-  for (int i = 0; i < 100 && gate.waiting == 0; ++i) std::this_thread::sleep_for(20ms);
+  bbtest::eventually([&] { return gate.waiting != 0; }, 2s, 20ms);
   ASSERT_EQ(gate.waiting, 1);
   // The slow request holds a worker, not the loop: another client is answered at once.
   RawClient fast(server->port());
@@ -231,11 +238,11 @@ TEST(EventServer, ADeferredRequestRunsAgainOnAWorkerAndTheQueueIsCapped) {
   });
   RawClient hold(server->port());
   ASSERT_TRUE(hold.send(get("/hold?x=1")));
-  for (int i = 0; i < 250 && gate.waiting == 0; ++i) std::this_thread::sleep_for(20ms);
+  bbtest::eventually([&] { return gate.waiting != 0; }, 5s, 20ms);
   ASSERT_EQ(gate.waiting, 1);  // the one worker holds /hold
   RawClient queued(server->port());
   ASSERT_TRUE(queued.send(get("/queued")));
-  for (int i = 0; i < 250 && !ran("/queued"); ++i) std::this_thread::sleep_for(20ms);
+  bbtest::eventually([&] { return ran("/queued"); }, 5s, 20ms);
   ASSERT_TRUE(ran("/queued"));  // deferred by the loop: it waits in the queue (1)
   // The queue is full: another deferred request is refused at once, with Retry-After.
   RawClient refused(server->port());
@@ -303,6 +310,8 @@ TEST(EventServer, StopIsPromptWithConnectionsOpen) {
   ASSERT_TRUE(idle.send(get("/x")));
   ASSERT_EQ(statusOf(idle.readResponse(10s)), 200);
   ASSERT_TRUE(partial.send("GET /half"));
+  // Nothing marks a half head as read by the loop (no handler runs): stop must be prompt either
+  // way, and 100 ms makes the half-read state the likely one.
   std::this_thread::sleep_for(100ms);
   auto before = std::chrono::steady_clock::now();
   server->stop();

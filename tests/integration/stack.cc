@@ -38,15 +38,6 @@ HttpResult httpRequest(int port, const std::string& method, const std::string& t
   return r;
 }
 
-bool eventually(const std::function<bool()>& check, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    if (check()) return true;
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-}
-
 DevNode::DevNode(const std::string& profile, std::vector<std::string> flags, int port) {
   std::vector<std::string> argv{binPath("bb-devnode"), "--listen",
                                 "127.0.0.1:" + std::to_string(port), "--profile", profile};

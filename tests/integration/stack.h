@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "support/await.h"
 #include "support/process.h"
 
 namespace bbtest {
@@ -29,10 +30,6 @@ HttpResult httpRequest(int port, const std::string& method, const std::string& t
 inline HttpResult httpGet(int port, const std::string& target) {
   return httpRequest(port, "GET", target);
 }
-
-/// Polls `check` every 50 ms until it returns true or `timeout` passes.
-bool eventually(const std::function<bool()>& check,
-                std::chrono::milliseconds timeout = std::chrono::seconds(15));
 
 class DevNode {
  public:

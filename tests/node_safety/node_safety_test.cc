@@ -73,7 +73,7 @@ int unreachableSamples(int agent_port, std::chrono::milliseconds for_how_long,
       ++bad;
       if (example->empty()) *example = h.dump();
     }
-    std::this_thread::sleep_for(200ms);
+    std::this_thread::sleep_for(200ms);  // sampling over a window: the window is the behaviour
   }
   return bad;
 }
@@ -119,7 +119,7 @@ TEST(NodeSafety, TheAgentAtItsDefaultsDoesNoHarmAndNeverOverstatesHealth) {
   // Rate: steady requests per second over 10 s, after the start-up.
   const uint64_t before = nodeRequests(np);
   const auto t0 = Clock::now();
-  std::this_thread::sleep_for(10s);
+  std::this_thread::sleep_for(10s);  // a rate over a window: the window is the measurement
   const double rate = static_cast<double>(nodeRequests(np) - before) /
                       std::chrono::duration<double>(Clock::now() - t0).count();
   RecordProperty("steady_requests_per_second", std::to_string(rate));
@@ -143,7 +143,8 @@ TEST(NodeSafety, TheAgentAtItsDefaultsDoesNoHarmAndNeverOverstatesHealth) {
   const Json pre = hazards(np);
   ASSERT_EQ(bbtest::httpRequest(np, "POST", "/_devnode/replace").status, 200);
   ASSERT_TRUE(eventually([&] { return intOf(hazards(np)["replacements"]) == 1; }, 10s));
-  // Five cycles on the empty chain: light.latest_header must never reach it.
+  // Five cycles on the empty chain: light.latest_header must never reach it (something that must
+  // not happen over a window: a sleep, not an await).
   std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int>(kIntervalSeconds * 5000)));
   Json h = hazards(np);
   EXPECT_EQ(intOf(h["panics"]), 0) << h.dump();

@@ -193,23 +193,24 @@ TEST(FleetTest, ThreeNodesOnePrometheusOneAlertmanager) {
   ASSERT_GE(fleet_queries.size(), 12u) << "the fleet overview row lost its queries";
   std::map<size_t, std::string> wrong;  // query index -> last answer
   for (size_t i = 0; i < fleet_queries.size(); ++i) wrong[i] = "(not asked yet)";
-  auto deadline = std::chrono::steady_clock::now() + seconds(60);
-  while (!wrong.empty() && std::chrono::steady_clock::now() < deadline) {
-    for (auto it = wrong.begin(); it != wrong.end();) {
-      std::string body;
-      auto result =
-          prometheus.query(bbtest::grafanaExpr(fleet_queries[it->first].expr), nullptr, &body);
-      std::multiset<std::string> nodes;
-      for (const auto& s : result.asArray()) nodes.insert(label(s["metric"], "node"));
-      if (nodes == std::multiset<std::string>(kNodes.begin(), kNodes.end())) {
-        it = wrong.erase(it);
-      } else {
-        it->second = "nodes " + dump(nodes) + ": " + body;
-        ++it;
-      }
-    }
-    if (!wrong.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  }
+  bbtest::eventually(
+      [&] {
+        for (auto it = wrong.begin(); it != wrong.end();) {
+          std::string body;
+          auto result =
+              prometheus.query(bbtest::grafanaExpr(fleet_queries[it->first].expr), nullptr, &body);
+          std::multiset<std::string> nodes;
+          for (const auto& s : result.asArray()) nodes.insert(label(s["metric"], "node"));
+          if (nodes == std::multiset<std::string>(kNodes.begin(), kNodes.end())) {
+            it = wrong.erase(it);
+          } else {
+            it->second = "nodes " + dump(nodes) + ": " + body;
+            ++it;
+          }
+        }
+        return wrong.empty();
+      },
+      seconds(60), std::chrono::milliseconds(500));
   for (const auto& [i, answer] : wrong) {
     ADD_FAILURE() << "fleet panel '" << fleet_queries[i].panel
                   << "' does not return one series per node: "

@@ -333,28 +333,29 @@ TEST(GrafanaDashboardTest, EveryPanelQueryReturnsSeriesFromARealPrometheus) {
   // view's "Blocks in 10 min" needs an offset the test shortens (10m -> 20s) like the rules.
   std::map<size_t, std::string> missing;  // query index -> last answer
   for (size_t i = 0; i < queries.size(); ++i) missing[i] = "(not asked yet)";
-  auto deadline = std::chrono::steady_clock::now() + seconds(40);
-  while (!missing.empty() && std::chrono::steady_clock::now() < deadline) {
-    for (auto it = missing.begin(); it != missing.end();) {
-      std::string expr = bbtest::grafanaExpr(queries[it->first].expr);
-      int status = 0;
-      std::string body;
-      auto result = prometheus.query(expr, &status, &body);
-      if (status == 400) {
-        ADD_FAILURE() << "panel '" << queries[it->first].panel << "': Prometheus rejects " << expr
-                      << ": " << body;
-        it = missing.erase(it);
-        continue;
-      }
-      if (result.isArray() && result.size() > 0) {
-        it = missing.erase(it);
-      } else {
-        it->second = body;
-        ++it;
-      }
-    }
-    if (!missing.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  }
+  bbtest::eventually(
+      [&] {
+        for (auto it = missing.begin(); it != missing.end();) {
+          std::string expr = bbtest::grafanaExpr(queries[it->first].expr);
+          int status = 0;
+          std::string body;
+          auto result = prometheus.query(expr, &status, &body);
+          if (status == 400) {
+            ADD_FAILURE() << "panel '" << queries[it->first].panel << "': Prometheus rejects "
+                          << expr << ": " << body;
+            it = missing.erase(it);
+            continue;
+          }
+          if (result.isArray() && result.size() > 0) {
+            it = missing.erase(it);
+          } else {
+            it->second = body;
+            ++it;
+          }
+        }
+        return missing.empty();
+      },
+      seconds(40), std::chrono::milliseconds(500));
   for (const auto& [i, answer] : missing) {
     ADD_FAILURE() << "panel '" << queries[i].panel << "': no series for "
                   << bbtest::grafanaExpr(queries[i].expr) << "\n  last answer: " << answer;

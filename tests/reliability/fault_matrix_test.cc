@@ -85,6 +85,12 @@ bool allFresh(int port) {
 
 bool recovered(int port) { return allFresh(port) && healthStatus(port) == "ok"; }
 
+// A plugin's failed collects in a row, as /health reports them (-1 when it does not).
+int consecutiveFailures(int port, const std::string& plugin) {
+  const Json n = getJson(port, "/health")["plugins"][plugin]["consecutive_failures"];
+  return n.isNumber() ? static_cast<int>(n.asInt()) : -1;
+}
+
 // Every endpoint answers within the bound with a JSON body (or the Prometheus text), whatever
 // the node does. `allow_no_data`: sections may be 503 no_data when nothing was ever collected.
 void expectEveryEndpointAnswersAtOnce(int port, bool allow_no_data = false) {
@@ -210,8 +216,10 @@ TEST(FaultMatrix, NodeDownAtStartThenAppears) {
   const Json markets = getJson(agent.port(), "/theblock/markets/health");
   EXPECT_EQ(markets["overall_status"].asString(), "down") << markets.dump();
   EXPECT_TRUE(markets["markets"]["storage"]["total_stored"].isNull());
-  // Some seconds of failures: the plugins must not back off past one interval (quarantine).
-  std::this_thread::sleep_for(std::chrono::seconds(3));
+  // Failures past the quarantine threshold (5 in a row): the plugins must not back off past one
+  // interval (quarantine).
+  EXPECT_TRUE(eventually([&] { return consecutiveFailures(agent.port(), "network") >= 6; }))
+      << getJson(agent.port(), "/health").dump();
 
   DevNode node("spec", {"--block-ms", "300"}, node_port);
   EXPECT_TRUE(eventually([&] { return recovered(agent.port()); }, kRecoveryBound))
@@ -234,9 +242,9 @@ TEST(FaultMatrix, NodeDiesMidRunThenComesBack) {
   const Json health = getJson(s.port(), "/health");
   EXPECT_TRUE(isFalse(health["node"]["reachable"]));
   EXPECT_TRUE(health["node"]["last_answer_age_seconds"].isNumber());
-  // Long enough for five failures in a row and more: a node outage is not the plugins' fault,
-  // so none is quarantined (its backoff would delay recovery far past one interval).
-  std::this_thread::sleep_for(std::chrono::seconds(4));
+  // Five failures in a row and more: a node outage is not the plugins' fault, so none is
+  // quarantined (its backoff would delay recovery far past one interval).
+  eventually([&] { return consecutiveFailures(s.port(), "network") >= 6; });
   const Json plugins = getJson(s.port(), "/health")["plugins"];
   EXPECT_GE(plugins["network"]["consecutive_failures"].asInt(), 5) << plugins.dump();
   for (const auto& p : plugins.asObject())
@@ -298,8 +306,10 @@ TEST(FaultMatrix, HangingNodeEveryEndpointAnswersAtOnce) {
   expectEverythingStale(s.port());
   EXPECT_EQ(healthStatus(s.port()), "degraded");
   // Hung connections are given up at each collect's deadline, not kept: the fds stay bounded
-  // while the node hangs.
-  std::this_thread::sleep_for(std::chrono::seconds(2));
+  // while the node hangs (two more deadlines passed).
+  const int failed = consecutiveFailures(s.port(), "network");
+  EXPECT_TRUE(eventually([&] { return consecutiveFailures(s.port(), "network") >= failed + 2; }))
+      << getJson(s.port(), "/health").dump();
   EXPECT_LE(procStats(s.agent->process().pid()).fds, s.baseline.fds + kFdSlack);
   ASSERT_TRUE(clearFaults(*s.node));
   s.expectRecoveredAndNoLeak();
@@ -328,7 +338,9 @@ TEST_P(OneMethodFaults, OnlyTheStoragePluginGoesStaleAndRecovers) {
     return isTrue(storage["stale"]);
   })) << storage.dump();
   // Let several cycles fail: the storage figures stay the last ones, never replaced by nulls.
-  std::this_thread::sleep_for(std::chrono::seconds(1));
+  const int failed = consecutiveFailures(s.port(), "storage");
+  EXPECT_TRUE(eventually([&] { return consecutiveFailures(s.port(), "storage") >= failed + 3; }))
+      << getJson(s.port(), "/health").dump();
   storage = getJson(s.port(), "/theblock/markets/health")["markets"]["storage"];
   expectStaleSnapshot(storage, "storage");
   EXPECT_TRUE(storage["total_stored"].isInt()) << "last data kept: " << storage.dump();
@@ -421,7 +433,8 @@ TEST(FaultMatrix, RateLimitBanPausesEveryCallToTheNode) {
       << healthReasons(s.port());
   expectEveryEndpointAnswersAtOnce(s.port(), /*allow_no_data=*/true);
   // Calls already on the wire when the ban began end within their deadline; after that the
-  // node sees nothing more from the agent while the ban lasts.
+  // node sees nothing more from the agent while the ban lasts. Both pauses are the behaviour
+  // under test (no event marks "nothing was sent for 2 s"), so they are sleeps, not awaits.
   std::this_thread::sleep_for(std::chrono::seconds(1));
   const long seen = bbrel::nodeHttpRequests(*s.node);
   std::this_thread::sleep_for(std::chrono::seconds(2));
@@ -449,7 +462,8 @@ TEST(FaultMatrix, BanWithRetryAfterIsWaitedOutThenCallsResume) {
   EXPECT_TRUE(eventually(
       [&] { return isTrue(getJson(agent.port(), "/theblock/network/metrics")["stale"]); },
       std::chrono::seconds(3)));
-  // While banned, at most the calls already in flight reach the node.
+  // While banned, at most the calls already in flight reach the node: a window of silence is
+  // the behaviour under test, so this is a sleep, not an await.
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   if (std::chrono::steady_clock::now() - ban_start < std::chrono::milliseconds(2800)) {
     EXPECT_LE(proxy.requests(), during + 8) << "the agent kept calling during the ban";

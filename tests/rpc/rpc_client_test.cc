@@ -782,7 +782,7 @@ TEST(RpcClient, ShutdownWakesACallWaitingForARateToken) {
   ASSERT_TRUE(client.call("a").ok());
   auto waiter =
       std::async(std::launch::async, [&] { return client.call("b", "{}", Clock::now() + 60s); });
-  std::this_thread::sleep_for(100ms);
+  std::this_thread::sleep_for(100ms);  // let it start waiting; correctness does not depend on it
   client.shutdown();
   EXPECT_EQ(waiter.get().status, RpcStatus::Shutdown);
   EXPECT_EQ(node.requests(), 1);
@@ -888,7 +888,7 @@ TEST(RpcSharing, ASuccessIsReusedOnlyWithinTheWindowAndOnlyForTheSameCall) {
   {
     RpcClient client(config);
     client.call("a.b");
-    std::this_thread::sleep_for(20ms);
+    std::this_thread::sleep_for(20ms);  // the share window passing is the behaviour under test
     EXPECT_FALSE(client.call("a.b").shared);  // older than 1 ms: asked again
     EXPECT_EQ(node.requests(), 5);
   }
@@ -916,6 +916,7 @@ TEST(RpcSharing, AFailureReachesTheWaitersButIsNotReused) {
   auto first = std::async(std::launch::async, [&] { return client.call("m.x"); });
   ASSERT_TRUE(node.waitForRequests(1, 5000ms));
   auto second = std::async(std::launch::async, [&] { return client.call("m.x"); });
+  // Lets the second call join the first (the client has no hook that says it has).
   std::this_thread::sleep_for(100ms);
   node.release();
   RpcOutcome a = first.get();
@@ -1081,7 +1082,7 @@ TEST(MethodPolicy, PipelineReadsGoOneAtATimeAndOncePerInterval) {
 TEST(MethodPolicy, APipelineReadOutlivesItsCallersDeadlineAndIsKept) {
   TestNode node(
       [](TestNode&, const Seen& seen, int, HTTPServerRequest&, HTTPServerResponse& response) {
-        std::this_thread::sleep_for(600ms);
+        std::this_thread::sleep_for(600ms);  // a node slow on purpose: the fixture's behaviour
         replyResult(response, seen, "{\"manifests\":[]}");
       });
   RpcClient client(configFor(node));
@@ -1264,7 +1265,7 @@ TEST(Https, ASilentPeerCannotHoldTheHandshakePastTheDeadline) {
   // And shutdown() cuts a handshake in flight.
   auto pending =
       std::async(std::launch::async, [&] { return client.call("b", "{}", Clock::now() + 60s); });
-  std::this_thread::sleep_for(100ms);
+  std::this_thread::sleep_for(100ms);  // let the handshake start; correctness does not depend on it
   client.shutdown();
   ASSERT_EQ(pending.wait_for(5s), std::future_status::ready);
   EXPECT_EQ(pending.get().status, RpcStatus::Shutdown);

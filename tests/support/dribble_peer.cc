@@ -7,6 +7,8 @@
 
 #include <stdexcept>
 
+#include "support/await.h"
+
 namespace bbtest {
 
 using Clock = std::chrono::steady_clock;
@@ -36,12 +38,7 @@ DribblePeer::~DribblePeer() {
 }
 
 bool DribblePeer::waitForRequests(int n, std::chrono::milliseconds limit) const {
-  const auto until = Clock::now() + limit;
-  while (requests_.load() < n) {
-    if (Clock::now() >= until) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return true;
+  return eventually([&] { return requests_.load() >= n; }, limit, std::chrono::milliseconds(10));
 }
 
 std::string DribblePeer::jsonReply(const std::string& result, size_t pad) {
@@ -91,7 +88,7 @@ void DribblePeer::serve(int fd) {
     while (!stop_ && sent < reply_.size() && Clock::now() < until) {
       if (::send(fd, reply_.data() + sent, 1, MSG_NOSIGNAL) != 1) break;
       ++sent;
-      std::this_thread::sleep_for(gap_);
+      std::this_thread::sleep_for(gap_);  // dribbling is the behaviour under test: not awaited
     }
   }
   ::close(fd);

@@ -19,6 +19,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "support/await.h"
+
 extern char** environ;
 
 namespace bbtest {
@@ -131,22 +133,17 @@ void ChildProcess::signal(int sig) {
 
 std::optional<int> ChildProcess::wait(std::chrono::milliseconds timeout) {
   if (impl_->status) return impl_->status;
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    int st = 0;
-    pid_t r = waitpid(pid_, &st, WNOHANG);
-    if (r == pid_) {
-      impl_->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-      // What the child wrote just before it exited may still be in the pipe: let the reader
-      // drain it, so that output() after wait() holds everything (bounded: a grandchild that
-      // inherited the pipe may keep it open).
-      std::unique_lock<std::mutex> lock(impl_->mu);
-      impl_->cv.wait_for(lock, std::chrono::seconds(2), [&] { return impl_->eof; });
-      return impl_->status;
-    }
-    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  int st = 0;
+  const bool exited = eventually([&] { return waitpid(pid_, &st, WNOHANG) == pid_; }, timeout,
+                                 std::chrono::milliseconds(10));
+  if (!exited) return std::nullopt;
+  impl_->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  // What the child wrote just before it exited may still be in the pipe: let the reader drain
+  // it, so that output() after wait() holds everything (bounded: a grandchild that inherited the
+  // pipe may keep it open).
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  impl_->cv.wait_for(lock, std::chrono::seconds(2), [&] { return impl_->eof; });
+  return impl_->status;
 }
 
 bool ChildProcess::running() { return !wait(std::chrono::milliseconds(0)).has_value(); }

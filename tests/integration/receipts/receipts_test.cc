@@ -81,10 +81,9 @@ bool settled(int port, const std::string& query = "") {
         const int64_t now = agentTotal(port, query);
         same = now == last ? same + 1 : 0;
         last = now;
-        std::this_thread::sleep_for(std::chrono::milliseconds(300));
         return same >= 3;
       },
-      std::chrono::seconds(30));
+      std::chrono::seconds(30), std::chrono::milliseconds(300));
 }
 
 void advance(DevNode& node, int blocks) {
@@ -100,6 +99,8 @@ std::unique_ptr<Agent> killWhileIngesting(DevNode& node, const TempDir& home,
                                           std::unique_ptr<Agent> agent, int rounds) {
   for (int round = 0; round < rounds; ++round) {
     advance(node, 40);
+    // The moment of the kill is the behaviour under test (a different point of the ingest each
+    // round), so it is a sleep, not an await.
     std::this_thread::sleep_for(std::chrono::milliseconds(150 + 200 * round));
     agent->process().signal(SIGKILL);
     agent->process().wait(std::chrono::seconds(5));
@@ -150,6 +151,7 @@ TEST(ReceiptsBacklog, SpecBacklogConvergesWithTheDefaultDeadline) {
   // Blocks land while the agent pages through the backlog.
   for (int i = 0; i < 3; ++i) {
     advance(node, 25);
+    // The node's block pace (what --block-ms would set), not a wait for the agent.
     std::this_thread::sleep_for(std::chrono::milliseconds(700));
   }
   const std::vector<std::string> truth = truthIds(node);
