@@ -396,6 +396,74 @@ def write_results(name, title, sections, raw, command):
         json.dump({"machine": m, "time": stamp, "commit": git_commit(), "data": raw}, f, indent=1)
 
 
+NGINX_CONF = """worker_processes auto;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+daemon off;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  default_type application/json;
+  sendfile on;
+  tcp_nodelay on;
+  keepalive_timeout 65;
+  keepalive_requests 1000000;
+  client_body_temp_path {dir}/tmp;
+  server {{
+    listen 127.0.0.1:{port} backlog=1024;
+    root {dir}/root;
+    location / {{ }}
+  }}
+{tls_server}}}
+"""
+
+NGINX_TLS_SERVER = """  server {{
+    listen 127.0.0.1:{port} ssl backlog=1024;
+    ssl_certificate {cert};
+    ssl_certificate_key {key};
+    root {dir}/root;
+    location / {{ }}
+  }}
+"""
+
+
+def start_nginx(bodies, tls=None):
+    """nginx serving each body at its endpoint's path (the query string is ignored); with
+    tls=(cert_file, key_file), also over HTTPS on a second port. Returns (child, port, tls_port
+    or None)."""
+    which_or_die("nginx", "nginx-light")
+    d = tempfile.mkdtemp(prefix="bb-bench-nginx-")
+    os.chmod(d, 0o755)  # workers run as an unprivileged user when started as root
+    os.makedirs(os.path.join(d, "tmp"))
+    for path, body in bodies.items():
+        f = os.path.join(d, "root", path.split("?")[0].lstrip("/"))
+        os.makedirs(os.path.dirname(f), exist_ok=True)
+        with open(f, "wb") as out:
+            out.write(body)
+    for root, dirs, files in os.walk(d):
+        for n in dirs:
+            os.chmod(os.path.join(root, n), 0o755)
+        for n in files:
+            os.chmod(os.path.join(root, n), 0o644)
+    port = free_port()
+    tls_port = free_port() if tls else None
+    tls_server = (NGINX_TLS_SERVER.format(dir=d, port=tls_port, cert=tls[0], key=tls[1])
+                  if tls else "")
+    conf = os.path.join(d, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(NGINX_CONF.format(dir=d, port=port, tls_server=tls_server))
+    child = Child("nginx", ["nginx", "-c", conf, "-p", d], workdir=d)
+    c = Http(port)
+    first = next(iter(bodies))
+    wait_until(lambda: c.get(first)[0] == 200, 10, "nginx to serve its files")
+    for path, body in bodies.items():
+        status, got = c.get(path)
+        if status != 200 or got != body:
+            die(f"nginx does not serve the agent's bytes for {path} (HTTP {status})")
+    c.close()
+    return child, port, tls_port
+
+
 def verdict(ok):
     return "met" if ok else "NOT met"
 

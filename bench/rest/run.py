@@ -17,9 +17,7 @@ Prometheus scrape (one request every few seconds), not a dashboard endpoint.
 """
 
 import os
-import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
@@ -31,59 +29,6 @@ ENDPOINTS = [
     ("/theblock/receipts?limit=100", True),
     ("/metrics", False),
 ]
-
-NGINX_CONF = """worker_processes auto;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-daemon off;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  default_type application/json;
-  sendfile on;
-  tcp_nodelay on;
-  keepalive_timeout 65;
-  keepalive_requests 1000000;
-  client_body_temp_path {dir}/tmp;
-  server {{
-    listen 127.0.0.1:{port} backlog=1024;
-    root {dir}/root;
-    location / {{ }}
-  }}
-}}
-"""
-
-
-def start_nginx(bodies):
-    """nginx serving each body at its endpoint's path (the query string is ignored)."""
-    bb.which_or_die("nginx", "nginx-light")
-    d = tempfile.mkdtemp(prefix="bb-bench-nginx-")
-    os.chmod(d, 0o755)  # workers run as an unprivileged user when started as root
-    os.makedirs(os.path.join(d, "tmp"))
-    for path, body in bodies.items():
-        f = os.path.join(d, "root", path.split("?")[0].lstrip("/"))
-        os.makedirs(os.path.dirname(f), exist_ok=True)
-        with open(f, "wb") as out:
-            out.write(body)
-    for root, dirs, files in os.walk(d):
-        for n in dirs:
-            os.chmod(os.path.join(root, n), 0o755)
-        for n in files:
-            os.chmod(os.path.join(root, n), 0o644)
-    port = bb.free_port()
-    conf = os.path.join(d, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write(NGINX_CONF.format(dir=d, port=port))
-    child = bb.Child("nginx", ["nginx", "-c", conf, "-p", d], workdir=d)
-    c = bb.Http(port)
-    bb.wait_until(lambda: c.get("/metrics")[0] == 200, 10, "nginx to serve its files")
-    for path, body in bodies.items():
-        status, got = c.get(path)
-        if status != 200 or got != body:
-            bb.die(f"nginx does not serve the agent's bytes for {path} (HTTP {status})")
-    c.close()
-    return child, port
-
 
 def fmt_errors(r):
     kinds = ", ".join(f"{k} {r[k]}" for k in ("connect", "read", "write", "status", "timeout")
@@ -114,7 +59,7 @@ def main():
             bb.die(f"the agent answered {status} to {p}")
         bodies[p] = body
     c.close()
-    nginx, nginx_port = start_nginx(bodies)
+    nginx, nginx_port, _ = bb.start_nginx(bodies)
     stat = bb.ProcStat(agent.pid)
 
     raw = []
