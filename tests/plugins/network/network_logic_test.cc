@@ -8,18 +8,13 @@
 #include <map>
 #include <sstream>
 
+#include "fixture.h"
 #include "scripted_node.h"
 
 namespace blockbuster::network {
 namespace {
 
-Json fixture(const std::string& name) {
-  std::ifstream in(std::string(NETWORK_FIXTURES_DIR) + "/" + name);
-  if (!in) throw std::runtime_error("missing fixture " + name);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return Json::parse(ss.str());
-}
+Json fixture(const std::string& name) { return bbtest::readFixture(NETWORK_FIXTURES_DIR, name); }
 
 using node::scripted::notFound;
 using node::scripted::ok;

@@ -11,6 +11,8 @@
 #include <sstream>
 #include <string>
 
+#include "fixture.h"
+
 namespace {
 
 using blockbuster::Json;
@@ -19,12 +21,7 @@ using blockbuster::testing::PluginLibrary;
 using blockbuster::testing::PluginRunner;
 using blockbuster::testing::Reply;
 
-Json fixture(const std::string& name) {
-  std::ifstream in(std::string(NETWORK_FIXTURES_DIR) + "/" + name);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return Json::parse(ss.str());
-}
+Json fixture(const std::string& name) { return bbtest::readFixture(NETWORK_FIXTURES_DIR, name); }
 
 class NetworkPluginTest : public ::testing::Test {
  protected:

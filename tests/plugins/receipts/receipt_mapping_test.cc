@@ -6,18 +6,14 @@
 #include <fstream>
 #include <sstream>
 
+#include "fixture.h"
+
 namespace rx = blockbuster::receipts;
 using blockbuster::Json;
 
 namespace {
 
-Json fixture(const std::string& name) {
-  std::ifstream in(std::string(BB_RECEIPTS_FIXTURES) + "/" + name);
-  EXPECT_TRUE(in.good()) << name;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return Json::parse(ss.str());
-}
+Json fixture(const std::string& name) { return bbtest::readFixture(BB_RECEIPTS_FIXTURES, name); }
 
 std::string badQuery(std::vector<std::pair<std::string, std::string>> q) {
   auto p = rx::parseReceiptQuery(q);

@@ -10,6 +10,7 @@
 #include <sstream>
 #include <string>
 
+#include "fixture.h"
 #include "support/process.h"
 
 namespace {
@@ -21,12 +22,7 @@ using blockbuster::testing::PluginLibrary;
 using blockbuster::testing::PluginRunner;
 using blockbuster::testing::Reply;
 
-Json fixture(const std::string& name) {
-  std::ifstream in(std::string(BB_RECEIPTS_FIXTURES) + "/" + name);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return Json::parse(ss.str());
-}
+Json fixture(const std::string& name) { return bbtest::readFixture(BB_RECEIPTS_FIXTURES, name); }
 
 class ReceiptsPluginTest : public ::testing::Test {
  protected:

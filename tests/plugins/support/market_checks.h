@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "fixture.h"
 #include "market_common.h"
 
 namespace blockbuster::markets::checks {
@@ -23,13 +24,7 @@ class Fixtures {
  public:
   explicit Fixtures(std::string dir) : dir_(std::move(dir)) {}
   /// The JSON of `name`; a missing file fails the test.
-  Json json(const std::string& name) const {
-    std::ifstream in(dir_ + "/" + name);
-    EXPECT_TRUE(in.good()) << "missing fixture " << name;
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return Json::parse(ss.str());
-  }
+  Json json(const std::string& name) const { return bbtest::readFixture(dir_, name); }
   /// The answers recorded in `name`.
   Answers answers(const std::string& name) const { return answersFromRecording(json(name)); }
 
