@@ -1,6 +1,7 @@
 #include "rpc/rpc_client.h"
 
 #include <blockbuster/json.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <cctype>
@@ -282,7 +283,11 @@ void RpcClient::Impl::ensureWorkers() {
   std::lock_guard<std::mutex> lock(workers_mutex);
   if (!workers.empty() || workers_stop) return;
   const int count = std::min(config.max_connections, kMaxWorkers);
-  for (int i = 0; i < count; ++i) workers.emplace_back([this] { workerLoop(); });
+  for (int i = 0; i < count; ++i) {
+    workers.emplace_back([this] { workerLoop(); });
+    // Named for what they do (they would inherit the name of the plugin that called first).
+    pthread_setname_np(workers.back().native_handle(), ("bb-rpc-" + std::to_string(i)).c_str());
+  }
 }
 
 void RpcClient::Impl::runBatchItems(Batch& batch) {

@@ -11,29 +11,126 @@ using blockbuster::Json;
 
 namespace {
 
-bool volatileKey(const std::string& key) {
-  static const std::string kSuffix = "_age_seconds";
+bool volatileKey(std::string_view key) {
+  constexpr std::string_view kSuffix = "_age_seconds";
   return key == "age_seconds" || key == "uptime_seconds" ||
-         (key.size() > kSuffix.size() &&
-          key.compare(key.size() - kSuffix.size(), kSuffix.size(), kSuffix) == 0);
+         (key.size() > kSuffix.size() && key.substr(key.size() - kSuffix.size()) == kSuffix);
 }
 
-Json withoutVolatile(const Json& v, bool top) {
-  if (v.isObject()) {
-    Json out = Json::object();
-    for (const auto& kv : v.asObject()) {
-      if (volatileKey(kv.first) || (top && kv.first == "timestamp")) continue;
-      out[kv.first] = withoutVolatile(kv.second, false);
+// Hashes a JSON text as it reads it, leaving out the volatile members, without building it: the
+// hub fingerprints every stream on every pass, and a tree of the history or receipts stream was
+// the largest allocation of an idle agent (issue 18: about 2 MiB at its peak). Whitespace outside
+// strings is not hashed; members and elements are hashed with a separator, so leaving a member
+// out cannot make two different bodies alike.
+class Fingerprinter {
+ public:
+  explicit Fingerprinter(std::string_view text) : s_(text) {}
+
+  bool run() {
+    if (!value(0)) return false;
+    space();
+    return i_ == s_.size();
+  }
+
+  std::string digest() const {
+    static const char* kHex = "0123456789abcdef";
+    std::string out;
+    for (uint64_t h : {a_, b_})
+      for (int shift = 60; shift >= 0; shift -= 4) out += kHex[(h >> shift) & 0xf];
+    return out;
+  }
+
+ private:
+  static constexpr int kMaxDepth = 128;
+
+  void add(char c) {
+    auto u = static_cast<unsigned char>(c);
+    a_ = (a_ ^ u) * 0x100000001b3ULL;  // FNV-1a
+    b_ = (b_ + u + 1) * 0x9e3779b97f4a7c15ULL;
+    b_ ^= b_ >> 29;
+  }
+  void add(std::string_view v) {
+    for (char c : v) add(c);
+  }
+  void space() {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\n' || s_[i_] == '\r' || s_[i_] == '\t'))
+      ++i_;
+  }
+  // The raw text of a string, quotes included; escapes are kept as written.
+  bool string(std::string_view& out) {
+    size_t start = i_++;
+    while (i_ < s_.size() && s_[i_] != '"') i_ += s_[i_] == '\\' ? 2 : 1;
+    if (i_ >= s_.size()) return false;
+    out = s_.substr(start, ++i_ - start);
+    return true;
+  }
+  bool scalar(bool hash) {
+    size_t start = i_;
+    while (i_ < s_.size() && std::string_view(",}] \n\r\t").find(s_[i_]) == std::string_view::npos)
+      ++i_;
+    if (i_ == start) return false;
+    if (hash) add(s_.substr(start, i_ - start));
+    return true;
+  }
+  // hash=false skips a value: a volatile member's.
+  bool value(int depth, bool hash = true) {
+    space();
+    if (i_ >= s_.size() || depth > kMaxDepth) return false;
+    char c = s_[i_];
+    if (c == '"') {
+      std::string_view v;
+      if (!string(v)) return false;
+      if (hash) add(v);
+      return true;
     }
-    return out;
+    if (c != '{' && c != '[') return scalar(hash);
+    bool object = c == '{';
+    char close = object ? '}' : ']';
+    if (hash) add(c);
+    ++i_;
+    space();
+    if (i_ < s_.size() && s_[i_] == close) {
+      ++i_;
+      if (hash) add(close);
+      return true;
+    }
+    for (;;) {
+      if (object) {
+        space();
+        std::string_view key;
+        if (i_ >= s_.size() || s_[i_] != '"' || !string(key)) return false;
+        space();
+        if (i_ >= s_.size() || s_[i_] != ':') return false;
+        ++i_;
+        std::string_view bare = key.substr(1, key.size() - 2);
+        bool keep = hash && !volatileKey(bare) && !(depth == 0 && bare == "timestamp");
+        if (keep) {
+          add(key);
+          add(':');
+        }
+        if (!value(depth + 1, keep)) return false;
+        if (keep) add(',');
+      } else {
+        if (!value(depth + 1, hash)) return false;
+        if (hash) add(',');
+      }
+      space();
+      if (i_ >= s_.size()) return false;
+      if (s_[i_] == close) {
+        ++i_;
+        if (hash) add(close);
+        return true;
+      }
+      if (s_[i_] != ',') return false;
+      ++i_;
+    }
   }
-  if (v.isArray()) {
-    Json out = Json::array();
-    for (const auto& item : v.asArray()) out.push_back(withoutVolatile(item, false));
-    return out;
-  }
-  return v;
-}
+
+  std::string_view s_;
+  size_t i_ = 0;
+  uint64_t a_ = 0xcbf29ce484222325ULL;
+  uint64_t b_ = 0x84222325cbf29ce4ULL;
+};
 
 void appendTail(std::string& out, int64_t timestamp_ms) {
   out += ",\"timestamp\":";
@@ -52,11 +149,8 @@ int64_t unixMillis() {
 }
 
 std::string contentFingerprint(const std::string& body) {
-  try {
-    return withoutVolatile(Json::parse(body), true).dump();
-  } catch (const blockbuster::JsonError&) {
-    return body;
-  }
+  Fingerprinter f(body);
+  return f.run() ? f.digest() : "raw:" + body;
 }
 
 std::string healthFingerprint(const std::string& health_body) {

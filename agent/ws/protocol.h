@@ -32,8 +32,9 @@ int64_t unixMillis();
 
 /// The data of a section or composed body without the fields that change every second (the
 /// top-level "timestamp", and "age_seconds", "uptime_seconds", "*_age_seconds" at any depth),
-/// re-serialized: two bodies with the same fingerprint carry the same information. A body that
-/// does not parse is its own fingerprint.
+/// as a 128-bit digest of the rest (whitespace outside strings ignored), computed while reading the
+/// text, without building it: two bodies with the same fingerprint carry the same information. A
+/// body that is not well-formed JSON is its own fingerprint.
 std::string contentFingerprint(const std::string& body);
 
 /// What a health change means for a page: status, reasons, node reachability (and ban), and each

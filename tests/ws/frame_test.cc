@@ -196,6 +196,29 @@ TEST(Protocol, FingerprintIgnoresAgeFieldsOnly) {
             contentFingerprint(R"({"r":[{"timestamp":2}]})"));
 }
 
+TEST(Protocol, FingerprintReadsStringsArraysAndLayout) {
+  // Layout outside strings is not content; inside strings it is.
+  EXPECT_EQ(contentFingerprint(R"({"a":[1,2],"b":"x y"})"),
+            contentFingerprint("{ \"a\" : [ 1 , 2 ] ,\n \"b\" : \"x y\" }"));
+  EXPECT_NE(contentFingerprint(R"({"b":"x y"})"), contentFingerprint(R"({"b":"xy"})"));
+  // Braces, quotes and key-like text inside strings are data.
+  EXPECT_NE(contentFingerprint(R"({"s":"}\"age_seconds\":1"})"),
+            contentFingerprint(R"({"s":"}\"age_seconds\":2"})"));
+  // Ages inside arrays of objects are left out; their siblings are not.
+  EXPECT_EQ(contentFingerprint(R"({"p":[{"id":1,"age_seconds":3},{"id":2}]})"),
+            contentFingerprint(R"({"p":[{"id":1,"age_seconds":9},{"id":2}]})"));
+  EXPECT_NE(contentFingerprint(R"({"p":[{"id":1},{"id":2}]})"),
+            contentFingerprint(R"({"p":[{"id":1,"id":2}]})"));
+  // Leaving an object or array value out is not the same as an empty one.
+  EXPECT_NE(contentFingerprint(R"({"a":{},"age_seconds":{"x":[1]}})"),
+            contentFingerprint(R"({"a":{"x":[1]}})"));
+  EXPECT_NE(contentFingerprint(R"({"a":[],"b":1})"), contentFingerprint(R"({"a":[1]})"));
+  // Not JSON: the text itself, so any change is a change.
+  EXPECT_EQ(contentFingerprint("{\"a\":"), contentFingerprint("{\"a\":"));
+  EXPECT_NE(contentFingerprint("{\"a\":"), contentFingerprint("{\"a\":1"));
+  EXPECT_NE(contentFingerprint(R"({"a":1} x)"), contentFingerprint(R"({"a":1})"));
+}
+
 TEST(Protocol, HealthFingerprintFollowsStatusReachabilityAndPluginStates) {
   auto health = [](const char* status, bool reachable, const char* state, int uptime) {
     return Json{{"status", status},
