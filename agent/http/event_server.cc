@@ -103,10 +103,13 @@ struct Job {
 
 }  // namespace
 
+// Two sets of workers, one per queue: a scrape never waits behind store queries, and store
+// queries run at a lower priority (ServerOptions::deferred_nice) than everything else.
 struct EventServer::Pool {
   std::mutex mutex;
-  std::condition_variable cv;
-  std::deque<std::pair<Loop*, Job>> jobs;      // offloaded up front (/metrics): taken first
+  std::condition_variable jobs_cv;
+  std::condition_variable deferred_cv;
+  std::deque<std::pair<Loop*, Job>> jobs;      // offloaded up front (/metrics, history, IPC)
   std::deque<std::pair<Loop*, Job>> deferred;  // deferred by a handler (store queries)
   bool stopping = false;
   std::vector<std::thread> threads;
@@ -644,7 +647,7 @@ struct EventServer::Loop : net::Loop::Handler {
       }
     }
     if (c.busy) {
-      pool.cv.notify_one();
+      (job.deferred ? pool.deferred_cv : pool.jobs_cv).notify_one();
       return;
     }
     HttpResponse r = job.deferred
@@ -718,44 +721,45 @@ std::string threadName(const std::string& server, const std::string& suffix) {
 }
 }  // namespace
 
+void EventServer::startWorker(bool deferred, const std::string& suffix) {
+  pool_->threads.emplace_back([this, deferred] {
+    if (deferred && options_.deferred_nice > 0)
+      setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), options_.deferred_nice);
+    Pool& pool = *pool_;
+    auto& queue = deferred ? pool.deferred : pool.jobs;
+    auto& cv = deferred ? pool.deferred_cv : pool.jobs_cv;
+    for (;;) {
+      std::pair<Loop*, Job> item;
+      {
+        std::unique_lock<std::mutex> lock(pool.mutex);
+        cv.wait(lock, [&] { return pool.stopping || !queue.empty(); });
+        if (pool.stopping) return;  // what is still queued goes with its connection
+        item = std::move(queue.front());
+        queue.pop_front();
+      }
+      Job& job = item.second;
+      job.request.may_block = true;
+      job.response = flow_.run(std::move(job.request));
+      if (job.response.retry) {
+        // A handler must not defer where it may block: a bug, answered as one.
+        job.response = HttpResponse::error(500, "internal_error",
+                                           "the handler deferred a request on a worker");
+      }
+      item.first->post(std::move(job));
+    }
+  });
+  pthread_setname_np(pool_->threads.back().native_handle(),
+                     threadName(options_.name, suffix).c_str());
+}
+
 void EventServer::start() {
   if (started_) return;
   started_ = true;
   if (options_.offload) {
     const int workers = std::max(1, options_.offload_threads);
-    for (int i = 0; i < workers; ++i) {
-      pool_->threads.emplace_back([this] {
-        Pool& pool = *pool_;
-        if (options_.offload_nice > 0)
-          setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)),
-                      options_.offload_nice);
-        for (;;) {
-          std::pair<Loop*, Job> item;
-          {
-            std::unique_lock<std::mutex> lock(pool.mutex);
-            pool.cv.wait(lock, [&pool] {
-              return pool.stopping || !pool.jobs.empty() || !pool.deferred.empty();
-            });
-            if (pool.stopping) return;  // what is still queued goes with its connection
-            // A scrape does not wait behind a queue of store queries.
-            auto& queue = pool.jobs.empty() ? pool.deferred : pool.jobs;
-            item = std::move(queue.front());
-            queue.pop_front();
-          }
-          Job& job = item.second;
-          job.request.may_block = true;
-          job.response = flow_.run(std::move(job.request));
-          if (job.response.retry) {
-            // A handler must not defer where it may block: a bug, answered as one.
-            job.response = HttpResponse::error(500, "internal_error",
-                                               "the handler deferred a request on a worker");
-          }
-          item.first->post(std::move(job));
-        }
-      });
-      pthread_setname_np(pool_->threads.back().native_handle(),
-                         threadName(options_.name, "w" + std::to_string(i)).c_str());
-    }
+    for (int i = 0; i < workers; ++i) startWorker(false, "w" + std::to_string(i));
+    const int store_workers = std::max(1, options_.deferred_threads);
+    for (int i = 0; i < store_workers; ++i) startWorker(true, "d" + std::to_string(i));
   }
   for (auto& l : loops_) l->loop.start(*l, threadName(options_.name, std::to_string(l->index)));
 }
@@ -772,7 +776,8 @@ void EventServer::stop() {
     pool_->jobs.clear();
     pool_->deferred.clear();
   }
-  pool_->cv.notify_all();
+  pool_->jobs_cv.notify_all();
+  pool_->deferred_cv.notify_all();
   // A worker finishes the request it is answering (a blocking handler has its own deadline).
   for (auto& t : pool_->threads) t.join();
   pool_->threads.clear();

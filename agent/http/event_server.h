@@ -40,6 +40,9 @@ class EventServer {
  private:
   struct Loop;
   struct Pool;
+  /// A worker of the pool: of the deferred queue (store queries, at options.deferred_nice) or of
+  /// the offloaded one. `suffix` ends its thread name.
+  void startWorker(bool deferred, const std::string& suffix);
 
   const RequestFlow& flow_;
   const ServerOptions& options_;

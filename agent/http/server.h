@@ -62,16 +62,22 @@ struct ServerOptions {
   /// answered over IPC by a child process): they run on a pool of offload_threads, not on an
   /// event loop, which keeps serving its other connections meanwhile. Called on loop threads.
   std::function<bool(const HttpRequest&)> offload{};
-  int offload_threads = 4;
+  /// Workers of the requests `offload` picks (at the loops' priority). 2: a scrape and a history
+  /// window at once; more wait in a queue of 256, then 503.
+  int offload_threads = 2;
   /// With `offload` set: requests a handler deferred (HttpResponse::deferred, e.g.
-  /// a receipts page not in the plugin's cache) run again on the same pool; at most this many of
-  /// them wait for a worker, more are answered 503 with Retry-After.
+  /// a receipts page not in the plugin's cache) run again on workers of their own,
+  /// deferred_threads of them; at most max_deferred_queued wait, more are answered 503 with
+  /// Retry-After.
+  int deferred_threads = 2;
   size_t max_deferred_queued = 32;
-  /// The nice value the offload workers run at (Linux: per thread). Above 0,
-  /// the event loops, which answer from memory, win the cores when both want them. Off (0) by
-  /// default: at nice 10, a load that keeps both loops busy starved the workers, and /metrics
-  /// scrapes were refused with 503 (soak: 5 093 of 107 k requests in 20 s; at 0: none).
-  int offload_nice = 0;
+  /// The nice value of the deferred workers (Linux: per thread; a thread may lower its priority,
+  /// not raise it). Store queries are the one open-ended CPU cost a client can ask for; at a
+  /// lower priority the event loops, which answer from memory, win the cores when both want them,
+  /// and a client paging deep cannot slow the dashboard down (issue 20, docs/performance.md).
+  /// Scrapes and history are not affected: they have their own workers at the loops' priority
+  /// (an earlier design ran all workers at nice 10, and a busy pair of loops starved scrapes).
+  int deferred_nice = 10;
 };
 
 /// Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455, 1.3): what HttpServer answers an

@@ -2,12 +2,15 @@
 // check: pipelined requests answered in order, a client that does not read holding no one
 // else up, the keep-alive timeout, requests offloaded to workers, the WebSocket hand-over.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -221,7 +224,7 @@ TEST(EventServer, ADeferredRequestRunsAgainOnAWorkerAndTheQueueIsCapped) {
   };
   bb::ServerOptions o;
   o.event_threads = 1;
-  o.offload_threads = 1;
+  o.deferred_threads = 1;
   o.max_deferred_queued = 1;
   o.offload = [](const bb::HttpRequest&) { return false; };  // nothing offloaded up front
   auto server = serve(o, [&](bb::HttpRequest&& r) {
@@ -261,8 +264,44 @@ TEST(EventServer, ADeferredRequestRunsAgainOnAWorkerAndTheQueueIsCapped) {
   // Each deferred request ran on the loop without leave to block, then once on the worker.
   std::lock_guard<std::mutex> lock(mutex);
   for (const auto& r : runs)
-    EXPECT_EQ(r.thread.find("-w") != std::string::npos, r.may_block) << r.path << " " << r.thread;
+    EXPECT_EQ(r.thread.find("-d") != std::string::npos, r.may_block) << r.path << " " << r.thread;
   EXPECT_EQ(std::count_if(runs.begin(), runs.end(), [](const Run& r) { return r.may_block; }), 2);
+}
+
+TEST(EventServer, ScrapesDoNotWaitBehindStoreQueriesWhichRunAtALowerPriority) {
+  Gate gate;
+  std::mutex mutex;
+  std::map<std::string, int> nice_of;  // path -> the nice value of the thread that answered it
+  bb::ServerOptions o;
+  o.event_threads = 1;
+  o.deferred_threads = 1;
+  o.deferred_nice = 7;
+  o.offload = [](const bb::HttpRequest& r) { return r.path == "/metrics"; };
+  auto server = serve(o, [&](bb::HttpRequest&& r) {
+    if (r.path != "/metrics" && !r.may_block) return bb::HttpResponse::deferred(r);
+    errno = 0;
+    int nice = getpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)));
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      nice_of[r.path] = nice;
+    }
+    if (r.path == "/hold") gate.pass();
+    return echo(r);
+  });
+  // The only store worker is held by a query...
+  RawClient hold(server->port());
+  ASSERT_TRUE(hold.send(get("/hold")));
+  bbtest::eventually([&] { return gate.waiting != 0; }, 5s, 20ms);
+  ASSERT_EQ(gate.waiting, 1);
+  // ...and a scrape is answered meanwhile, by a worker of its own at the loops' priority.
+  RawClient scrape(server->port());
+  ASSERT_TRUE(scrape.send(get("/metrics")));
+  EXPECT_EQ(bodyOf(scrape.readResponse(10s)), "{\"path\":\"/metrics\"}");
+  gate.release();
+  EXPECT_EQ(bodyOf(hold.readResponse(10s)), "{\"path\":\"/hold\"}");
+  std::lock_guard<std::mutex> lock(mutex);
+  EXPECT_EQ(nice_of["/hold"], getpriority(PRIO_PROCESS, 0) + 7);
+  EXPECT_EQ(nice_of["/metrics"], getpriority(PRIO_PROCESS, 0));
 }
 
 // Records the hand-over of an upgraded connection.

@@ -95,7 +95,7 @@ TEST(ReceiptsOverHttp, ADeepPageIsReadOnAWorkerNeverOnAnEventLoop) {
   ASSERT_EQ(service.pagesRead(), 2u);  // the repeated page came from memory
   ASSERT_FALSE(read_on.empty());
   for (const auto& name : read_on)
-    EXPECT_NE(name.find("-w"), std::string::npos) << "a page was read on " << name;
+    EXPECT_NE(name.find("-d"), std::string::npos) << "a page was read on " << name;
   // The repeated page and the 400 were answered on a loop, from memory.
   bool on_a_loop = false;
   for (const auto& name : answered_on) on_a_loop |= name.find("-w") == std::string::npos;
