@@ -723,8 +723,13 @@ std::string threadName(const std::string& server, const std::string& suffix) {
 
 void EventServer::startWorker(bool deferred, const std::string& suffix) {
   pool_->threads.emplace_back([this, deferred] {
-    if (deferred && options_.deferred_nice > 0)
-      setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), options_.deferred_nice);
+    if (deferred && options_.deferred_nice > 0) {
+      // Relative to the agent's own (a unit with Nice=5 gets workers at 15); 19 at most.
+      const auto tid = static_cast<id_t>(::syscall(SYS_gettid));
+      errno = 0;
+      int base = getpriority(PRIO_PROCESS, tid);
+      if (errno == 0) setpriority(PRIO_PROCESS, tid, std::min(19, base + options_.deferred_nice));
+    }
     Pool& pool = *pool_;
     auto& queue = deferred ? pool.deferred : pool.jobs;
     auto& cv = deferred ? pool.deferred_cv : pool.jobs_cv;

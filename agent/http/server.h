@@ -71,12 +71,13 @@ struct ServerOptions {
   /// Retry-After.
   int deferred_threads = 2;
   size_t max_deferred_queued = 32;
-  /// The nice value of the deferred workers (Linux: per thread; a thread may lower its priority,
-  /// not raise it). Store queries are the one open-ended CPU cost a client can ask for; at a
-  /// lower priority the event loops, which answer from memory, win the cores when both want them,
-  /// and a client paging deep cannot slow the dashboard down (issue 20, docs/performance.md).
-  /// Scrapes and history are not affected: they have their own workers at the loops' priority
-  /// (an earlier design ran all workers at nice 10, and a busy pair of loops starved scrapes).
+  /// How much nicer than the agent the deferred workers run (Linux: per thread, capped at 19; a
+  /// thread may lower its priority, not raise it). Store queries are the one open-ended CPU cost a
+  /// client can ask for; at a lower priority the event loops, which answer from memory, win the
+  /// cores when both want them, and a client paging deep cannot slow the dashboard down (issue 20,
+  /// docs/performance.md). Scrapes and history are not affected: they have their own workers at the
+  /// loops' priority (an earlier design ran all workers at nice 10, and a busy pair of loops
+  /// starved scrapes).
   int deferred_nice = 10;
 };
 

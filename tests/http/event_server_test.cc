@@ -300,7 +300,7 @@ TEST(EventServer, ScrapesDoNotWaitBehindStoreQueriesWhichRunAtALowerPriority) {
   gate.release();
   EXPECT_EQ(bodyOf(hold.readResponse(10s)), "{\"path\":\"/hold\"}");
   std::lock_guard<std::mutex> lock(mutex);
-  EXPECT_EQ(nice_of["/hold"], getpriority(PRIO_PROCESS, 0) + 7);
+  EXPECT_EQ(nice_of["/hold"], std::min(19, getpriority(PRIO_PROCESS, 0) + 7));  // `nice ctest`
   EXPECT_EQ(nice_of["/metrics"], getpriority(PRIO_PROCESS, 0));
 }
 
