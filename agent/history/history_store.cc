@@ -1,5 +1,6 @@
 #include "history/history_store.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -7,8 +8,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <iterator>
+#include <memory>
 
 #include "util/log.h"
 
@@ -23,33 +24,70 @@ namespace {
 constexpr char kMagic[8] = {'B', 'B', 'H', 'I', 'S', 'T', '0', '1'};
 constexpr size_t kMaxName = 200;
 
-uint64_t fnv1a(const std::string& data) {
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : data) {
-    h ^= c;
+constexpr uint64_t kFnvOffset = 1469598103934665603ULL;
+
+uint64_t fnv1a(uint64_t h, const void* data, size_t n) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < n; ++i) {
+    h ^= p[i];
     h *= 1099511628211ULL;
   }
   return h;
 }
 
-template <typename T>
-void put(std::string& out, T v) {
-  char buf[sizeof(T)];
-  std::memcpy(buf, &v, sizeof(T));
-  out.append(buf, sizeof(T));
-}
+// The file is written and read through a buffer of 64 KiB, with its checksum kept as it goes:
+// never the whole file in memory (0.5 MB for the default hour, up to 45 MB for 24 h at 1 s),
+// which every save once a minute and the load at start-up used to hold, twice over.
+class FileWriter {
+ public:
+  explicit FileWriter(FILE* f) : f_(f) {}
+  template <typename T>
+  void put(T v) {
+    write(&v, sizeof v);
+  }
+  void write(const void* data, size_t n) {
+    hash_ = fnv1a(hash_, data, n);
+    ok_ = ok_ && std::fwrite(data, 1, n, f_) == n;
+  }
+  /// The checksum of everything written, then written itself.
+  bool finish() {
+    uint64_t sum = hash_;
+    ok_ = ok_ && std::fwrite(&sum, 1, sizeof sum, f_) == sizeof sum;
+    return ok_;
+  }
 
-struct Reader {
-  const std::string& data;
-  size_t pos = 0;
+ private:
+  FILE* f_;
+  uint64_t hash_ = kFnvOffset;
+  bool ok_ = true;
+};
+
+class FileReader {
+ public:
+  FileReader(FILE* f, uint64_t body_bytes) : f_(f), left_(body_bytes) {}
   template <typename T>
   bool get(T& v) {
-    if (data.size() - pos < sizeof(T)) return false;
-    std::memcpy(&v, data.data() + pos, sizeof(T));
-    pos += sizeof(T);
+    return read(&v, sizeof v);
+  }
+  bool read(void* out, size_t n) {
+    if (n > left_ || std::fread(out, 1, n, f_) != n) return false;
+    hash_ = fnv1a(hash_, out, n);
+    left_ -= n;
     return true;
   }
+  uint64_t left() const { return left_; }
+  uint64_t hash() const { return hash_; }
+
+ private:
+  FILE* f_;
+  uint64_t left_;
+  uint64_t hash_ = kFnvOffset;
 };
+
+struct FileCloser {
+  void operator()(FILE* f) const { std::fclose(f); }
+};
+using File = std::unique_ptr<FILE, FileCloser>;
 
 }  // namespace
 
@@ -73,24 +111,29 @@ HistoryStore::HistoryStore(HistoryOptions options)
           1, options.window_seconds * 1000 / std::max<int64_t>(1, options.resolution_ms)))) {}
 
 int HistoryStore::seriesIndex(const std::string& name) {
-  auto it = index_.find(name);
-  if (it != index_.end()) return it->second;
+  return seriesIndexIn(names_, index_, name);
+}
+
+int HistoryStore::seriesIndexIn(std::vector<std::string>& names, std::map<std::string, int>& index,
+                                const std::string& name) {
+  auto it = index.find(name);
+  if (it != index.end()) return it->second;
   // Names go into JSON and the file unescaped: only what a field path is made of.
   if (name.empty() || name.size() > kMaxName ||
       name.find_first_not_of(
           "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-") !=
           std::string::npos)
     return -1;
-  if (names_.size() >= options_.max_series) {
+  if (names.size() >= options_.max_series) {
     if (!warned_full_)
       logWarn("history", "more than " + std::to_string(options_.max_series) + " series: '" + name +
                              "' and any further series are not recorded");
     warned_full_ = true;
     return -1;
   }
-  int i = static_cast<int>(names_.size());
-  names_.push_back(name);
-  index_.emplace(name, i);
+  int i = static_cast<int>(names.size());
+  names.push_back(name);
+  index.emplace(name, i);
   return i;
 }
 
@@ -204,32 +247,35 @@ std::string HistoryStore::renderLast() const {
 }
 
 std::string HistoryStore::save(const std::string& path) const {
-  std::string data;
+  const std::string tmp = path + ".tmp";
+  File f(std::fopen(tmp.c_str(), "wb"));
+  if (!f) return "cannot write " + tmp + ": " + std::strerror(errno);
+  std::setvbuf(f.get(), nullptr, _IOFBF, 64 * 1024);
+  FileWriter out(f.get());
   {
+    // Held while the rows go into the file's buffer (page cache, not the disk: about 1 ms for
+    // the default hour); the fsync comes after.
     std::lock_guard<std::mutex> lock(mutex_);
-    data.reserve(64 + names_.size() * 24 + rows_.size() * (8 + names_.size() * 8));
-    data.append(kMagic, sizeof kMagic);
-    put<uint32_t>(data, static_cast<uint32_t>(names_.size()));
-    put<int64_t>(data, options_.resolution_ms);
-    put<uint64_t>(data, rows_.size());
+    out.write(kMagic, sizeof kMagic);
+    out.put<uint32_t>(static_cast<uint32_t>(names_.size()));
+    out.put<int64_t>(options_.resolution_ms);
+    out.put<uint64_t>(rows_.size());
     for (const auto& n : names_) {
-      put<uint16_t>(data, static_cast<uint16_t>(n.size()));
-      data += n;
+      out.put<uint16_t>(static_cast<uint16_t>(n.size()));
+      out.write(n.data(), n.size());
     }
+    std::vector<double> values(names_.size());
     for (const auto& r : rows_) {
-      put<int64_t>(data, r.t);
-      for (size_t i = 0; i < names_.size(); ++i) put<double>(data, i < r.v.size() ? r.v[i] : NAN);
+      out.put<int64_t>(r.t);
+      for (size_t i = 0; i < names_.size(); ++i) values[i] = i < r.v.size() ? r.v[i] : NAN;
+      out.write(values.data(), values.size() * sizeof(double));
     }
   }
-  put<uint64_t>(data, fnv1a(data));
-  const std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) return "cannot write " + tmp + ": " + std::strerror(errno);
-  bool ok = std::fwrite(data.data(), 1, data.size(), f) == data.size();
-  ok = std::fflush(f) == 0 && ok;
-  ok = ::fsync(fileno(f)) == 0 && ok;
+  bool ok = out.finish();
+  ok = std::fflush(f.get()) == 0 && ok;
+  ok = ::fsync(fileno(f.get())) == 0 && ok;
   int err = errno;
-  std::fclose(f);
+  f.reset();
   if (!ok) {
     std::remove(tmp.c_str());
     return "cannot write " + tmp + ": " + std::strerror(err);
@@ -243,57 +289,63 @@ std::string HistoryStore::save(const std::string& path) const {
 }
 
 std::string HistoryStore::load(const std::string& path, int64_t now_ms) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "";  // no history yet
-  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  File f(std::fopen(path.c_str(), "rb"));
+  if (!f) return "";  // no history yet
+  std::setvbuf(f.get(), nullptr, _IOFBF, 64 * 1024);
+  struct stat st {};
+  if (::fstat(fileno(f.get()), &st) != 0)
+    return "cannot read " + path + ": " + std::strerror(errno);
+  const auto size = static_cast<uint64_t>(st.st_size);
   // The largest file any window writes (24 h at 1 s, 64 series: 45 MB), so that a file of a
   // longer window than today's still loads (its newest rows).
-  if (data.size() > (size_t{64} << 20))
-    return path + " is larger than any history this agent writes";
-  if (data.size() < sizeof kMagic + 8 || std::memcmp(data.data(), kMagic, sizeof kMagic) != 0)
+  if (size > (uint64_t{64} << 20)) return path + " is larger than any history this agent writes";
+  char magic[sizeof kMagic];
+  if (size < sizeof kMagic + 8) return path + " is not a history file of this agent";
+  FileReader in(f.get(), size - 8);  // the last 8 bytes: the checksum of the rest
+  if (!in.read(magic, sizeof magic) || std::memcmp(magic, kMagic, sizeof kMagic) != 0)
     return path + " is not a history file of this agent";
-  uint64_t sum = 0;
-  std::memcpy(&sum, data.data() + data.size() - 8, 8);
-  std::string body = data.substr(0, data.size() - 8);
-  if (fnv1a(body) != sum) return path + " is damaged (checksum mismatch)";
-  Reader rd{body, sizeof kMagic};
   uint32_t nseries = 0;
   int64_t resolution = 0;
   uint64_t nrows = 0;
-  if (!rd.get(nseries) || !rd.get(resolution) || !rd.get(nrows) || nseries > 100000)
+  if (!in.get(nseries) || !in.get(resolution) || !in.get(nrows) || nseries > 100000)
     return path + " is damaged (header)";
+  // Series as this store would name them (a fresh store: load replaces everything).
   std::vector<std::string> names;
+  std::map<std::string, int> index;
+  std::vector<int> map;  // file column -> series index, -1 = not kept
   for (uint32_t i = 0; i < nseries; ++i) {
     uint16_t len = 0;
-    if (!rd.get(len) || body.size() - rd.pos < len) return path + " is damaged (series names)";
-    names.push_back(body.substr(rd.pos, len));
-    rd.pos += len;
+    std::string name;
+    if (!in.get(len) || in.left() < len) return path + " is damaged (series names)";
+    name.resize(len);
+    if (!in.read(name.data(), len)) return path + " is damaged (series names)";
+    map.push_back(seriesIndexIn(names, index, name));
   }
-  if ((body.size() - rd.pos) != nrows * (8 + 8 * static_cast<uint64_t>(nseries)))
+  if (in.left() != nrows * (8 + 8 * static_cast<uint64_t>(nseries)))
     return path + " is damaged (row count)";
-  std::vector<std::pair<int64_t, std::vector<double>>> rows;
+  // Straight into the rows kept: the window's, the newest `capacity_` of them, in order.
+  std::deque<Row> rows;
   const int64_t since = now_ms - options_.window_seconds * 1000;
+  std::vector<double> file_row(nseries);
   for (uint64_t r = 0; r < nrows; ++r) {
     int64_t t = 0;
-    rd.get(t);
-    std::vector<double> v(nseries);
-    for (auto& x : v) rd.get(x);
-    if (t > since && t <= now_ms + 60000) rows.emplace_back(t, std::move(v));
-  }
-  std::lock_guard<std::mutex> lock(mutex_);
-  rows_.clear();
-  names_.clear();
-  index_.clear();
-  std::vector<int> map;
-  for (const auto& n : names) map.push_back(n.size() <= kMaxName ? seriesIndex(n) : -1);
-  size_t start = rows.size() > capacity_ ? rows.size() - capacity_ : 0;
-  for (size_t r = start; r < rows.size(); ++r) {
-    Row row{rows[r].first, std::vector<double>(names_.size(), NAN)};
+    if (!in.get(t) || !in.read(file_row.data(), file_row.size() * sizeof(double)))
+      return path + " is damaged (rows)";
+    if (t <= since || t > now_ms + 60000) continue;
+    if (!rows.empty() && rows.back().t >= t) continue;  // out of order: skip
+    Row row{t, std::vector<double>(names.size(), NAN)};
     for (size_t i = 0; i < map.size(); ++i)
-      if (map[i] >= 0) row.v[static_cast<size_t>(map[i])] = rows[r].second[i];
-    if (!rows_.empty() && rows_.back().t >= row.t) continue;  // out of order: skip
-    rows_.push_back(std::move(row));
+      if (map[i] >= 0) row.v[static_cast<size_t>(map[i])] = file_row[i];
+    rows.push_back(std::move(row));
+    if (rows.size() > capacity_) rows.pop_front();
   }
+  uint64_t sum = 0;
+  if (std::fread(&sum, 1, sizeof sum, f.get()) != sizeof sum || in.hash() != sum)
+    return path + " is damaged (checksum mismatch)";
+  std::lock_guard<std::mutex> lock(mutex_);
+  rows_ = std::move(rows);
+  names_ = std::move(names);
+  index_ = std::move(index);
   return "";
 }
 

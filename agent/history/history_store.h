@@ -66,6 +66,9 @@ class HistoryStore {
     std::vector<double> v;  // by series index; shorter = null for the later series
   };
   int seriesIndex(const std::string& name);  // -1 when over max_series
+  /// The same rule on the given names (load builds them apart, then swaps them in).
+  int seriesIndexIn(std::vector<std::string>& names, std::map<std::string, int>& index,
+                    const std::string& name);
   std::string renderRows(size_t first, const std::vector<int>& idx,
                          const std::vector<std::string>& names, int64_t window_seconds,
                          int64_t now_ms) const;
