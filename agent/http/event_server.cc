@@ -280,8 +280,8 @@ struct EventServer::Loop : net::Loop::Handler {
       const long n = c.stream.read(buffer, sizeof buffer);
       if (n > 0) {
         c.in.append(buffer, static_cast<size_t>(n));
-        // Nothing more for now (a TLS record is smaller: settle() looks at what it buffers).
-        if (static_cast<size_t>(n) < sizeof buffer && !c.stream.tls()) return true;
+        // The socket is drained (and TLS holds nothing ahead): no read to find it empty.
+        if (!c.stream.moreToRead(static_cast<size_t>(n), sizeof buffer)) return true;
         continue;
       }
       if (n == 0) {
@@ -614,7 +614,10 @@ struct EventServer::Loop : net::Loop::Handler {
           expired = waited > (c.served == 0 ? read_limit : idle_limit);
           break;
       }
-      if (expired) close(c);
+      if (expired)
+        close(c);
+      else if (waited >= net::kSweep)
+        c.stream.releaseBuffers();  // TLS: idle for a sweep or more, its 33 KiB go back
     }
     for (uint64_t id : graveyard) connections.erase(id);
     graveyard.clear();

@@ -35,6 +35,7 @@ Stream& Stream::operator=(Stream&& o) noexcept {
   api_ = std::exchange(o.api_, nullptr);
   tls_ = std::exchange(o.tls_, nullptr);
   handshaken_ = o.handshaken_;
+  starved_ = o.starved_;
   read_wants_write_ = o.read_wants_write_;
   write_wants_read_ = o.write_wants_read_;
   return *this;
@@ -44,6 +45,7 @@ long Stream::handshake() {
   if (!tls_ || handshaken_) return 1;
   const long r = api_->handshake(tls_);
   read_wants_write_ = r == kTlsWantWrite;
+  starved_ = r == kTlsWantRead;
   if (r == 1) handshaken_ = true;
   return r == 1 ? 1 : fromTls(r == kTlsClosed ? kTlsError : r);
 }
@@ -59,6 +61,7 @@ long Stream::read(char* buf, size_t len) {
   }
   const long n = api_->read(tls_, buf, len);
   read_wants_write_ = n == kTlsWantWrite;
+  starved_ = n == kTlsWantRead;
   return fromTls(n);
 }
 
@@ -103,7 +106,19 @@ long Stream::writev(const iovec* iov, size_t count) {
   return write(gather, used);
 }
 
-bool Stream::buffered() const { return tls_ && api_->pending(tls_) > 0; }
+// What OpenSSL holds after a read that wanted more bytes is at most part of a record: only the
+// socket can complete it, and epoll says when.
+bool Stream::buffered() const { return tls_ && !starved_ && api_->pending(tls_) > 0; }
+
+bool Stream::moreToRead(size_t got, size_t asked) const { return tls_ ? buffered() : got == asked; }
+
+bool Stream::releaseBuffers() { return tls_ && api_->release_buffers(tls_) == 1; }
+
+void Stream::keepBuffers(bool keep) {
+  if (!tls_) return;
+  api_->keep_buffers(tls_, keep ? 1 : 0);
+  if (!keep) releaseBuffers();  // what it holds now goes at once, unless bytes are in it
+}
 
 std::string Stream::lastError() const {
   if (!api_) return std::strerror(errno);
@@ -117,7 +132,7 @@ void Stream::shutdownWrite() {
   if (tls_) {
     api_->close(tls_);  // close_notify, then what comes is dropped unread
     tls_ = nullptr;
-    read_wants_write_ = write_wants_read_ = false;
+    starved_ = read_wants_write_ = write_wants_read_ = false;
   }
   ::shutdown(fd_, SHUT_WR);
 }

@@ -49,12 +49,25 @@ class Stream {
   /// As write(), from `count` pieces in order (one sendmsg on a plain stream).
   long writev(const iovec* iov, size_t count);
 
-  /// Decrypted bytes already read from the socket, which epoll cannot see.
+  /// TLS: bytes read from the socket ahead (decrypted or not) that epoll cannot see, which the
+  /// next read may return without waiting for the socket. Never after a read that wanted more.
   bool buffered() const;
+  /// Whether bytes may be there to read at once after a read that returned `got` (> 0) of the
+  /// `asked`: plain, when it filled the buffer (the socket may hold more); TLS, buffered(). Else
+  /// the socket is drained, and the level-triggered epoll says when more comes.
+  bool moreToRead(size_t got, size_t asked) const;
   /// The last read or handshake waits for the socket to take bytes (TLS): watch writability.
   bool readWantsWrite() const { return read_wants_write_; }
   /// The last write waits for bytes from the peer (TLS): watch readability.
   bool writeWantsRead() const { return write_wants_read_; }
+  /// TLS record buffers (33 KiB a stream while it holds them; nothing on a plain stream). A
+  /// stream keeps them between records, as a busy connection wants; releaseBuffers() gives them
+  /// back when its connection idles (false while they hold bytes), and the next read or write
+  /// takes them again. keepBuffers(false): freed after every record instead, for a connection that
+  /// is mostly idle and seldom looked at (a WebSocket client).
+  bool releaseBuffers();
+  void keepBuffers(bool keep);
+
   /// Why the last TLS call failed (OpenSSL's words), for debug logs.
   std::string lastError() const;
 
@@ -69,6 +82,7 @@ class Stream {
   const TlsApi* api_ = nullptr;
   void* tls_ = nullptr;
   bool handshaken_ = false;
+  bool starved_ = false;  // the last read or handshake wanted bytes the socket did not have
   bool read_wants_write_ = false;
   bool write_wants_read_ = false;
 };

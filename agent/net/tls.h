@@ -66,8 +66,16 @@ struct TlsApi {
   /// After a kTlsWant*, call again with the same bytes first (the pointer may differ, and more
   /// bytes may follow them).
   long (*write)(void* stream, const void* buf, size_t len);
-  /// Decrypted bytes already buffered in the stream, which epoll cannot see.
+  /// Non-zero when the stream holds bytes read from the socket that epoll cannot see: decrypted
+  /// or read ahead (perhaps only part of a record, so a read may still want more).
   int (*pending)(void* stream);
+  /// keep != 0 (from open()): OpenSSL keeps the stream's record buffers (33 KiB, one to read a
+  /// record and one to write) between records. 0: it frees them after each record and allocates
+  /// them again for the next (cheaper to hold, dearer per record).
+  void (*keep_buffers)(void* stream, int keep);
+  /// Frees the record buffers now unless they hold bytes (read ahead, or not yet written): 1
+  /// when freed. The next read or write allocates them again.
+  int (*release_buffers)(void* stream);
   /// Why the last call failed (OpenSSL's error queue of this thread, then cleared).
   void (*last_error)(char* buf, size_t size);
 };

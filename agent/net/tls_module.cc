@@ -58,9 +58,16 @@ void* serverContext(const char* cert_file, const char* key_file, char* error, si
 #endif
   SSL_CTX_set_options(ctx, options);
   // Writes behave like send(): part of the bytes may be taken, and a retry after WANT_WRITE may
-  // come from another buffer with the same bytes. Idle connections give their buffers back.
-  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                            SSL_MODE_RELEASE_BUFFERS);
+  // come from another buffer with the same bytes. A stream keeps its record buffers between
+  // records (no SSL_MODE_RELEASE_BUFFERS here): freeing and allocating 33 KiB around every record
+  // of a busy keep-alive connection costs more than the record. The loops give them back when a
+  // connection idles (releaseBuffers) or frees them after every record on a stream that is mostly
+  // idle (keepBuffers, a WebSocket client).
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // Read-ahead: one read(2) takes a whole record (and whatever follows it) instead of one for
+  // its 5-byte header and one for its body. What it buffers beyond the record is reported by
+  // pendingBytes (SSL_has_pending), which the loops watch as epoll cannot.
+  SSL_CTX_set_read_ahead(ctx, 1);
   SSL_CTX_set_default_passwd_cb(ctx, noPassphrase);
   SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
   if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1)
@@ -149,10 +156,23 @@ long writeStream(void* stream, const void* buf, size_t len) {
   return code == kTlsClosed ? kTlsError : code;  // cannot write to a closed stream
 }
 
-int pendingBytes(void* stream) { return SSL_pending(static_cast<SSL*>(stream)); }
+// Decrypted bytes, or bytes read ahead and not yet decrypted (perhaps only part of a record).
+int pendingBytes(void* stream) { return SSL_has_pending(static_cast<SSL*>(stream)); }
 
-const bb::net::TlsApi kApi{serverContext, freeContext, openStream,   closeStream, handshakeStream,
-                           readStream,    writeStream, pendingBytes, errorText};
+void keepBuffers(void* stream, int keep) {
+  SSL* ssl = static_cast<SSL*>(stream);
+  if (keep)
+    SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+  else
+    SSL_set_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+}
+
+// SSL_free_buffers refuses (0) while a buffer holds bytes: read ahead, or not yet written.
+int releaseBuffers(void* stream) { return SSL_free_buffers(static_cast<SSL*>(stream)); }
+
+const bb::net::TlsApi kApi{serverContext,   freeContext,    openStream,  closeStream,
+                           handshakeStream, readStream,     writeStream, pendingBytes,
+                           keepBuffers,     releaseBuffers, errorText};
 
 }  // namespace
 

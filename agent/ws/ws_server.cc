@@ -216,6 +216,9 @@ struct WsServer::Loop : net::Loop::Handler {
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    // A client is mostly idle between updates, and 10 000 of them may be: its TLS buffers go
+    // back after every record rather than stay (net/stream.h).
+    a.stream.keepBuffers(false);
     uint64_t id = next_id++;
     auto client = std::make_unique<Client>(id, std::move(a.stream), a.channel,
                                            owner.limits_.max_message_bytes);
@@ -268,7 +271,7 @@ struct WsServer::Loop : net::Loop::Handler {
         c.ping_sent.reset();
         c.decoder.feed(buf, static_cast<size_t>(n));
         if (!processMessages(c) || c.closed) return false;
-        if (static_cast<size_t>(n) < sizeof buf) break;
+        if (!c.stream.moreToRead(static_cast<size_t>(n), sizeof buf)) break;
         continue;
       }
       if (n == 0) {

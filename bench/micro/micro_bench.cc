@@ -171,9 +171,9 @@ std::unique_ptr<bb::Metrics> metricsWith(int series) {
     for (int i = 0; i < per_family; ++i) {
       u.labels = {{"peer", "peer-" + std::to_string(i)}, {"market", "compute"}};
       u.value = i * 1.5;
-      std::string err = m->applyPluginMetric(plugin, u);
-      if (!err.empty()) {
-        std::fprintf(stderr, "micro_bench: applyPluginMetric refused: %s\n", err.c_str());
+      bb::MetricResult r = m->applyPluginMetric(plugin, u);
+      if (!r.ok()) {
+        std::fprintf(stderr, "micro_bench: applyPluginMetric refused: %s\n", r.why.c_str());
         std::exit(2);
       }
     }
@@ -211,9 +211,9 @@ void BM_MetricsApplyExisting(benchmark::State& state) {
   for (auto _ : state) {
     u.value = ++v;
     tail.start();
-    std::string err = m->applyPluginMetric("pluginc", u);
+    bb::MetricResult r = m->applyPluginMetric("pluginc", u);
     tail.stop();
-    benchmark::DoNotOptimize(err);
+    benchmark::DoNotOptimize(r);
   }
   tail.report();
 }
