@@ -617,7 +617,7 @@ struct EventServer::Loop : net::Loop::Handler {
       if (expired)
         close(c);
       else if (waited >= net::kSweep)
-        c.stream.releaseBuffers();  // TLS: idle for a sweep or more, its 33 KiB go back
+        c.stream.releaseBuffers();  // TLS: idle for a sweep or more, its 32.5 KiB go back
     }
     for (uint64_t id : graveyard) connections.erase(id);
     graveyard.clear();

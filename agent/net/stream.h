@@ -60,7 +60,7 @@ class Stream {
   bool readWantsWrite() const { return read_wants_write_; }
   /// The last write waits for bytes from the peer (TLS): watch readability.
   bool writeWantsRead() const { return write_wants_read_; }
-  /// TLS record buffers (33 KiB a stream while it holds them; nothing on a plain stream). A
+  /// TLS record buffers (32.5 KiB a stream while it holds them; nothing on a plain stream). A
   /// stream keeps them between records, as a busy connection wants; releaseBuffers() gives them
   /// back when its connection idles (false while they hold bytes), and the next read or write
   /// takes them again. keepBuffers(false): freed after every record instead, for a connection that

@@ -69,7 +69,7 @@ struct TlsApi {
   /// Non-zero when the stream holds bytes read from the socket that epoll cannot see: decrypted
   /// or read ahead (perhaps only part of a record, so a read may still want more).
   int (*pending)(void* stream);
-  /// keep != 0 (from open()): OpenSSL keeps the stream's record buffers (33 KiB, one to read a
+  /// keep != 0 (from open()): OpenSSL keeps the stream's record buffers (32.5 KiB, one to read a
   /// record and one to write) between records. 0: it frees them after each record and allocates
   /// them again for the next (cheaper to hold, dearer per record).
   void (*keep_buffers)(void* stream, int keep);

@@ -59,7 +59,7 @@ void* serverContext(const char* cert_file, const char* key_file, char* error, si
   SSL_CTX_set_options(ctx, options);
   // Writes behave like send(): part of the bytes may be taken, and a retry after WANT_WRITE may
   // come from another buffer with the same bytes. A stream keeps its record buffers between
-  // records (no SSL_MODE_RELEASE_BUFFERS here): freeing and allocating 33 KiB around every record
+  // records (no SSL_MODE_RELEASE_BUFFERS here): freeing and allocating 32.5 KiB around every record
   // of a busy keep-alive connection costs more than the record. The loops give them back when a
   // connection idles (releaseBuffers) or frees them after every record on a stream that is mostly
   // idle (keepBuffers, a WebSocket client).
