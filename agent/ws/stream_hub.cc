@@ -99,6 +99,8 @@ void StreamHub::run() {
 }
 
 void StreamHub::pass(uint32_t dirty, int64_t changed_ms) {
+  // Every stream of the pass goes out together: one write per client for all of them.
+  std::vector<StreamMessage> batch;
   for (int s = 0; s < kStreamCount; ++s) {
     if (!(dirty & bit(s))) continue;
     std::optional<std::string> data;
@@ -125,16 +127,19 @@ void StreamHub::pass(uint32_t dirty, int64_t changed_ms) {
       // No change to announce, but a client that connects now gets the uptime of now, not of
       // the last change (the health snapshot is rebuilt every health_interval).
       if (s == kHealthStream)
-        server_.publish(s, nullptr,
-                        textFrame(dataMessage("snapshot", name, *data, seq_[static_cast<size_t>(s)],
-                                              unixMillis())));
+        batch.push_back(
+            StreamMessage{s, nullptr,
+                          textFrame(dataMessage("snapshot", name, *data,
+                                                seq_[static_cast<size_t>(s)], unixMillis()))});
       continue;
     }
     last = std::move(fp);
     uint64_t seq = ++seq_[static_cast<size_t>(s)];
-    server_.publish(s, textFrame(dataMessage("update", name, *data, seq, changed_ms)),
-                    textFrame(dataMessage("snapshot", name, *data, seq, changed_ms)), changed_ms);
+    batch.push_back(
+        StreamMessage{s, textFrame(dataMessage("update", name, *data, seq, changed_ms)),
+                      textFrame(dataMessage("snapshot", name, *data, seq, changed_ms))});
   }
+  server_.publish(std::move(batch), changed_ms);
 }
 
 void StreamHub::checkFeatures() {

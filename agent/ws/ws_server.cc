@@ -7,6 +7,7 @@
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -39,6 +40,10 @@ constexpr uint32_t kDefaultStreams = kDefaultStreamMask;
 constexpr size_t kMaxInbox = 256;
 // Epoll keys: 0 is the loop's own (net::Loop::kWakeKey), clients count up from 1.
 constexpr uint64_t kFirstClient = 1;
+// Updates of one stream a client that keeps up may have waiting for the same write.
+constexpr size_t kMaxPerStream = 8;
+// Frames handed to one writev; a client with more pending writes the rest in the next call.
+constexpr size_t kMaxGather = 64;
 
 const char* channelName(Channel c) { return c == Channel::kDashboard ? "dashboard" : "features"; }
 
@@ -77,7 +82,8 @@ struct Client {
   size_t offset = 0;
   uint32_t mask = kDefaultStreams;
   bool explicit_subscription = false;
-  bool want_write = false;  // unsent data waits for the socket
+  bool want_write = false;  // unsent data waits for the socket (its readiness will flush it)
+  bool dirty = false;       // in the loop's list of clients to hand data to this turn
   Clock::time_point last_read = Clock::now();
   std::optional<Clock::time_point> ping_sent;
   // Since when unsent data has waited without the socket taking a byte.
@@ -85,6 +91,15 @@ struct Client {
 };
 
 }  // namespace
+
+// One publish() call, for the debug log of the fan-out delay: the line is written once every
+// loop has handed each of the batch's updates to its clients' sockets.
+struct WsServer::Fanout {
+  uint64_t id = 0;
+  size_t updates = 0;
+  int64_t changed_ms = 0;
+  std::atomic<size_t> remaining{0};  // (loop, update) pairs not handed over yet
+};
 
 struct WsServer::Loop : net::Loop::Handler {
   explicit Loop(WsServer& o) : owner(o), loop("ws") {}
@@ -95,18 +110,18 @@ struct WsServer::Loop : net::Loop::Handler {
     net::Stream stream;
     std::string pending;
   };
+  struct Publication {
+    StreamMessage message;
+    std::shared_ptr<Fanout> fanout;  // null unless the debug log is on
+  };
 
   WsServer& owner;
+  // Clients adopted by this loop and not closed yet: where the next one goes.
+  std::atomic<size_t> load{0};
 
   // Inbox, filled by other threads under `mutex`.
   std::mutex mutex;
   std::vector<Adopt> adopts;
-  struct Publication {
-    int stream;
-    FramePtr update;
-    FramePtr snapshot;
-    int64_t changed_ms;
-  };
   // In order, so that a healthy client gets every update; bounded (kMaxInbox) in case the
   // loop falls far behind, the oldest going first.
   std::deque<Publication> stream_inbox;
@@ -118,7 +133,10 @@ struct WsServer::Loop : net::Loop::Handler {
   uint64_t next_id = kFirstClient;
   std::unordered_map<uint64_t, std::unique_ptr<Client>> clients;
   std::vector<uint64_t> graveyard;
-  std::array<size_t, 2> per_channel{0, 0};
+  std::array<size_t, 2> per_channel{0, 0};  // this loop's clients
+  // Clients with data queued during this drain, written once each at its end (handOver).
+  std::vector<Client*> dirty;
+  std::vector<std::shared_ptr<Fanout>> handed;  // publications of this drain, for the debug log
   uint64_t sent = 0;
   net::Loop loop;  // last: stopped (in ~Loop) before the state above goes
 
@@ -157,6 +175,27 @@ struct WsServer::Loop : net::Loop::Handler {
     reportCounters();
   }
 
+  // A client with data to hand over in this drain; a client already waiting for its socket is
+  // left to its readiness event (a write now would only be refused).
+  void markDirty(Client& c) {
+    if (c.dirty || c.want_write) return;
+    c.dirty = true;
+    dirty.push_back(&c);
+  }
+
+  // The end of a drain: every client with new data gets all of it in one write.
+  void handOver() {
+    for (Client* c : dirty) {
+      c->dirty = false;
+      if (!c->closed) flush(*c);
+    }
+    dirty.clear();
+    if (handed.empty()) return;
+    const int64_t now = unixMillis();
+    for (auto& f : handed) owner.fanoutDone(*f, now);
+    handed.clear();
+  }
+
   void drainInbox() {
     std::vector<Adopt> new_clients;
     std::deque<Publication> updates;
@@ -168,38 +207,36 @@ struct WsServer::Loop : net::Loop::Handler {
       features.swap(feature_inbox);
     }
     for (auto& a : new_clients) addClient(a);
-    for (auto& u : updates) {
-      int s = u.stream;
-      snapshots[static_cast<size_t>(s)] = u.snapshot;
-      if (!u.update) continue;  // the snapshot refreshed only (same data, newer ages)
+    // Every client gets its share of the batch in one write (handOver). A client whose socket
+    // took everything so far gets every update, in order; one still waiting for its socket
+    // keeps only the latest of each stream (ClientQueue).
+    for (auto& p : updates) {
+      const int s = p.message.stream;
+      snapshots[static_cast<size_t>(s)] = p.message.snapshot;
+      if (!p.message.update) continue;  // the snapshot refreshed only (same data, newer ages)
       for (auto& kv : clients) {
         Client& c = *kv.second;
         if (c.closed || c.channel != Channel::kDashboard || !(c.mask & (1u << s))) continue;
-        // Hand the previous update of this stream to the socket first, so that a client that
-        // keeps up gets every update, not only the latest of the batch.
-        if (c.queue.hasStream(s)) flush(c);
-        if (!c.closed) c.queue.pushLatest(s, u.update, u.snapshot);
+        if (c.want_write) {
+          c.queue.pushLatest(s, p.message.update, p.message.snapshot);
+        } else {
+          c.queue.pushUpdate(s, p.message.update, p.message.snapshot, kMaxPerStream);
+          markDirty(c);
+        }
       }
+      if (p.fanout) handed.push_back(std::move(p.fanout));
     }
     if (features) {
       feature_latest = features;
-      for (auto& kv : clients)
-        if (kv.second->channel == Channel::kFeatures) kv.second->queue.pushLatest(0, features);
+      if (per_channel[static_cast<size_t>(Channel::kFeatures)] > 0)
+        for (auto& kv : clients) {
+          Client& c = *kv.second;
+          if (c.closed || c.channel != Channel::kFeatures) continue;
+          c.queue.pushLatest(0, features);
+          markDirty(c);
+        }
     }
-    // Flush after queueing everything, so each client writes its batch in one pass.
-    std::vector<Client*> all;
-    all.reserve(clients.size());
-    for (auto& kv : clients)
-      if (!kv.second->queue.empty()) all.push_back(kv.second.get());
-    for (Client* c : all)
-      if (!c->closed) flush(*c);
-    if (!updates.empty() && logEnabled(LogLevel::Debug)) {
-      int64_t oldest = updates.front().changed_ms;
-      for (const auto& u : updates) oldest = std::min(oldest, u.changed_ms);
-      logDebug("ws", "fan-out of " + std::to_string(updates.size()) + " update(s) to " +
-                         std::to_string(per_channel[0]) + " client(s) handed to the sockets " +
-                         std::to_string(unixMillis() - oldest) + " ms after the change");
-    }
+    handOver();
   }
 
   void bury() {
@@ -211,7 +248,7 @@ struct WsServer::Loop : net::Loop::Handler {
     const int fd = a.stream.fd();
     int flags = fcntl(fd, F_GETFL, 0);
     if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
-      owner.admitted_.fetch_sub(1);
+      released();
       return;
     }
     int one = 1;
@@ -225,7 +262,7 @@ struct WsServer::Loop : net::Loop::Handler {
     Client& c = *client;
     if (!loop.add(fd, id, EPOLLIN | EPOLLRDHUP)) {
       logWarn("ws", std::string("cannot watch a new client: ") + std::strerror(errno));
-      owner.admitted_.fetch_sub(1);
+      released();
       return;
     }
     clients.emplace(id, std::move(client));
@@ -238,8 +275,7 @@ struct WsServer::Loop : net::Loop::Handler {
   // the current state, then the bytes it sent after its request are handled.
   void start(Client& c, std::string pending) {
     ++per_channel[static_cast<size_t>(c.channel)];
-    if (metrics())
-      metrics()->wsClients(channelName(c.channel), per_channel[static_cast<size_t>(c.channel)]);
+    owner.countClient(c.channel, +1);
     int64_t now = unixMillis();
     if (c.channel == Channel::kDashboard) {
       c.queue.pushControl(textFrame(controlMessage(
@@ -386,28 +422,37 @@ struct WsServer::Loop : net::Loop::Handler {
     loop.modify(c.stream.fd(), c.id, EPOLLIN | EPOLLRDHUP | (out ? EPOLLOUT : 0u));
   }
 
-  // Writes as much as the socket takes without blocking; false when the client was closed.
+  // Writes as much as the socket takes without blocking, every pending frame in one writev;
+  // false when the client was closed.
   bool flush(Client& c) {
     if (c.closed) return false;
     for (;;) {
-      if (!c.current) {
-        c.current = c.queue.pop();
-        c.offset = 0;
-        if (!c.current) break;
+      iovec iov[kMaxGather];
+      size_t n = 0, total = 0;
+      if (c.current)
+        iov[n++] =
+            iovec{const_cast<char*>(c.current->data()) + c.offset, c.current->size() - c.offset};
+      for (size_t i = 0; i < c.queue.size() && n < kMaxGather; ++i) {
+        const std::string& f = c.queue.peek(i);
+        iov[n++] = iovec{const_cast<char*>(f.data()), f.size()};
       }
-      const std::string& f = *c.current;
-      long n = writeSome(c, f.data() + c.offset, f.size() - c.offset);
-      if (n > 0) {
+      if (n == 0) break;
+      for (size_t i = 0; i < n; ++i) total += iov[i].iov_len;
+      long w = c.stream.writev(iov, n);
+      if (w > 0) {
         // Progress: a slow reader is not a stalled one.
         c.blocked_since.reset();
-        c.offset += static_cast<size_t>(n);
-        if (c.offset == f.size()) {
-          c.current.reset();
-          ++sent;
+        consume(c, static_cast<size_t>(w));
+        // A plain socket that took less is full: wait for it rather than be refused. The data
+        // left waits from now.
+        if (static_cast<size_t>(w) < total && !c.stream.tls()) {
+          c.blocked_since = Clock::now();
+          setWantWrite(c, true);
+          return true;
         }
         continue;
       }
-      if (n == net::Stream::kWouldBlock) {
+      if (w == net::Stream::kWouldBlock) {
         if (!c.blocked_since) c.blocked_since = Clock::now();
         setWantWrite(c, true);
         return true;
@@ -418,6 +463,31 @@ struct WsServer::Loop : net::Loop::Handler {
     c.blocked_since.reset();
     setWantWrite(c, false);
     return true;
+  }
+
+  // `n` bytes of the frame in flight and then of the queue went to the socket: what is complete
+  // leaves, a frame cut short becomes the one in flight.
+  void consume(Client& c, size_t n) {
+    if (c.current) {
+      const size_t left = c.current->size() - c.offset;
+      if (n < left) {
+        c.offset += n;
+        return;
+      }
+      n -= left;
+      c.current.reset();
+      ++sent;
+    }
+    while (n > 0) {
+      FramePtr f = c.queue.pop();
+      if (n < f->size()) {
+        c.current = std::move(f);
+        c.offset = n;
+        return;
+      }
+      n -= f->size();
+      ++sent;
+    }
   }
 
   // Closes the socket now; the Client object lives until bury(), so callers up the stack may
@@ -444,8 +514,14 @@ struct WsServer::Loop : net::Loop::Handler {
       metrics()->wsClientClosed(why);
     }
     --per_channel[static_cast<size_t>(ch)];
+    owner.countClient(ch, -1);
+    released();
+  }
+
+  // A client adopted by this loop is gone (closed, or never added).
+  void released() {
     owner.admitted_.fetch_sub(1);
-    if (metrics()) metrics()->wsClients(channelName(ch), per_channel[static_cast<size_t>(ch)]);
+    load.fetch_sub(1);
   }
 
   void housekeeping(Clock::time_point now) {
@@ -490,7 +566,10 @@ struct WsServer::Loop : net::Loop::Handler {
 };
 
 WsServer::WsServer(ServerLimits limits, Metrics* metrics)
-    : limits_(std::move(limits)), metrics_(metrics), loop_(std::make_unique<Loop>(*this)) {
+    : limits_(std::move(limits)), metrics_(metrics) {
+  int n = limits_.loops;
+  if (n <= 0) n = static_cast<int>(std::min(4u, std::max(1u, std::thread::hardware_concurrency())));
+  for (int i = 0; i < n; ++i) loops_.push_back(std::make_unique<Loop>(*this));
   if (metrics_) {
     metrics_->wsClients("dashboard", 0);
     metrics_->wsClients("features", 0);
@@ -499,32 +578,77 @@ WsServer::WsServer(ServerLimits limits, Metrics* metrics)
 
 WsServer::~WsServer() { stop(); }
 
-void WsServer::start() { loop_->loop.start(*loop_, "bb-ws"); }
-
-void WsServer::stop() {
-  if (loop_->loop.running()) loop_->loop.stop();
+void WsServer::start() {
+  for (size_t i = 0; i < loops_.size(); ++i)
+    loops_[i]->loop.start(*loops_[i], "bb-ws-push-" + std::to_string(i));
 }
 
-void WsServer::publish(int stream, FramePtr update, FramePtr snapshot, int64_t changed_ms) {
-  if (stream < 0 || stream >= kStreamCount) return;
+void WsServer::stop() {
+  for (auto& l : loops_) l->loop.requestStop();
+  for (auto& l : loops_)
+    if (l->loop.running()) l->loop.stop();
+}
+
+void WsServer::countClient(Channel channel, int delta) {
+  std::lock_guard<std::mutex> lock(count_mutex_);
+  size_t& n = per_channel_[static_cast<size_t>(channel)];
+  n = delta > 0 ? n + 1 : n - 1;
+  if (metrics_) metrics_->wsClients(channelName(channel), n);
+}
+
+void WsServer::fanoutDone(Fanout& f, int64_t now_ms) {
+  if (f.remaining.fetch_sub(1) != 1) return;
+  size_t dashboard;
   {
-    std::lock_guard<std::mutex> lock(loop_->mutex);
-    auto& inbox = loop_->stream_inbox;
-    if (inbox.size() >= kMaxInbox) {
-      inbox.pop_front();
-      if (metrics_) metrics_->wsMessagesDropped(admitted_.load());
-    }
-    inbox.push_back(Loop::Publication{stream, std::move(update), std::move(snapshot), changed_ms});
+    std::lock_guard<std::mutex> lock(count_mutex_);
+    dashboard = per_channel_[static_cast<size_t>(Channel::kDashboard)];
   }
-  loop_->wake();
+  logDebug("ws", "fan-out #" + std::to_string(f.id) + " of " + std::to_string(f.updates) +
+                     " update(s) to " + std::to_string(dashboard) +
+                     " client(s) handed to the sockets " + std::to_string(now_ms - f.changed_ms) +
+                     " ms after the change");
+}
+
+void WsServer::publish(std::vector<StreamMessage> batch, int64_t changed_ms) {
+  batch.erase(std::remove_if(
+                  batch.begin(), batch.end(),
+                  [](const StreamMessage& m) { return m.stream < 0 || m.stream >= kStreamCount; }),
+              batch.end());
+  if (batch.empty()) return;
+  std::shared_ptr<Fanout> fanout;
+  const size_t updates = static_cast<size_t>(std::count_if(
+      batch.begin(), batch.end(), [](const StreamMessage& m) { return m.update != nullptr; }));
+  if (updates > 0 && logEnabled(LogLevel::Debug)) {
+    fanout = std::make_shared<Fanout>();
+    fanout->id = ++fanouts_;
+    fanout->updates = updates;
+    fanout->changed_ms = changed_ms;
+    fanout->remaining = updates * loops_.size();
+  }
+  for (auto& l : loops_) {
+    {
+      std::lock_guard<std::mutex> lock(l->mutex);
+      auto& inbox = l->stream_inbox;
+      for (const auto& m : batch) {
+        if (inbox.size() >= kMaxInbox) {
+          inbox.pop_front();
+          if (metrics_) metrics_->wsMessagesDropped(l->load.load());
+        }
+        inbox.push_back(Loop::Publication{m, m.update ? fanout : nullptr});
+      }
+    }
+    l->wake();
+  }
 }
 
 void WsServer::publishFeatures(FramePtr frame) {
-  {
-    std::lock_guard<std::mutex> lock(loop_->mutex);
-    loop_->feature_inbox = std::move(frame);
+  for (auto& l : loops_) {
+    {
+      std::lock_guard<std::mutex> lock(l->mutex);
+      l->feature_inbox = frame;
+    }
+    l->wake();
   }
-  loop_->wake();
 }
 
 std::optional<HttpResponse> WsServer::checkUpgrade(const HttpRequest& request) {
@@ -551,11 +675,16 @@ std::optional<HttpResponse> WsServer::checkUpgrade(const HttpRequest& request) {
 
 void WsServer::adopt(Channel channel, net::Stream stream, std::string pending) {
   admitted_.fetch_add(1);
+  // The loop with the fewest clients; a race between two upgrades costs one client of balance.
+  Loop* target = loops_.front().get();
+  for (auto& l : loops_)
+    if (l->load.load() < target->load.load()) target = l.get();
+  target->load.fetch_add(1);
   {
-    std::lock_guard<std::mutex> lock(loop_->mutex);
-    loop_->adopts.push_back(Loop::Adopt{channel, std::move(stream), std::move(pending)});
+    std::lock_guard<std::mutex> lock(target->mutex);
+    target->adopts.push_back(Loop::Adopt{channel, std::move(stream), std::move(pending)});
   }
-  loop_->wake();
+  target->wake();
 }
 
 WsEndpoint::WsEndpoint(WsServer& server, std::vector<std::pair<std::string, Channel>> routes,

@@ -1,16 +1,21 @@
-// The agent's WebSocket push: one loop of the reactor (net/loop.h) serves every client of the
-// dashboard stream (/theblock/ws) and of the feature stream. The HTTP side of the reactor
-// (HttpServer, on any port, plain or TLS) does the TLS handshake and the HTTP upgrade, then hands
-// the connection's stream over (WsEndpoint, an UpgradeHandler): an open connection holds no
-// thread. Each client has a bounded queue that keeps only the latest message of each stream
-// (ClientQueue), so a slow client never delays the others; a client that leaves data unsent past
-// the stall timeout is closed, and a peer that answers no ping is closed.
+// The agent's WebSocket push: a few loops of the reactor (net/loop.h, one per core up to
+// ServerLimits::loops) serve the clients of the dashboard stream (/theblock/ws) and of the
+// feature stream, each client on one loop (the one with the fewest at its upgrade). The HTTP side
+// of the reactor (HttpServer, on any port, plain or TLS) does the TLS handshake and the HTTP
+// upgrade, then hands the connection's stream over (WsEndpoint, an UpgradeHandler): an open
+// connection holds no thread. A message is encoded once and shared by every loop and client
+// (FramePtr); each loop hands a client everything it has for it in one write (writev). Each
+// client has a bounded queue that keeps only the latest message of each stream (ClientQueue), so
+// a slow client never delays the others; a client that leaves data unsent past the stall timeout
+// is closed, and a peer that answers no ping is closed.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -38,6 +43,18 @@ struct ServerLimits {
   /// Origins a browser may connect from: the CORS allow-list (http.cors_origins); "*" = any.
   /// A request without Origin (not a browser) is always allowed.
   std::vector<std::string> allowed_origins{"*"};
+  /// Loops (threads) serving the clients; 0: one per core, at most 4 (as the HTTP loops).
+  int loops = 0;
+};
+
+/// One stream's new data, as the hub publishes it: `update` goes to subscribed clients,
+/// `snapshot` (the same data as a "snapshot" message) to clients that connect or subscribe
+/// later. A null `update` only replaces the snapshot (the same data with fields that age, e.g.
+/// uptime_seconds).
+struct StreamMessage {
+  int stream = 0;  ///< index in kStreams
+  FramePtr update;
+  FramePtr snapshot;
 };
 
 class WsServer {
@@ -49,17 +66,16 @@ class WsServer {
   WsServer(const WsServer&) = delete;
   WsServer& operator=(const WsServer&) = delete;
 
-  /// Starts the loop's thread.
+  /// Starts the loops' threads.
   void start();
-  /// Closes every client (1001 "agent stopping") and joins the loop thread. Idempotent.
+  /// Closes every client (1001 "agent stopping") and joins the loop threads. Idempotent.
   void stop();
 
-  /// New data of dashboard stream `stream` (index in kStreams): `update` goes to subscribed
-  /// clients, `snapshot` (the same data as a "snapshot" message) to clients that connect or
-  /// subscribe later. `changed_ms`: when the data changed (unix ms), for the debug log of the
-  /// fan-out delay. Thread-safe and cheap: the loop thread does the sending. A null `update`
-  /// only replaces the snapshot (the same data with fields that age, e.g. uptime_seconds).
-  void publish(int stream, FramePtr update, FramePtr snapshot, int64_t changed_ms = 0);
+  /// New data of dashboard streams, handed to the sockets together (one write per client for
+  /// the whole batch). `changed_ms`: when the data changed (unix ms), for the debug log of the
+  /// fan-out delay ("fan-out #N ... ms after the change", once every loop has handed the
+  /// batch's updates to its clients' sockets). Thread-safe and cheap: the loops do the sending.
+  void publish(std::vector<StreamMessage> batch, int64_t changed_ms);
   /// New feature vector message, sent to every feature client and to each new one. Thread-safe.
   void publishFeatures(FramePtr frame);
 
@@ -71,13 +87,24 @@ class WsServer {
   /// Open connections (both channels), including those being handed over. Thread-safe.
   size_t clients() const { return admitted_.load(); }
   const ServerLimits& limits() const { return limits_; }
+  /// The loops serving the clients (ServerLimits::loops resolved).
+  size_t loops() const { return loops_.size(); }
 
  private:
   struct Loop;
+  struct Fanout;
+  // A client joined (+1) or left (-1) `channel`: the gauge follows. Any loop.
+  void countClient(Channel channel, int delta);
+  // A loop handed one update of `fanout` to its clients' sockets at `now_ms`; the last one logs.
+  void fanoutDone(Fanout& fanout, int64_t now_ms);
+
   ServerLimits limits_;
   Metrics* metrics_;
   std::atomic<size_t> admitted_{0};
-  std::unique_ptr<Loop> loop_;
+  std::mutex count_mutex_;
+  std::array<size_t, 2> per_channel_{0, 0};  // under count_mutex_
+  std::atomic<uint64_t> fanouts_{0};
+  std::vector<std::unique_ptr<Loop>> loops_;
 };
 
 /// The UpgradeHandler of one listener: the WebSocket paths it serves and their channel.

@@ -2,12 +2,21 @@
 // dashboard stream. Measures, for every "update" message, the delay from the agent's snapshot
 // change (the message's "timestamp", agent wall clock in ms) until each client has it, and
 // until every client has it. Same machine, same clock. Not a test: see bench/ws/run.sh.
+//
+// The client shares the cores with the agent, so it is kept cheap: frames are parsed where
+// recv() put them (a frame is copied only when it spans two reads), the JSON is not parsed (the
+// fields it needs are at known places) and UTF-8 is not validated (the agent's tests do that).
+// Each socket is read until it is empty when epoll reports it (level-triggered, in the order the
+// sockets became readable), and a message is timestamped by the read that completed it.
+// With --agent-pid it also prints the CPU time of the agent and of itself per delivered
+// message over the measured window.
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -16,15 +25,16 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <map>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "ws/frame.h"
 
-using bb::ws::FrameDecoder;
-using bb::ws::Message;
 using bb::ws::Opcode;
 
 namespace {
@@ -35,13 +45,15 @@ int64_t nowMs() {
       .count();
 }
 
+constexpr size_t kMaxStreams = 16;
+
 struct Client {
   int fd = -1;
   bool upgraded = false;
   bool closed = false;
-  std::string http;  // handshake answer so far
-  FrameDecoder decoder{false, 64 * 1024 * 1024};
-  std::map<std::string, int64_t> last_seq;
+  std::string http;     // handshake answer so far
+  std::string partial;  // the start of a frame the next read completes
+  int64_t last_seq[kMaxStreams] = {};
   int64_t gaps = 0;
 };
 
@@ -51,21 +63,48 @@ struct Update {
   int64_t last_ms = 0;  // when the last client got it
 };
 
+// One server frame at the start of `in` (unmasked, as a server sends): its size in bytes, or 0
+// when `in` does not hold all of it yet.
+size_t parseFrame(std::string_view in, uint8_t& byte0, std::string_view& payload) {
+  if (in.size() < 2) return 0;
+  const auto* p = reinterpret_cast<const unsigned char*>(in.data());
+  uint64_t len = p[1] & 0x7f;
+  size_t head = 2;
+  if (len == 126) {
+    if (in.size() < 4) return 0;
+    len = (uint64_t{p[2]} << 8) | p[3];
+    head = 4;
+  } else if (len == 127) {
+    if (in.size() < 10) return 0;
+    len = 0;
+    for (int i = 0; i < 8; ++i) len = (len << 8) | p[2 + i];
+    head = 10;
+  }
+  if (p[1] & 0x80) head += 4;  // a masked server frame is an error the caller reports
+  if (in.size() < head || in.size() - head < len) return 0;
+  byte0 = p[0];
+  payload = in.substr(head, static_cast<size_t>(len));
+  return head + static_cast<size_t>(len);
+}
+
 // The value after `"key":` searched from the end (our fields come last in every message).
-bool tailInt(const std::string& s, const char* key, int64_t& out) {
-  std::string k = std::string("\"") + key + "\":";
-  auto at = s.rfind(k);
-  if (at == std::string::npos) return false;
-  out = std::strtoll(s.c_str() + at + k.size(), nullptr, 10);
+bool tailInt(std::string_view s, std::string_view key, int64_t& out) {
+  auto at = s.rfind(key);
+  if (at == std::string_view::npos) return false;
+  out = 0;
+  for (size_t i = at + key.size(); i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i)
+    out = out * 10 + (s[i] - '0');
   return true;
 }
 
-std::string headField(const std::string& s, const char* key) {
-  std::string k = std::string("\"") + key + "\":\"";
-  auto at = s.find(k);
-  if (at == std::string::npos || at > 64) return "";
-  auto end = s.find('"', at + k.size());
-  return s.substr(at + k.size(), end - at - k.size());
+// A string field near the start of the message (the envelope: type, then stream).
+std::string_view headField(std::string_view s, std::string_view key) {
+  auto at = s.substr(0, 64 + key.size()).find(key);
+  if (at == std::string_view::npos) return {};
+  auto start = at + key.size();
+  auto end = s.find('"', start);
+  if (end == std::string_view::npos) return {};
+  return s.substr(start, end - start);
 }
 
 double percentile(std::vector<int64_t> v, double p) {
@@ -75,17 +114,42 @@ double percentile(std::vector<int64_t> v, double p) {
   return static_cast<double>(v[std::min(i, v.size() - 1)]);
 }
 
+// CPU time (user + system) of process `pid` in microseconds, -1 when unreadable.
+int64_t processCpuUs(int pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(f, line)) return -1;
+  auto close = line.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::istringstream rest(line.substr(close + 2));
+  std::string field;
+  long long utime = 0, stime = 0;
+  // Fields 3.. after the name; utime and stime are fields 14 and 15.
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::atoll(field.c_str());
+    if (i == 15) stime = std::atoll(field.c_str());
+  }
+  return (utime + stime) * 1000000 / sysconf(_SC_CLK_TCK);
+}
+
+int64_t selfCpuUs() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return (int64_t{u.ru_utime.tv_sec} + u.ru_stime.tv_sec) * 1000000 + u.ru_utime.tv_usec +
+         u.ru_stime.tv_usec;
+}
+
 [[noreturn]] void usage() {
   std::fprintf(stderr,
                "usage: bb-ws-bench --port PORT [--path /theblock/ws] [--clients 1000] "
-               "[--seconds 30] [--ramp 200]\n");
+               "[--seconds 30] [--ramp 200] [--agent-pid PID]\n");
   std::exit(2);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  int port = 0, clients_n = 1000, seconds = 30;
+  int port = 0, clients_n = 1000, seconds = 30, agent_pid = 0;
   int64_t ramp = 200;
   std::string path = "/theblock/ws";
   for (int i = 1; i < argc; ++i) {
@@ -101,6 +165,8 @@ int main(int argc, char** argv) {
       ramp = std::max(1, std::atoi(argv[++i]));
     else if (a == "--path")
       path = argv[++i];
+    else if (a == "--agent-pid")
+      agent_pid = std::atoi(argv[++i]);
     else
       usage();
   }
@@ -148,15 +214,97 @@ int main(int argc, char** argv) {
     return true;
   };
 
-  std::map<std::pair<std::string, int64_t>, Update> updates;
+  std::vector<std::string> stream_names;  // index = the stream's id in this process
+  auto streamId = [&](std::string_view name) -> size_t {
+    for (size_t i = 0; i < stream_names.size(); ++i)
+      if (stream_names[i] == name) return i;
+    if (stream_names.size() == kMaxStreams) return kMaxStreams;
+    stream_names.emplace_back(name);
+    return stream_names.size() - 1;
+  };
+  std::unordered_map<uint64_t, Update> updates;  // key: stream id << 48 | seq
   std::vector<int64_t> per_delivery;
   int64_t messages = 0, snapshots = 0, upgraded = 0, closed_by_server = 0, pings = 0;
+  int64_t bad_frames = 0, window_messages = 0, window_bytes = 0;
   bool measuring = false;
   double ramp_s = 0;
   const int64_t ramp_deadline_ms = nowMs() + 120 * 1000;
   int64_t end_ms = ramp_deadline_ms + int64_t{seconds} * 1000;
+  int64_t agent_cpu0 = 0, self_cpu0 = 0;
   std::vector<epoll_event> events(1024);
-  char buf[64 * 1024];
+  std::vector<char> buffer(256 * 1024);
+  char* buf = buffer.data();
+
+  // Handles one complete frame of an upgraded client; false when the client is done.
+  auto onFrame = [&](Client& c, uint8_t byte0, std::string_view payload, int64_t got_ms) {
+    const auto op = static_cast<Opcode>(byte0 & 0x0f);
+    if (!(byte0 & 0x80) || op == Opcode::kContinuation || op == Opcode::kBinary) {
+      ++bad_frames;  // the agent sends whole text frames only
+      return true;
+    }
+    if (op == Opcode::kPing) {
+      ++pings;
+      std::string pong = bb::ws::encodeFrame(Opcode::kPong, payload, 0x5A5A5A5A);
+      send(c.fd, pong.data(), pong.size(), MSG_NOSIGNAL);
+      return true;
+    }
+    if (op == Opcode::kClose) {
+      ++closed_by_server;
+      c.closed = true;
+      return false;
+    }
+    if (op != Opcode::kText) return true;
+    ++messages;
+    if (measuring) {
+      ++window_messages;
+      window_bytes += static_cast<int64_t>(payload.size());
+    }
+    std::string_view type = headField(payload, "\"type\":\"");
+    if (type != "update" && type != "snapshot") return true;
+    const size_t sid = streamId(headField(payload, "\"stream\":\""));
+    int64_t seq = 0, ts = 0;
+    if (sid >= kMaxStreams || !tailInt(payload, "\"seq\":", seq) ||
+        !tailInt(payload, "\"timestamp\":", ts))
+      return true;
+    auto& last = c.last_seq[sid];
+    if (last != 0 && seq > last + 1) c.gaps += seq - last - 1;
+    last = seq;
+    if (type == "snapshot") {
+      ++snapshots;
+      return true;
+    }
+    if (!measuring) return true;
+    per_delivery.push_back(got_ms - ts);
+    auto& u = updates[(uint64_t{sid} << 48) | static_cast<uint64_t>(seq)];
+    u.timestamp = ts;
+    ++u.delivered;
+    u.last_ms = std::max(u.last_ms, got_ms);
+    return true;
+  };
+
+  // Consumes the frames in `in` (complete ones); keeps the rest in c.partial.
+  auto onBytes = [&](Client& c, const char* data, size_t size, int64_t got_ms) {
+    std::string_view in(data, size);
+    const bool carried = !c.partial.empty();
+    if (carried) {
+      c.partial.append(data, size);
+      in = c.partial;
+    }
+    size_t used = 0;
+    uint8_t byte0 = 0;
+    std::string_view payload;
+    while (!c.closed) {
+      size_t n = parseFrame(in.substr(used), byte0, payload);
+      if (n == 0) break;
+      used += n;
+      if (!onFrame(c, byte0, payload, got_ms)) break;
+    }
+    if (carried)
+      c.partial.erase(0, used);
+    else if (used < in.size())
+      c.partial.assign(in.data() + used, in.size() - used);
+  };
+
   while (nowMs() < end_ms) {
     while (static_cast<int>(clients.size()) < clients_n && pending < ramp)
       if (!open_one()) return 1;
@@ -165,13 +313,15 @@ int main(int argc, char** argv) {
       measuring = true;
       ramp_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_connect).count();
       end_ms = nowMs() + int64_t{seconds} * 1000;
+      if (agent_pid > 0) agent_cpu0 = processCpuUs(agent_pid);
+      self_cpu0 = selfCpuUs();
     }
     const int wait_ms = static_cast<int>(clients.size()) < clients_n ? 1 : 100;
     int n = epoll_wait(ep, events.data(), static_cast<int>(events.size()), wait_ms);
     for (int i = 0; i < n; ++i) {
       Client& c = *clients[events[static_cast<size_t>(i)].data.u64];
       for (;;) {
-        ssize_t r = recv(c.fd, buf, sizeof buf, 0);
+        ssize_t r = recv(c.fd, buf, buffer.size(), 0);
         if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
           if (!c.closed) ++closed_by_server;
           if (!c.upgraded && !c.closed) --pending;
@@ -180,11 +330,11 @@ int main(int argc, char** argv) {
           break;
         }
         if (r < 0) break;
-        int64_t got_ms = nowMs();
-        const char* data = buf;
-        size_t size = static_cast<size_t>(r);
-        if (!c.upgraded) {
-          c.http.append(data, size);
+        const int64_t got_ms = nowMs();
+        if (c.upgraded) {
+          onBytes(c, buf, static_cast<size_t>(r), got_ms);
+        } else {
+          c.http.append(buf, static_cast<size_t>(r));
           auto end = c.http.find("\r\n\r\n");
           if (end == std::string::npos) continue;
           --pending;
@@ -198,53 +348,20 @@ int main(int argc, char** argv) {
           c.upgraded = true;
           ++upgraded;
           std::string rest = c.http.substr(end + 4);
-          c.decoder.feed(rest.data(), rest.size());
-        } else {
-          c.decoder.feed(data, size);
-        }
-        Message m;
-        for (;;) {
-          auto st = c.decoder.next(m);
-          if (st != FrameDecoder::Status::kMessage) break;
-          if (m.op == Opcode::kPing) {
-            ++pings;
-            std::string pong = bb::ws::encodeFrame(Opcode::kPong, m.payload, 0x5A5A5A5A);
-            send(c.fd, pong.data(), pong.size(), MSG_NOSIGNAL);
-            continue;
-          }
-          if (m.op == Opcode::kClose) {
-            ++closed_by_server;
-            c.closed = true;
-            break;
-          }
-          if (m.op != Opcode::kText) continue;
-          ++messages;
-          std::string type = headField(m.payload, "type");
-          if (type != "update" && type != "snapshot") continue;
-          std::string stream = headField(m.payload, "stream");
-          int64_t seq = 0, ts = 0;
-          if (!tailInt(m.payload, "seq", seq) || !tailInt(m.payload, "timestamp", ts)) continue;
-          auto& last = c.last_seq[stream];
-          if (last != 0 && seq > last + 1) c.gaps += seq - last - 1;
-          last = seq;
-          if (type == "snapshot") {
-            ++snapshots;
-            continue;
-          }
-          if (!measuring) continue;
-          per_delivery.push_back(got_ms - ts);
-          auto& u = updates[{stream, seq}];
-          u.timestamp = ts;
-          ++u.delivered;
-          u.last_ms = std::max(u.last_ms, got_ms);
+          c.http.clear();
+          c.http.shrink_to_fit();
+          onBytes(c, rest.data(), rest.size(), got_ms);
         }
         if (c.closed) {
           epoll_ctl(ep, EPOLL_CTL_DEL, c.fd, nullptr);
           break;
         }
+        if (static_cast<size_t>(r) < buffer.size()) break;  // the socket is empty
       }
     }
   }
+  const int64_t self_cpu = selfCpuUs() - self_cpu0;
+  const int64_t agent_cpu = agent_pid > 0 ? processCpuUs(agent_pid) - agent_cpu0 : -1;
 
   // "Every client has it": updates that every connected client received, measured at the last.
   int64_t connected = 0, gaps = 0;
@@ -253,10 +370,13 @@ int main(int argc, char** argv) {
     gaps += c->gaps;
   }
   std::vector<int64_t> all_have;
+  std::vector<std::vector<int64_t>> per_stream(stream_names.size());
   int64_t partial = 0;
   for (auto& kv : updates) {
+    const int64_t took = kv.second.last_ms - kv.second.timestamp;
+    per_stream[kv.first >> 48].push_back(took);
     if (kv.second.delivered >= connected)
-      all_have.push_back(kv.second.last_ms - kv.second.timestamp);
+      all_have.push_back(took);
     else
       ++partial;
   }
@@ -270,9 +390,10 @@ int main(int argc, char** argv) {
       static_cast<long long>(ramp));
   std::printf(
       "elapsed_seconds=%.1f messages=%lld snapshots=%lld updates_distinct=%zu pings=%lld "
-      "seq_gaps=%lld\n",
+      "seq_gaps=%lld bad_frames=%lld\n",
       connect_s, static_cast<long long>(messages), static_cast<long long>(snapshots),
-      updates.size(), static_cast<long long>(pings), static_cast<long long>(gaps));
+      updates.size(), static_cast<long long>(pings), static_cast<long long>(gaps),
+      static_cast<long long>(bad_frames));
   std::printf("per_delivery_ms: n=%zu p50=%.0f p99=%.0f max=%.0f\n", per_delivery.size(),
               percentile(per_delivery, 50), percentile(per_delivery, 99),
               percentile(per_delivery, 100));
@@ -281,14 +402,22 @@ int main(int argc, char** argv) {
       "(updates not seen by every client: %lld)\n",
       all_have.size(), percentile(all_have, 50), percentile(all_have, 99),
       percentile(all_have, 100), static_cast<long long>(partial));
-  std::map<std::string, std::vector<int64_t>> per_stream;
-  for (auto& kv : updates)
-    per_stream[kv.first.first].push_back(kv.second.last_ms - kv.second.timestamp);
   std::printf("all_clients_have_it_ms by stream:");
-  for (auto& kv : per_stream)
-    std::printf(" %s(n=%zu p50=%.0f max=%.0f)", kv.first.c_str(), kv.second.size(),
-                percentile(kv.second, 50), percentile(kv.second, 100));
+  for (size_t s = 0; s < stream_names.size(); ++s)
+    if (!per_stream[s].empty())
+      std::printf(" %s(n=%zu p50=%.0f max=%.0f)", stream_names[s].c_str(), per_stream[s].size(),
+                  percentile(per_stream[s], 50), percentile(per_stream[s], 100));
   std::printf("\n");
+  // CPU per delivered message over the measured window: the figure the machine's load moves
+  // least (the two processes share the cores).
+  const double per = window_messages > 0 ? static_cast<double>(window_messages) : 1.0;
+  std::printf(
+      "window: %lld messages, %.1f MB in %d s; cpu_us_per_message: agent=%.2f bench=%.2f "
+      "(cpu ms: agent=%lld bench=%lld)\n",
+      static_cast<long long>(window_messages), static_cast<double>(window_bytes) / 1e6, seconds,
+      agent_cpu >= 0 ? static_cast<double>(agent_cpu) / per : -1.0,
+      static_cast<double>(self_cpu) / per, static_cast<long long>(agent_cpu / 1000),
+      static_cast<long long>(self_cpu / 1000));
   for (auto& c : clients) close(c->fd);
   return closed_by_server == 0 && connected == clients_n ? 0 : 3;
 }

@@ -167,6 +167,41 @@ TEST(ClientQueue, APendingSnapshotStaysASnapshot) {
   EXPECT_EQ(*q.pop(), "upd3");
 }
 
+TEST(ClientQueue, UpdatesOfAClientThatKeepsUpWaitTogetherInOrder) {
+  ClientQueue q;
+  q.pushUpdate(0, frame("m1"), frame("s1"), 2);
+  q.pushUpdate(2, frame("p1"), frame("sp1"), 2);
+  q.pushUpdate(0, frame("m2"), frame("s2"), 2);  // queued behind, not replacing m1
+  ASSERT_EQ(q.size(), 3u);
+  EXPECT_EQ(q.peek(0), "m1");  // peek leaves them for one gathered write
+  EXPECT_EQ(q.peek(2), "m2");
+  EXPECT_EQ(q.takeDropped(), 0u);
+  // Over the cap, the newest pending one of the stream is replaced: the order holds.
+  q.pushUpdate(0, frame("m3"), frame("s3"), 2);
+  EXPECT_EQ(q.takeDropped(), 1u);
+  EXPECT_EQ(*q.pop(), "m1");
+  EXPECT_EQ(*q.pop(), "p1");
+  EXPECT_EQ(*q.pop(), "m3");
+  EXPECT_TRUE(q.empty());
+  // A pending snapshot stays the first message of its stream.
+  q.pushSnapshot(1, frame("snap1"));
+  q.pushUpdate(1, frame("upd2"), frame("snap2"), 2);
+  EXPECT_EQ(q.size(), 1u);
+  EXPECT_EQ(*q.pop(), "snap2");
+}
+
+TEST(ClientQueue, TheLatestReplacesEveryPendingUpdateOfItsStream) {
+  ClientQueue q;
+  q.pushUpdate(0, frame("m1"), nullptr, 4);
+  q.pushUpdate(1, frame("p1"), nullptr, 4);
+  q.pushUpdate(0, frame("m2"), nullptr, 4);
+  q.pushLatest(0, frame("m3"));  // the socket stopped taking: only the latest of 0 waits
+  EXPECT_EQ(q.takeDropped(), 2u);
+  EXPECT_EQ(*q.pop(), "m3");
+  EXPECT_EQ(*q.pop(), "p1");
+  EXPECT_TRUE(q.empty());
+}
+
 TEST(ClientQueue, ControlMessagesKeepOrderUpToTheCap) {
   ClientQueue q(2);
   EXPECT_TRUE(q.pushControl(frame("welcome")));
