@@ -6,6 +6,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
@@ -77,7 +78,11 @@ void Loop::run(Handler& handler) {
   std::vector<uint64_t> ready;
   while (!stopping()) {
     // Bytes waiting inside a TLS stream raise no event: do not sleep on them.
-    const int timeout = ready_.empty() ? static_cast<int>(kSweep.count()) : 0;
+    int timeout = ready_.empty() ? static_cast<int>(kSweep.count()) : 0;
+    if (deadlineSet() && timeout > 0) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline_ - Clock::now());
+      timeout = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(timeout, left.count())));
+    }
     const int n = epoll_wait(epfd_, events, 256, timeout);
     if (n < 0 && errno != EINTR) {
       logError("net", name_ + ": epoll_wait failed: " + std::strerror(errno));
@@ -96,6 +101,10 @@ void Loop::run(Handler& handler) {
       } else {
         handler.onEvent(events[i].data.u64, events[i].events);
       }
+    }
+    if (deadlineSet() && Clock::now() >= deadline_) {
+      deadline_ = Clock::time_point{};
+      handler.onDeadline();
     }
     handler.onTurnEnd();
     if (now_ >= next_sweep) {

@@ -30,6 +30,8 @@ class Loop {
     virtual void onSweep(Clock::time_point now) = 0;
     /// After each turn's events: erase what was closed during it.
     virtual void onTurnEnd() {}
+    /// The time set with wakeAt() has come (loop thread).
+    virtual void onDeadline() {}
     /// Once stop() was asked, on the loop thread: close what is left.
     virtual void onStop() {}
   };
@@ -49,6 +51,10 @@ class Loop {
   /// Delivers EPOLLIN to `key` next turn without sleeping: a TLS stream holds decrypted bytes
   /// that epoll cannot see. Loop thread only.
   void readyAgain(uint64_t key) { ready_.push_back(key); }
+  /// Calls Handler::onDeadline() once, at `when` or at the first turn after it (replaces an
+  /// earlier one not yet come). Loop thread only.
+  void wakeAt(Clock::time_point when) { deadline_ = when; }
+  bool deadlineSet() const { return deadline_ != Clock::time_point{}; }
 
   /// Thread-safe.
   void wake();
@@ -73,6 +79,7 @@ class Loop {
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::vector<uint64_t> ready_;
+  Clock::time_point deadline_{};  // none when zero
   Clock::time_point now_ = Clock::now();
 };
 

@@ -42,6 +42,9 @@ constexpr size_t kMaxInbox = 256;
 constexpr uint64_t kFirstClient = 1;
 // Updates of one stream a client that keeps up may have waiting for the same write.
 constexpr size_t kMaxPerStream = 8;
+// Publications wait at most half as long as a fan-out to all of the loop's clients takes, and
+// never longer than this, for the others of the same block (onWake).
+constexpr Clock::duration kMaxCoalesce = std::chrono::milliseconds(25);
 // Frames handed to one writev; a client with more pending writes the rest in the next call.
 constexpr size_t kMaxGather = 64;
 
@@ -134,9 +137,11 @@ struct WsServer::Loop : net::Loop::Handler {
   std::unordered_map<uint64_t, std::unique_ptr<Client>> clients;
   std::vector<uint64_t> graveyard;
   std::array<size_t, 2> per_channel{0, 0};  // this loop's clients
-  // Clients with data queued during this drain, written once each at its end (handOver).
+  // Clients with data queued during this fan-out, written once each at its end (handOver).
   std::vector<Client*> dirty;
-  std::vector<std::shared_ptr<Fanout>> handed;  // publications of this drain, for the debug log
+  std::vector<std::shared_ptr<Fanout>> handed;  // publications of this fan-out, for the debug log
+  // What a fan-out costs per client written to (a running average), hence to all of them.
+  Clock::duration per_client{};
   uint64_t sent = 0;
   net::Loop loop;  // last: stopped (in ~Loop) before the state above goes
 
@@ -144,7 +149,29 @@ struct WsServer::Loop : net::Loop::Handler {
 
   Metrics* metrics() const { return owner.metrics_; }
 
-  void onWake() override { drainInbox(); }
+  // New clients start at once. Publications wait for a short window when fanning out is
+  // expensive, so that the updates of one block (several sections, published within a few ms
+  // of each other) reach each client in one write instead of one each.
+  void onWake() override {
+    std::vector<Adopt> new_clients;
+    bool publications = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      new_clients.swap(adopts);
+      publications = !stream_inbox.empty() || feature_inbox != nullptr;
+    }
+    for (auto& a : new_clients) addClient(a);
+    if (!publications || loop.deadlineSet()) return;  // an open window takes them at its end
+    const auto window =
+        std::min(kMaxCoalesce, per_client * static_cast<int64_t>(clients.size()) / 2);
+    if (window >= std::chrono::milliseconds(1)) {
+      loop.wakeAt(loop.now() + window);
+      return;
+    }
+    fanOut();
+  }
+
+  void onDeadline() override { fanOut(); }
 
   void onEvent(uint64_t id, uint32_t what) override {
     auto it = clients.find(id);
@@ -175,7 +202,7 @@ struct WsServer::Loop : net::Loop::Handler {
     reportCounters();
   }
 
-  // A client with data to hand over in this drain; a client already waiting for its socket is
+  // A client with data to hand over in this fan-out; a client already waiting for its socket is
   // left to its readiness event (a write now would only be refused).
   void markDirty(Client& c) {
     if (c.dirty || c.want_write) return;
@@ -183,7 +210,7 @@ struct WsServer::Loop : net::Loop::Handler {
     dirty.push_back(&c);
   }
 
-  // The end of a drain: every client with new data gets all of it in one write.
+  // The end of a fan-out: every client with new data gets all of it in one write.
   void handOver() {
     for (Client* c : dirty) {
       c->dirty = false;
@@ -196,17 +223,16 @@ struct WsServer::Loop : net::Loop::Handler {
     handed.clear();
   }
 
-  void drainInbox() {
-    std::vector<Adopt> new_clients;
+  // Queues the publications waiting in the inbox and hands them over.
+  void fanOut() {
+    const auto started = Clock::now();
     std::deque<Publication> updates;
     FramePtr features;
     {
       std::lock_guard<std::mutex> lock(mutex);
-      new_clients.swap(adopts);
       updates.swap(stream_inbox);
       features.swap(feature_inbox);
     }
-    for (auto& a : new_clients) addClient(a);
     // Every client gets its share of the batch in one write (handOver). A client whose socket
     // took everything so far gets every update, in order; one still waiting for its socket
     // keeps only the latest of each stream (ClientQueue).
@@ -236,7 +262,12 @@ struct WsServer::Loop : net::Loop::Handler {
           markDirty(c);
         }
     }
+    const auto written = static_cast<int64_t>(dirty.size());
     handOver();
+    if (written > 0) {
+      const auto cost = (Clock::now() - started) / written;
+      per_client = per_client == Clock::duration{} ? cost : (per_client * 7 + cost) / 8;
+    }
   }
 
   void bury() {
