@@ -10,9 +10,11 @@
 # Environment: CLIENTS (1000), SECONDS_ (30), BLOCK_MS (1000), PATH_ (/theblock/ws), RAMP (200),
 #   MAIN_PORT=1 (connect to the main HTTP port instead of the WS port), AGENT (another
 #   blockbuster-agent binary, e.g. a RelWithDebInfo build; it still loads BUILD_DIR's plugins),
-#   AGENT_LOG (copy the agent's stderr there). The agent runs at log level debug: its
-#   "fan-out ... ms after the change" lines give the agent-side delay (change -> the last
-#   client's bytes handed to its socket), printed at the end next to the client-side figures.
+#   AGENT_LOG (copy the agent's stderr there), BENCH (another bb-ws-bench binary). The agent
+#   runs at log level debug: its "fan-out #N ... ms after the change" lines give the agent-side
+#   delay (change -> the last client's bytes handed to its socket, on every loop), printed at
+#   the end next to the client-side figures. The client also prints the agent's and its own
+#   CPU time per delivered message over the measured window (the figure load moves least).
 #
 # BUILD_DIR (default: build) must hold bin/blockbuster-agent, bin/bb-devnode and the plugins
 # (cmake --build BUILD_DIR --target blockbuster-agent bb-devnode bb_network bb_compute bb_storage
