@@ -95,8 +95,10 @@ long Stream::writev(const iovec* iov, size_t count) {
   if (count == 1 || iov[0].iov_len >= kTlsGather)
     return write(static_cast<const char*>(iov[0].iov_base), iov[0].iov_len);
   // Small pieces in one record. A retry after kWouldBlock gathers the same bytes first (more
-  // may follow them), as OpenSSL asks.
-  thread_local char gather[kTlsGather];
+  // may follow them), as OpenSSL asks. The buffer is on the stack of the loop that writes, not
+  // thread_local: a module's static TLS is zeroed on every thread the process starts (about 30
+  // in the agent), whether or not it ever writes over TLS.
+  char gather[kTlsGather];
   size_t used = 0;
   for (size_t i = 0; i < count && used < kTlsGather; ++i) {
     const size_t n = std::min(iov[i].iov_len, kTlsGather - used);
