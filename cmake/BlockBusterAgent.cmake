@@ -63,3 +63,18 @@ function(bb_agent_include_root target)
     target_include_directories(${target} PUBLIC ${root})
   endif()
 endfunction()
+
+# Code that runs at start-up, on a reload or once per collection (every interval_ms, 2 s by
+# default) is compiled for size rather than speed. The kernel maps a library's code into the
+# agent's resident set in windows of 64 KiB around each page it runs (fault-around), so the idle
+# RSS follows the size of the code more than how much of it runs; -Os halves a market plugin
+# (199 -> 104 KiB). The paths a request takes (loops, HTTP, WebSocket, snapshot, RPC transport,
+# the receipts plugin's pages) keep the build type's -O2 (docs/performance.md, "Idle memory").
+# Debug builds keep -O0.
+#
+# bb_optimize_for_size(<target>...)
+function(bb_optimize_for_size)
+  foreach(target IN LISTS ARGN)
+    target_compile_options(${target} PRIVATE $<$<NOT:$<CONFIG:Debug>>:-Os>)
+  endforeach()
+endfunction()
