@@ -177,6 +177,17 @@ std::chrono::milliseconds PluginRuntime::staleAfter() const {
   return std::chrono::milliseconds(2 * config_.interval_ms) + timeout();
 }
 
+Clock::time_point PluginRuntime::nextSlot(Clock::time_point slot, Clock::time_point finished,
+                                          std::chrono::milliseconds interval, int64_t& skipped) {
+  skipped = 0;
+  auto next = slot + interval;
+  if (next <= finished && interval.count() > 0) {
+    skipped = (finished - next) / interval + 1;
+    next += interval * skipped;
+  }
+  return next;
+}
+
 void PluginRuntime::run() {
   const auto interval = std::chrono::milliseconds(config_.interval_ms);
   auto next = Clock::now();
@@ -185,15 +196,16 @@ void PluginRuntime::run() {
       std::unique_lock<std::mutex> lock(mutex_);
       if (cv_.wait_until(lock, next, [this] { return stopping_; })) return;
     }
-    auto started = Clock::now();
     collectOnce();
     auto finished = Clock::now();
 
-    // Next slot on the original grid; slots that passed while collecting are skipped.
-    next = started + interval;
-    if (next <= finished) {
-      auto missed = (finished - started) / interval;
-      next = started + interval * (missed + 1);
+    // Next slot on the original grid (counted from the slot, not from when the thread woke up,
+    // which drifted by the wake-up latency, about 1 ms a run: plugins started together drifted
+    // apart, and what a new block changes in their sections reached WebSocket clients in
+    // separate writes); slots that passed while collecting are skipped.
+    int64_t missed = 0;
+    next = nextSlot(next, finished, interval, missed);
+    if (missed > 0) {
       std::lock_guard<std::mutex> lock(mutex_);
       skipped_ += static_cast<uint64_t>(missed);
       for (int i = 0; i < missed; ++i) services_.metrics->pluginSkipped(name());

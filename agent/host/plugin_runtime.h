@@ -78,6 +78,14 @@ class PluginRuntime {
   static constexpr int kQuarantineAfter = 5;
   static constexpr std::chrono::minutes kMaxBackoff{5};
 
+  /// The slot of the collection after the one of `slot` (on the grid of `interval` from the
+  /// first), given that this one finished at `finished`: the next slot of the grid not passed
+  /// by then, whenever the thread woke up for `slot`, so that plugins started together keep
+  /// collecting together. `skipped`: the slots passed while collecting (not run).
+  static std::chrono::steady_clock::time_point nextSlot(
+      std::chrono::steady_clock::time_point slot, std::chrono::steady_clock::time_point finished,
+      std::chrono::milliseconds interval, int64_t& skipped);
+
   PluginRuntime(std::shared_ptr<LoadedLibrary> library, PluginConfig config, HostServices services);
   ~PluginRuntime();  ///< stop()s, destroys the instance, releases the library
   PluginRuntime(const PluginRuntime&) = delete;
