@@ -86,7 +86,6 @@ struct Client {
   uint32_t mask = kDefaultStreams;
   bool explicit_subscription = false;
   bool want_write = false;  // unsent data waits for the socket (its readiness will flush it)
-  bool dirty = false;       // in the loop's list of clients to hand data to this turn
   Clock::time_point last_read = Clock::now();
   std::optional<Clock::time_point> ping_sent;
   // Since when unsent data has waited without the socket taking a byte.
@@ -137,8 +136,8 @@ struct WsServer::Loop : net::Loop::Handler {
   std::unordered_map<uint64_t, std::unique_ptr<Client>> clients;
   std::vector<uint64_t> graveyard;
   std::array<size_t, 2> per_channel{0, 0};  // this loop's clients
-  // Clients with data queued during this fan-out, written once each at its end (handOver).
-  std::vector<Client*> dirty;
+  // The updates of the fan-out in progress, in order (fanOut).
+  std::vector<const StreamMessage*> batch;
   std::vector<std::shared_ptr<Fanout>> handed;  // publications of this fan-out, for the debug log
   // What a fan-out costs per client written to (a running average), hence to all of them.
   Clock::duration per_client{};
@@ -202,28 +201,9 @@ struct WsServer::Loop : net::Loop::Handler {
     reportCounters();
   }
 
-  // A client with data to hand over in this fan-out; a client already waiting for its socket is
-  // left to its readiness event (a write now would only be refused).
-  void markDirty(Client& c) {
-    if (c.dirty || c.want_write) return;
-    c.dirty = true;
-    dirty.push_back(&c);
-  }
-
-  // The end of a fan-out: every client with new data gets all of it in one write.
-  void handOver() {
-    for (Client* c : dirty) {
-      c->dirty = false;
-      if (!c->closed) flush(*c);
-    }
-    dirty.clear();
-    if (handed.empty()) return;
-    const int64_t now = unixMillis();
-    for (auto& f : handed) owner.fanoutDone(*f, now);
-    handed.clear();
-  }
-
-  // Queues the publications waiting in the inbox and hands them over.
+  // Queues the publications waiting in the inbox and hands them over: one pass over the
+  // clients, each getting its share of the batch queued and written at once (one write), so
+  // that a client's state is touched once per fan-out rather than once per publication.
   void fanOut() {
     const auto started = Clock::now();
     std::deque<Publication> updates;
@@ -233,41 +213,63 @@ struct WsServer::Loop : net::Loop::Handler {
       updates.swap(stream_inbox);
       features.swap(feature_inbox);
     }
-    // Every client gets its share of the batch in one write (handOver). A client whose socket
-    // took everything so far gets every update, in order; one still waiting for its socket
-    // keeps only the latest of each stream (ClientQueue).
+    batch.clear();
+    uint32_t streams = 0;
     for (auto& p : updates) {
       const int s = p.message.stream;
       snapshots[static_cast<size_t>(s)] = p.message.snapshot;
       if (!p.message.update) continue;  // the snapshot refreshed only (same data, newer ages)
-      for (auto& kv : clients) {
-        Client& c = *kv.second;
-        if (c.closed || c.channel != Channel::kDashboard || !(c.mask & (1u << s))) continue;
-        if (c.want_write) {
-          c.queue.pushLatest(s, p.message.update, p.message.snapshot);
-        } else {
-          c.queue.pushUpdate(s, p.message.update, p.message.snapshot, kMaxPerStream);
-          markDirty(c);
-        }
-      }
+      batch.push_back(&p.message);
+      streams |= 1u << s;
       if (p.fanout) handed.push_back(std::move(p.fanout));
     }
-    if (features) {
-      feature_latest = features;
-      if (per_channel[static_cast<size_t>(Channel::kFeatures)] > 0)
-        for (auto& kv : clients) {
-          Client& c = *kv.second;
-          if (c.closed || c.channel != Channel::kFeatures) continue;
-          c.queue.pushLatest(0, features);
-          markDirty(c);
-        }
+    if (features) feature_latest = features;
+    const bool to_features = features && per_channel[static_cast<size_t>(Channel::kFeatures)] > 0;
+    int64_t written = 0;
+    if (streams != 0 || to_features) {
+      for (auto& kv : clients) {
+        Client& c = *kv.second;
+        if (c.closed) continue;
+        if (c.channel == Channel::kDashboard ? queueBatch(c, streams) : queueFeatures(c, features))
+          ++written;
+      }
     }
-    const auto written = static_cast<int64_t>(dirty.size());
-    handOver();
+    if (!handed.empty()) {
+      const int64_t now = unixMillis();
+      for (auto& f : handed) owner.fanoutDone(*f, now);
+      handed.clear();
+    }
     if (written > 0) {
       const auto cost = (Clock::now() - started) / written;
       per_client = per_client == Clock::duration{} ? cost : (per_client * 7 + cost) / 8;
     }
+  }
+
+  // Queues the fan-out's updates a dashboard client subscribes to (`streams`: the batch's), in
+  // order, and writes them in one go; true when written. A client whose socket took everything
+  // so far gets every update; one still waiting for its socket keeps only the latest of each
+  // stream (ClientQueue) and is left to its readiness event (a write now would be refused).
+  bool queueBatch(Client& c, uint32_t streams) {
+    if (!(c.mask & streams)) return false;
+    for (const StreamMessage* m : batch) {
+      if (!(c.mask & (1u << m->stream))) continue;
+      if (c.want_write)
+        c.queue.pushLatest(m->stream, m->update, m->snapshot);
+      else
+        c.queue.pushUpdate(m->stream, m->update, m->snapshot, kMaxPerStream);
+    }
+    if (c.want_write) return false;
+    flush(c);
+    return true;
+  }
+
+  // The latest feature vector for a feature client (null: none in this fan-out).
+  bool queueFeatures(Client& c, const FramePtr& features) {
+    if (!features) return false;
+    c.queue.pushLatest(0, features);
+    if (c.want_write) return false;
+    flush(c);
+    return true;
   }
 
   void bury() {
