@@ -6,8 +6,10 @@
 // The client shares the cores with the agent, so it is kept cheap: frames are parsed where
 // recv() put them (a frame is copied only when it spans two reads), the JSON is not parsed (the
 // fields it needs are at known places) and UTF-8 is not validated (the agent's tests do that).
-// Each socket is read until it is empty when epoll reports it (level-triggered, in the order the
-// sockets became readable), and a message is timestamped by the read that completed it.
+// Each socket is read until it is empty when epoll reports it (edge-triggered, in the order the
+// sockets became readable: level-triggered, epoll polled every socket it reported once more at
+// the next wait, 7% of this client's CPU), and a message is timestamped by the read that
+// completed it.
 // With --agent-pid it also prints the CPU time of the agent and of itself per delivered
 // message over the measured window.
 #include <arpa/inet.h>
@@ -212,7 +214,7 @@ int main(int argc, char** argv) {
     }
     fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
     epoll_event ev{};
-    ev.events = EPOLLIN;
+    ev.events = EPOLLIN | EPOLLET;  // each event is read until the socket is empty
     ev.data.u64 = clients.size();
     epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
     clients.push_back(std::move(c));
@@ -410,6 +412,21 @@ int main(int argc, char** argv) {
       "(updates not seen by every client: %lld)\n",
       all_have.size(), percentile(all_have, 50), percentile(all_have, 99),
       percentile(all_have, 100), static_cast<long long>(partial));
+  // The slowest updates, to tell a slow fan-out from one stream published apart from the others.
+  std::vector<std::pair<int64_t, uint64_t>> slowest;
+  for (auto& kv : updates)
+    if (kv.second.delivered >= connected)
+      slowest.emplace_back(kv.second.last_ms - kv.second.timestamp, kv.first);
+  std::sort(slowest.rbegin(), slowest.rend());
+  std::printf("slowest updates (until every client has it; stream#seq ms @ms into the second):");
+  for (size_t i = 0; i < slowest.size() && i < 6; ++i) {
+    const auto& u = updates[slowest[i].second];
+    std::printf(" %s#%llu %lld @%lld", stream_names[slowest[i].second >> 48].c_str(),
+                static_cast<unsigned long long>(slowest[i].second & ((uint64_t{1} << 48) - 1)),
+                static_cast<long long>(slowest[i].first),
+                static_cast<long long>(u.timestamp % 1000));
+  }
+  std::printf("\n");
   std::printf("all_clients_have_it_ms by stream:");
   for (size_t s = 0; s < stream_names.size(); ++s)
     if (!per_stream[s].empty())
