@@ -6,9 +6,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -30,6 +28,7 @@
 #include "net/stream.h"
 #include "net/tls.h"
 #include "util/log.h"
+#include "util/thread_priority.h"
 
 namespace bb::http_detail {
 namespace {
@@ -123,6 +122,7 @@ struct EventServer::Loop : net::Loop::Handler {
   ~Loop() override {
     loop.stop();
     for (auto& kv : connections) kv.second->stream.close();
+    for (int fd : handed) ::close(fd);  // handed over while this loop was stopping
   }
 
   EventServer& server;
@@ -132,9 +132,14 @@ struct EventServer::Loop : net::Loop::Handler {
   net::Loop loop;
   bool listening = false;  // the listener is watched (not while out of descriptors)
 
-  // Answers of offloaded requests, filled by the workers under `mutex`.
+  // Answers of offloaded requests, filled by the workers under `mutex`; connections another
+  // loop accepted for this one, under the same mutex.
   std::mutex mutex;
   std::vector<Job> done;
+  std::vector<int> handed;
+  // The connections this loop serves, and those handed to it not yet taken: read by the loop
+  // that accepts, to give each new connection to the loop with the fewest.
+  std::atomic<int> owned{0};
 
   // Loop-thread state.
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> connections;
@@ -162,7 +167,10 @@ struct EventServer::Loop : net::Loop::Handler {
     if (it != connections.end() && !it->second->closed) onEvent(*it->second, events);
   }
 
-  void onWake() override { takeAnswers(); }
+  void onWake() override {
+    takeHanded();
+    takeAnswers();
+  }
 
   void onTurnEnd() override {
     for (uint64_t id : graveyard) connections.erase(id);
@@ -172,6 +180,14 @@ struct EventServer::Loop : net::Loop::Handler {
   // Stopping: no new connections; answers already made go out if the socket takes them.
   void onStop() override {
     loop.remove(server.listen_fd_);
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      for (int fd : handed) {
+        ::close(fd);
+        server.open_.fetch_sub(1);
+      }
+      handed.clear();
+    }
     for (auto& kv : connections) {
       Connection& c = *kv.second;
       if (c.closed) continue;
@@ -213,23 +229,54 @@ struct EventServer::Loop : net::Loop::Handler {
                               " connections, refusing new ones" + (server.tls_ ? "" : " with 503"));
         continue;
       }
-      // Answers go out in one write each: nothing to gain from Nagle's delay, only latency.
-      int one = 1;
-      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      const uint64_t id = next_id++;
-      auto c = server.tls_ ? std::make_unique<Connection>(id, net::Stream(fd, *server.tls_))
-                           : std::make_unique<Connection>(id, net::Stream(fd));
-      if ((server.tls_ && !c->stream.tls()) || !loop.add(fd, id, EPOLLIN)) {
-        server.open_.fetch_sub(1);
-        continue;  // the stream closes its socket
+      // EPOLLEXCLUSIVE wakes the first loop waiting, so an idle moment sends a burst of new
+      // connections (wrk's 64, a browser's 6) all to one loop while the other has none: each
+      // goes to the loop serving the fewest instead (this one on a tie).
+      Loop* to = this;
+      for (auto& l : server.loops_)
+        if (l->owned.load(std::memory_order_relaxed) < to->owned.load(std::memory_order_relaxed))
+          to = l.get();
+      to->owned.fetch_add(1);
+      if (to == this) {
+        adopt(fd);
+      } else {
+        {
+          std::lock_guard<std::mutex> lock(to->mutex);
+          to->handed.push_back(fd);
+        }
+        to->wake();
       }
-      c->events = EPOLLIN;
-      c->state = c->stream.handshaking() ? State::kHandshake : State::kIdle;
-      c->since = now();
-      Connection& added = *c;
-      connections.emplace(id, std::move(c));
-      if (added.stream.handshaking()) onEvent(added, EPOLLIN);  // the ClientHello may be here
     }
+  }
+
+  // Serves a connection accepted by this loop or handed to it (counted in open_ and owned).
+  void adopt(int fd) {
+    // Answers go out in one write each: nothing to gain from Nagle's delay, only latency.
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    const uint64_t id = next_id++;
+    auto c = server.tls_ ? std::make_unique<Connection>(id, net::Stream(fd, *server.tls_))
+                         : std::make_unique<Connection>(id, net::Stream(fd));
+    if ((server.tls_ && !c->stream.tls()) || !loop.add(fd, id, EPOLLIN)) {
+      server.open_.fetch_sub(1);
+      owned.fetch_sub(1);
+      return;  // the stream closes its socket
+    }
+    c->events = EPOLLIN;
+    c->state = c->stream.handshaking() ? State::kHandshake : State::kIdle;
+    c->since = now();
+    Connection& added = *c;
+    connections.emplace(id, std::move(c));
+    if (added.stream.handshaking()) onEvent(added, EPOLLIN);  // the ClientHello may be here
+  }
+
+  void takeHanded() {
+    std::vector<int> fds;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      fds.swap(handed);
+    }
+    for (int fd : fds) adopt(fd);
   }
 
   void onEvent(Connection& c, uint32_t what) {
@@ -581,6 +628,7 @@ struct EventServer::Loop : net::Loop::Handler {
     c.closed = true;
     graveyard.push_back(c.id);
     server.open_.fetch_sub(1);
+    owned.fetch_sub(1);
   }
 
   void close(Connection& c) {
@@ -726,13 +774,8 @@ std::string threadName(const std::string& server, const std::string& suffix) {
 
 void EventServer::startWorker(bool deferred, const std::string& suffix) {
   pool_->threads.emplace_back([this, deferred] {
-    if (deferred && options_.deferred_nice > 0) {
-      // Relative to the agent's own (a unit with Nice=5 gets workers at 15); 19 at most.
-      const auto tid = static_cast<id_t>(::syscall(SYS_gettid));
-      errno = 0;
-      int base = getpriority(PRIO_PROCESS, tid);
-      if (errno == 0) setpriority(PRIO_PROCESS, tid, std::min(19, base + options_.deferred_nice));
-    }
+    // Relative to the agent's own (a unit with Nice=5 gets workers at 15 or more); 19 at most.
+    if (deferred) lowerThisThreadPriority(options_.deferred_nice);
     Pool& pool = *pool_;
     auto& queue = deferred ? pool.deferred : pool.jobs;
     auto& cv = deferred ? pool.deferred_cv : pool.jobs_cv;

@@ -76,10 +76,12 @@ struct ServerOptions {
   /// thread may lower its priority, not raise it). Store queries are the one open-ended CPU cost a
   /// client can ask for; at a lower priority the event loops, which answer from memory, win the
   /// cores when both want them, and a client paging deep cannot slow the dashboard down (issue 20,
-  /// docs/performance.md). Scrapes and history are not affected: they have their own workers at the
-  /// loops' priority (an earlier design ran all workers at nice 10, and a busy pair of loops
-  /// starved scrapes).
-  int deferred_nice = 10;
+  /// docs/performance.md). 19, the lowest (scheduler weight 15 against the loops' 1024; it was 10,
+  /// weight 110): alone, pages are served as fast, since they then have the cores to themselves.
+  /// SCHED_IDLE was weighed and left: it halved the pages served even alone.
+  /// Scrapes and history are not affected: they have their own workers at the loops' priority (an
+  /// earlier design ran all workers at nice 10, and a busy pair of loops starved scrapes).
+  int deferred_nice = 19;
 };
 
 /// Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455, 1.3): what HttpServer answers an

@@ -2,8 +2,15 @@
 // other plugins go on, and nothing stacks up. The agent runs as a process, as in production.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/resource.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
 #include <regex>
+#include <sstream>
+#include <string>
 
 #include "host/misbehave_support.h"
 #include "integration/stack.h"
@@ -113,6 +120,38 @@ TEST(PluginFaults, SigtermStopsTheAgentEvenWithAPluginStuckInCollect) {
   ASSERT_TRUE(status.has_value()) << "the agent did not exit";
   EXPECT_EQ(*status, 0) << agent.process().output();
   EXPECT_NE(agent.process().output().find("abandoning it"), std::string::npos);
+}
+
+// The nice value of each thread of process `pid`, by thread name (the last of a name wins).
+std::map<std::string, int> niceByThread(int pid) {
+  std::map<std::string, int> nice;
+  for (const auto& task :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
+    std::string comm, stat;
+    std::getline(std::ifstream(task.path() / "comm"), comm);
+    std::getline(std::ifstream(task.path() / "stat"), stat);
+    // After "pid (comm) ": state is field 3, nice field 19 (proc(5)).
+    std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+    std::string field;
+    for (int i = 3; i <= 19 && fields >> field; ++i) {
+    }
+    if (!field.empty()) nice[comm] = std::stoi(field);
+  }
+  return nice;
+}
+
+TEST(PluginThreads, CollectRunsNicerThanTheEventLoops) {
+  TempDir home;
+  Agent agent(home, kNoNode, config("{mode: ok}"));
+  ASSERT_TRUE(eventually([&] { return plugin(agent, "steady")["collections"].asInt() >= 1; }));
+  auto nice = niceByThread(agent.process().pid());
+  ASSERT_TRUE(nice.count("bb-misbehave") && nice.count("bb-steady") && nice.count("bb-http-0"));
+  const int base = getpriority(PRIO_PROCESS, 0);  // the agent's: this test's (`nice ctest`: 10)
+  EXPECT_EQ(nice["bb-misbehave"], std::min(19, base + 5));
+  EXPECT_EQ(nice["bb-steady"], std::min(19, base + 5));
+  EXPECT_EQ(nice["bb-http-0"], base);  // the loops, and what answers WebSocket clients, are not
+  EXPECT_EQ(nice["bb-http-1"], base);
+  EXPECT_EQ(nice["bb-ws-push-0"], base);
 }
 
 }  // namespace

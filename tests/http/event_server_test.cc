@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "host/plugin_routes.h"
 #include "http/server.h"
@@ -302,6 +303,49 @@ TEST(EventServer, ScrapesDoNotWaitBehindStoreQueriesWhichRunAtALowerPriority) {
   std::lock_guard<std::mutex> lock(mutex);
   EXPECT_EQ(nice_of["/hold"], std::min(19, getpriority(PRIO_PROCESS, 0) + 7));  // `nice ctest`
   EXPECT_EQ(nice_of["/metrics"], getpriority(PRIO_PROCESS, 0));
+}
+
+TEST(EventServer, NewConnectionsGoToTheLoopServingTheFewest) {
+  std::mutex mutex;
+  std::map<std::string, int> served_by;  // loop thread name -> connections it answered
+  bb::ServerOptions o;
+  o.event_threads = 2;
+  auto server = serve(o, [&](bb::HttpRequest&& r) {
+    char name[16] = "";
+    pthread_getname_np(pthread_self(), name, sizeof name);
+    std::lock_guard<std::mutex> lock(mutex);
+    ++served_by[name];
+    return echo(r);
+  });
+  // One after the other while the loops are idle: EPOLLEXCLUSIVE alone wakes the same loop for
+  // each (the first waiting), which would then serve all eight.
+  std::vector<std::unique_ptr<RawClient>> clients;
+  for (int i = 0; i < 8; ++i) {
+    clients.push_back(std::make_unique<RawClient>(server->port()));
+    ASSERT_TRUE(clients.back()->send(get("/c" + std::to_string(i))));
+    EXPECT_EQ(bodyOf(clients.back()->readResponse(10s)),
+              "{\"path\":\"/c" + std::to_string(i) + "\"}");
+  }
+  std::lock_guard<std::mutex> lock(mutex);
+  ASSERT_EQ(served_by.size(), 2u);
+  for (const auto& [loop, n] : served_by) EXPECT_EQ(n, 4) << loop;
+}
+
+TEST(EventServer, StoreQueriesRunAtTheLowestPriorityByDefault) {
+  std::atomic<int> nice{-100};
+  bb::ServerOptions o;  // deferred_nice as shipped
+  o.event_threads = 1;
+  o.deferred_threads = 1;
+  o.offload = [](const bb::HttpRequest&) { return false; };
+  auto server = serve(o, [&](bb::HttpRequest&& r) {
+    if (!r.may_block) return bb::HttpResponse::deferred(r);
+    nice = getpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)));
+    return echo(r);
+  });
+  RawClient c(server->port());
+  ASSERT_TRUE(c.send(get("/page")));
+  EXPECT_EQ(bodyOf(c.readResponse(10s)), "{\"path\":\"/page\"}");
+  EXPECT_EQ(nice.load(), 19);  // whatever the agent's own nice: the lowest there is
 }
 
 // Records the hand-over of an upgraded connection.
