@@ -4,6 +4,15 @@
     bench/mixed/run.py [BUILD_DIR]    env: DURATION=10 WARMUP=2 RECEIPTS=1000000 CLIENTS=1000
                                            DASH_CONNS=64 PAGE_CONNS=16 RATE=500
                                            STORE_TEMPLATE=<file> (kept filled store, reused)
+                                           ENDPOINTS=<path>,... (a subset of the dashboard
+                                           endpoints below, to explore; default all four)
+                                           CLIENTS=0 or PAGE_CONNS=0 leaves that
+                                           part of the mix out (what each one costs)
+                                           CELL_HOOK=<shell command> (run in the background
+                                           as each dashboard cell's measurement starts, alone
+                                           and mixed, with AGENT_PID, KIND (alone|mixed), CELL
+                                           and CELL_SECONDS in its environment: e.g. a perf
+                                           record of the agent)
 
 BUILD_DIR (default build-bench, configured with -DBB_BUILD_BENCH=ON) needs the agent, bb-devnode
 and the plugins; bb-receipts-fill and bb-ws-bench are built here when absent.
@@ -147,6 +156,12 @@ def main():
     dash_conns = int(os.environ.get("DASH_CONNS", "64"))
     page_conns = int(os.environ.get("PAGE_CONNS", "16"))
     rate = int(os.environ.get("RATE", "500"))
+    if os.environ.get("ENDPOINTS"):
+        wanted = os.environ["ENDPOINTS"].split(",")
+        unknown = [e for e in wanted if e not in DASHBOARD]
+        if unknown:
+            bb.die(f"ENDPOINTS: {', '.join(unknown)} not among {', '.join(DASHBOARD)}")
+        DASHBOARD[:] = [e for e in DASHBOARD if e in wanted]
 
     # 1. The store.
     home = tempfile.mkdtemp(prefix="bb-bench-mixed-")
@@ -183,6 +198,7 @@ def main():
     m = agent.wait_line(r"blockbuster-agent ready http=[^ ]*:(\d+).* ws=[^ ]*:(\d+)", timeout=120)
     port, ws_port = int(m.group(1)), int(m.group(2))
     start_s = time.monotonic() - t0
+    print(f"agent pid {agent.pid} http port {port} ws port {ws_port}", flush=True)
     bb.wait_for_data(port, DASHBOARD, timeout=60)
     stat = bb.ProcStat(agent.pid)
     c = bb.Http(port)
@@ -192,10 +208,17 @@ def main():
     pages_lua = PAGES_LUA % tuple(totals[mk] for mk in MARKETS)
     pages_url = f"http://127.0.0.1:{port}/theblock/receipts"
 
+    hook = os.environ.get("CELL_HOOK", "")
+    hooks = []
+
     def dash(kind, path):
         url = f"http://127.0.0.1:{port}{path}"
         if warmup:
             bb.wrk(url, dash_conns, warmup)
+        if hook:
+            hooks.append(subprocess.Popen(["bash", "-c", hook], env=dict(
+                os.environ, AGENT_PID=str(agent.pid), KIND=kind, CELL=path,
+                CELL_SECONDS=str(duration))))
         r = bb.wrk(url, dash_conns, duration)
         print(f"{kind} {path:32} c={dash_conns}: {r['rps']:8.0f} req/s  p50 {fmt_ms(r['p50_us'])} "
               f"ms  p99 {fmt_ms(r['p99_us'])} ms  errors {r['errors']}", flush=True)
@@ -215,7 +238,11 @@ def main():
 
     # 3. Alone.
     alone = {path: dash("alone", path) for path in DASHBOARD}
-    alone_pages = bb.wrk(pages_url, page_conns, duration, lua_requests=pages_lua)
+    for h in hooks:
+        h.wait(timeout=120)
+    none = {"rps": 0, "p50_us": 0, "p99_us": 0, "errors": 0, "status": 0}
+    alone_pages = (bb.wrk(pages_url, page_conns, duration, lua_requests=pages_lua)
+                   if page_conns else dict(none))
     print(f"alone receipts pages (random)      c={page_conns}: {alone_pages['rps']:8.0f} req/s  "
           f"p50 {fmt_ms(alone_pages['p50_us'])} ms  p99 {fmt_ms(alone_pages['p99_us'])} ms  "
           f"errors {alone_pages['errors']}", flush=True)
@@ -237,15 +264,19 @@ def main():
     ws = subprocess.Popen(
         ["bash", "-c", ulimit + " exec \"$0\" \"$@\"", os.path.join(build, "bin", "bb-ws-bench"),
          "--port", str(ws_port), "--path", "/theblock/ws", "--clients", str(clients),
-         "--seconds", str(background_s)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+         "--seconds", str(background_s)] if clients else ["sleep", str(background_s)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     sampler = Sampler(port, node_port, stat)
     sampler.start()
     pages_result = {}
     pages_thread = threading.Thread(target=lambda: pages_result.update(
-        bb.wrk(pages_url, page_conns, background_s - 2, lua_requests=pages_lua)), daemon=True)
+        bb.wrk(pages_url, page_conns, background_s - 2, lua_requests=pages_lua)
+        if page_conns else none), daemon=True)
     time.sleep(2)  # the WebSocket clients connect
     pages_thread.start()
     mixed = {path: dash("mixed", path) for path in DASHBOARD}
+    for h in hooks:
+        h.wait(timeout=120)
     pages_thread.join(timeout=background_s + 60)
     ws_out, ws_err = ws.communicate(timeout=background_s + 60)
     sampler.stop()
