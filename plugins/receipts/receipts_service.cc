@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <exception>
+#include <iterator>
+#include <map>
 
 #include "receipt_mapping.h"
 
@@ -34,8 +36,7 @@ CycleResult ReceiptsService::collect(NodePort& node, int64_t now_s, double monot
     warmHotPages();
   } catch (const std::exception& e) {
     out.report.warnings.push_back(e.what());
-    std::lock_guard<std::mutex> lock(cache_mutex_);
-    hot_.clear();  // read from the file again rather than served old
+    std::atomic_store(&hot_, {});  // read from the file again rather than served old
   }
   try {
     out.stats = store_->stats();
@@ -43,11 +44,13 @@ CycleResult ReceiptsService::collect(NodePort& node, int64_t now_s, double monot
     out.report.warnings.push_back(e.what());
     out.stats.path = store_->path();
   }
+  // Copied before the lock: the loops read health() on every receipts request.
+  auto unavailable = out.ok ? out.report.unavailable : std::map<std::string, std::string>{};
   std::lock_guard<std::mutex> lock(health_mutex_);
   if (out.ok) health_.last_success = now_s;
   health_.last_failed = !out.ok;
   if (out.interval_seconds) health_.interval = out.interval_seconds;
-  health_.unavailable = out.ok ? out.report.unavailable : std::map<std::string, std::string>{};
+  health_.unavailable.swap(unavailable);
   return out;
 }
 
@@ -86,11 +89,9 @@ std::string ReceiptsService::renderPage(const ReceiptQuery& q) const {
 
 void ReceiptsService::warmHotPages() {
   const uint64_t version = store_->version();
-  {
-    std::lock_guard<std::mutex> lock(cache_mutex_);
-    if (!hot_.empty() && hot_.front().version == version) return;
-  }
-  std::vector<CacheEntry> hot;
+  const auto current = std::atomic_load(&hot_);
+  if (current && !current->empty() && current->front().version == version) return;
+  auto hot = std::make_shared<std::vector<CacheEntry>>();
   for (const int64_t limit : {int64_t{20}, kDefaultLimit}) {
     std::vector<std::string> markets{""};
     if (limit == kDefaultLimit)
@@ -99,12 +100,11 @@ void ReceiptsService::warmHotPages() {
       ReceiptQuery q;
       q.limit = limit;
       q.market = m;
-      hot.push_back(
+      hot->push_back(
           CacheEntry{cacheKey(q), version, std::make_shared<const std::string>(renderPage(q))});
     }
   }
-  std::lock_guard<std::mutex> lock(cache_mutex_);
-  hot_ = std::move(hot);
+  std::atomic_store(&hot_, std::shared_ptr<const std::vector<CacheEntry>>(std::move(hot)));
 }
 
 HttpAnswer ReceiptsService::handleReceipts(
@@ -139,12 +139,13 @@ HttpAnswer ReceiptsService::handleReceipts(
     a.body += stamp;
     return a;
   };
+  // The pinned pages are those of the last collect, served as they are until the next one has
+  // rendered its own (a few milliseconds after its ingest), like every published section.
+  if (const auto hot = std::atomic_load(&hot_))
+    for (const CacheEntry& e : *hot)
+      if (e.key == key) return answer(*e.page);
   {
     std::lock_guard<std::mutex> lock(cache_mutex_);
-    // The pinned pages are those of the last collect, served as they are until the next one
-    // has rendered its own (a few milliseconds after its ingest), like every published section.
-    for (const CacheEntry& e : hot_)
-      if (e.key == key) return answer(*e.page);
     for (auto it = cache_.begin(); it != cache_.end(); ++it) {
       if (it->key == key && it->version == version) {
         cache_.splice(cache_.begin(), cache_, it);
@@ -157,10 +158,21 @@ HttpAnswer ReceiptsService::handleReceipts(
   // cheaper than making every reader wait for one.
   auto page = std::make_shared<const std::string>(renderPage(q));
   HttpAnswer a = answer(*page);
-  std::lock_guard<std::mutex> lock(cache_mutex_);
-  cache_.remove_if([&](const CacheEntry& e) { return e.key == key; });
-  cache_.push_front(CacheEntry{key, version, std::move(page)});
-  while (cache_.size() > kCacheEntries) cache_.pop_back();
+  // Allocated before the lock and freed after it: the loops take it on every request that is
+  // not a pinned page, and the thread here may be a store worker at nice 19.
+  std::list<CacheEntry> entry, dropped;
+  entry.push_back(CacheEntry{key, version, std::move(page)});
+  {
+    std::lock_guard<std::mutex> lock(cache_mutex_);
+    for (auto it = cache_.begin(); it != cache_.end();) {
+      auto next = std::next(it);
+      if (it->key == key) dropped.splice(dropped.end(), cache_, it);
+      it = next;
+    }
+    cache_.splice(cache_.begin(), entry);
+    while (cache_.size() > kCacheEntries)
+      dropped.splice(dropped.end(), cache_, std::prev(cache_.end()));
+  }
   return a;
 }
 

@@ -104,7 +104,11 @@ class ReceiptsService {
   static constexpr size_t kCacheEntries = 32;
   mutable std::mutex cache_mutex_;
   mutable std::list<CacheEntry> cache_;  ///< most recently used first
-  std::vector<CacheEntry> hot_;          ///< warmHotPages(), never evicted; under cache_mutex_
+  /// warmHotPages()' pages, never evicted: replaced whole (std::atomic_load / atomic_store), so
+  /// that an event loop reads them without cache_mutex_. That lock is also taken by the store
+  /// workers, which run at nice 19: a loop waiting for one that was preempted holding it waited
+  /// as long as the scheduler kept that worker off the CPU (docs/performance.md, "Session 7").
+  std::shared_ptr<const std::vector<CacheEntry>> hot_;
   mutable std::atomic<uint64_t> pages_read_{0};
 };
 

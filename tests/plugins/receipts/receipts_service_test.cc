@@ -4,6 +4,9 @@
 #include <blockbuster/plugin_abi.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
+
 #include "support/process.h"
 
 namespace rx = blockbuster::receipts;
@@ -234,4 +237,40 @@ TEST(ReceiptsService, PagesCarryACursorThatWalksTheTrail) {
               std::string::npos)
         << a.body;
   }
+}
+
+// The pages every dashboard asks are read on the loops without the lock the store workers take
+// (they run at nice 19: a loop must never wait for one the scheduler keeps off the CPU). While
+// collects replace them and workers fill and evict the cache of deep pages, a loop is always
+// answered at once, with a whole page.
+TEST(ReceiptsService, PinnedPagesAreServedOnALoopWhileCollectsAndWorkersReplaceThem) {
+  TempDir dir;
+  rx::ReceiptsService svc(options(dir));
+  FixedSpecNode node;
+  for (int i = 0; i < 300; ++i) node.add("r" + std::to_string(i), i % 2 ? "energy" : "ad", i);
+  ASSERT_TRUE(svc.collect(node, 1000, 10.0).ok);
+  std::atomic<bool> stop{false};
+  std::thread collector([&] {
+    for (int round = 0; round < 20 && !stop; ++round) {
+      node.add("n" + std::to_string(round), "energy", 300 + round);
+      EXPECT_TRUE(svc.collect(node, 1001 + round, 11.0 + round).ok);
+    }
+  });
+  std::thread worker([&] {
+    for (int i = 0; !stop; ++i) {
+      const std::string offset = std::to_string(100 + i % 40);  // 40 pages: some evicted
+      EXPECT_EQ(svc.handleReceipts({{"offset", offset}}, 1001, true).status, 200);
+    }
+  });
+  for (int i = 0; i < 2000; ++i) {
+    rx::HttpAnswer a = svc.handleReceipts({{"limit", "100"}}, 1001, false);
+    ASSERT_EQ(a.status, 200) << "request " << i << " was deferred or failed";
+    Json body = Json::parse(a.body);
+    EXPECT_EQ(body["receipts"].size(), 100u);
+    EXPECT_GE(body["total"].asInt(), 300);
+    EXPECT_LE(body["total"].asInt(), 320);
+  }
+  stop = true;
+  collector.join();
+  worker.join();
 }
