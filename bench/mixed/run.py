@@ -37,6 +37,7 @@ store's cursor at most 2 blocks (one block a second). RSS under 64 MiB. Nothing 
 bb-ws-bench, bb-devnode and the agent share the machine's cores.
 """
 
+import atexit
 import json
 import os
 import shutil
@@ -166,6 +167,9 @@ def main():
     # 1. The store.
     home = tempfile.mkdtemp(prefix="bb-bench-mixed-")
     db = os.path.join(home, "receipts.db")
+    # The store goes with the run (about 250 MB a copy; the agent's logs stay for reading).
+    atexit.register(lambda: [os.remove(p) for p in (db, db + "-wal", db + "-shm")
+                             if os.path.exists(p)])
     t0 = time.monotonic()
     template = os.environ.get("STORE_TEMPLATE", "")
     if not (template and os.path.exists(template)):
