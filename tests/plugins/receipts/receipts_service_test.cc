@@ -160,12 +160,18 @@ TEST(ReceiptsService, OperationsAndStoreSections) {
   EXPECT_FALSE(st.contains("unavailable"));
 }
 
-TEST(ReceiptsService, OnAnEventLoopAPageNotInMemoryIsDeferredWithoutReadingTheFile) {
+// A service that has collected 300 receipts, every other one energy, the rest ad.
+struct CollectedReceipts : ::testing::Test {
   TempDir dir;
-  rx::ReceiptsService svc(options(dir));
+  rx::ReceiptsService svc{options(dir)};
   FixedSpecNode node;
-  for (int i = 0; i < 300; ++i) node.add("r" + std::to_string(i), i % 2 ? "energy" : "ad", i);
-  ASSERT_TRUE(svc.collect(node, 1000, 10.0).ok);
+  void SetUp() override {
+    for (int i = 0; i < 300; ++i) node.add("r" + std::to_string(i), i % 2 ? "energy" : "ad", i);
+    ASSERT_TRUE(svc.collect(node, 1000, 10.0).ok);
+  }
+};
+
+TEST_F(CollectedReceipts, OnAnEventLoopAPageNotInMemoryIsDeferredWithoutReadingTheFile) {
   const uint64_t read = svc.pagesRead();
   // What every dashboard asks was rendered by the collect: served from memory on a loop.
   using Query = std::vector<std::pair<std::string, std::string>>;
@@ -243,12 +249,7 @@ TEST(ReceiptsService, PagesCarryACursorThatWalksTheTrail) {
 // (they run at nice 19: a loop must never wait for one the scheduler keeps off the CPU). While
 // collects replace them and workers fill and evict the cache of deep pages, a loop is always
 // answered at once, with a whole page.
-TEST(ReceiptsService, PinnedPagesAreServedOnALoopWhileCollectsAndWorkersReplaceThem) {
-  TempDir dir;
-  rx::ReceiptsService svc(options(dir));
-  FixedSpecNode node;
-  for (int i = 0; i < 300; ++i) node.add("r" + std::to_string(i), i % 2 ? "energy" : "ad", i);
-  ASSERT_TRUE(svc.collect(node, 1000, 10.0).ok);
+TEST_F(CollectedReceipts, PinnedPagesAreServedOnALoopWhileCollectsAndWorkersReplaceThem) {
   std::atomic<bool> stop{false};
   std::thread collector([&] {
     for (int round = 0; round < 20 && !stop; ++round) {
