@@ -10,6 +10,8 @@ work="$(mktemp -d)"
 demo_pid=""
 cleanup() {
   [ -n "$demo_pid" ] && kill -TERM -- "-$demo_pid" 2>/dev/null || true
+  # The demo's agent writes its state as it stops: wait for it before removing the folder.
+  [ -n "$demo_pid" ] && wait "$demo_pid" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT

@@ -4,7 +4,13 @@ set -euo pipefail
 build="$1" bin="$2"
 work="$(mktemp -d)"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+# Killed, then waited for: an agent writes its state (the history file) as it stops, and rm -rf
+# racing that write fails with "Directory not empty".
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
 trap cleanup EXIT
 fail() { echo "deb_package: FAIL: $*" >&2; exit 1; }
 

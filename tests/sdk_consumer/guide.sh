@@ -10,7 +10,13 @@ set -euo pipefail
 src="$(cd "$1" && pwd)" build="$(cd "$2" && pwd)" bin="$(cd "$3" && pwd)"
 work="$(mktemp -d)"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+# Killed, then waited for: an agent writes its state (the history file) as it stops, and rm -rf
+# racing that write fails with "Directory not empty".
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
 trap cleanup EXIT
 fail() { echo "sdk_guide: FAIL: $*" >&2; exit 1; }
 readme="$src/sdk/README.md"
