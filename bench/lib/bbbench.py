@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -251,6 +252,21 @@ class ProcStat:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
 
+    def tree_cpu_seconds(self):
+        """cpu_seconds() of the process and of its children (nginx's workers), living ones."""
+        total = self.cpu_seconds()
+        try:
+            with open(f"/proc/{self.pid}/task/{self.pid}/children") as f:
+                kids = [int(k) for k in f.read().split()]
+        except OSError:
+            kids = []
+        for k in kids:
+            try:
+                total += ProcStat(k).cpu_seconds()
+            except OSError:
+                pass
+        return total
+
     def rss_split_kib(self):
         """(RssAnon, RssFile, RssShmem) from /proc/PID/status."""
         return self._status("RssAnon"), self._status("RssFile"), self._status("RssShmem")
@@ -310,13 +326,18 @@ def wrk(url, connections, seconds, threads=2, timeout_s=5, lua_requests=""):
         f.write(lua_requests + WRK_LUA)
     argv = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
             "--timeout", f"{timeout_s}s", "-s", lua, url]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     r = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     m = re.search(r"WRKJSON (\{.*\})", r.stdout)
     if not m:
         die(f"wrk gave no result (exit {r.returncode}): {r.stdout}\n{r.stderr}")
     d = json.loads(m.group(1))
     d["rps"] = d["requests"] / (d["duration_us"] / 1e6) if d["duration_us"] else 0.0
     d["errors"] = d["connect"] + d["read"] + d["write"] + d["status"] + d["timeout"]
+    # wrk's own CPU (user + system): right when it is the only child reaped meanwhile (not for
+    # wrk runs in parallel threads).
+    d["wrk_cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return d
 
 

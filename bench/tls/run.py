@@ -38,18 +38,26 @@ def make_cert(d):
     return cert, key
 
 
-def load(label, scheme, port, duration, warmup, conns_list):
+def load(label, scheme, port, duration, warmup, conns_list, server_pid):
+    """Each cell's wrk figures, plus the CPU per request (µs) of the server (with its child
+    processes: nginx's workers) and of wrk over the measured seconds."""
     out = {}
+    server = bb.ProcStat(server_pid)
     for path in ENDPOINTS:
         for conns in conns_list:
             url = f"{scheme}://127.0.0.1:{port}{path}"
             if warmup:
                 bb.wrk(url, conns, warmup)
+            cpu0 = server.tree_cpu_seconds()
             r = bb.wrk(url, conns, duration)
+            n = max(r["requests"], 1)
+            r["server_us"] = 1e6 * (server.tree_cpu_seconds() - cpu0) / n
+            r["wrk_us"] = 1e6 * r["wrk_cpu_s"] / n
             out[(path, conns)] = r
             print(f"{label:13} {path:32} c={conns:3}: {r['rps']:9.0f} req/s  "
                   f"p50 {r['p50_us'] / 1000:.2f} ms  p99 {r['p99_us'] / 1000:.2f} ms  "
-                  f"errors {r['errors']}", flush=True)
+                  f"errors {r['errors']}  CPU per request: server {r['server_us']:.1f} µs, "
+                  f"wrk {r['wrk_us']:.1f} µs", flush=True)
     return out
 
 
@@ -66,7 +74,7 @@ def measure(build, rpc, scheme, config, duration, warmup, conns_list, bodies=Non
         # bbbench's client is plain HTTP: wait until wrk over TLS gets answers instead.
         bb.wait_until(lambda: bb.wrk(f"https://127.0.0.1:{port}{ENDPOINTS[0]}", 2, 1)["requests"] > 0,
                       30, "the agent to answer over TLS", step=0.5)
-    out = load(f"agent {scheme}", scheme, port, duration, warmup, conns_list)
+    out = load(f"agent {scheme}", scheme, port, duration, warmup, conns_list, agent.pid)
     agent.stop()
     return out
 
@@ -86,8 +94,8 @@ def main():
     tls_config = f"http:\n  tls: {{cert_file: \"{cert}\", key_file: \"{key}\"}}\n"
     tls = measure(build, rpc, "https", tls_config, duration, warmup, conns_list)
     nginx, nginx_port, nginx_tls_port = bb.start_nginx(bodies, tls=(cert, key))
-    n_plain = load("nginx http", "http", nginx_port, duration, warmup, conns_list)
-    n_tls = load("nginx https", "https", nginx_tls_port, duration, warmup, conns_list)
+    n_plain = load("nginx http", "http", nginx_port, duration, warmup, conns_list, nginx.pid)
+    n_tls = load("nginx https", "https", nginx_tls_port, duration, warmup, conns_list, nginx.pid)
     nginx.stop()
 
     rows, raw, all_met = [], [], True
@@ -98,10 +106,18 @@ def main():
         n_ratio = nt["rps"] / np_["rps"] if np_["rps"] else float("nan")
         met = ratio >= 0.8 and t["errors"] == 0 and p["errors"] == 0
         all_met &= met
+        # Both programs share the cores, so req/s is about cores / (server + wrk) CPU per request.
+        # The ceiling keeps wrk's TLS cost and puts the agent's at zero; the agent's own ratio is
+        # what a remote client would see of the agent's capacity (its CPU per request only).
+        plain_sum = p["server_us"] + p["wrk_us"]
+        ceiling = plain_sum / (p["server_us"] + t["wrk_us"]) if plain_sum else float("nan")
+        own = p["server_us"] / t["server_us"] if t["server_us"] else float("nan")
         rows.append([f"`{path}`", conns, f"{p['rps']:.0f}", f"{t['rps']:.0f}", f"**{ratio:.2f}**",
                      f"{p['p99_us'] / 1000:.2f}", f"{t['p99_us'] / 1000:.2f}",
-                     f"{p['errors']} / {t['errors']}", f"{np_['rps']:.0f}", f"{nt['rps']:.0f}",
-                     f"{n_ratio:.2f}", bb.verdict(met)])
+                     f"{p['errors']} / {t['errors']}",
+                     f"{p['server_us']:.1f} / {t['server_us']:.1f}",
+                     f"{p['wrk_us']:.1f} / {t['wrk_us']:.1f}", f"{ceiling:.2f}", f"{own:.2f}",
+                     f"{np_['rps']:.0f}", f"{nt['rps']:.0f}", f"{n_ratio:.2f}", bb.verdict(met)])
         raw.append({"path": path, "connections": conns, "http": p, "https": t,
                     "nginx_http": np_, "nginx_https": nt})
     notes = (f"wrk -t2 --timeout 5s, {warmup} s warm-up then {duration} s measured per cell; the "
@@ -109,9 +125,15 @@ def main():
              "bb-devnode, then nginx serving the same bytes plain and over TLS (same "
              "certificate). Keep-alive connections: one handshake each, then records. Target: "
              f"HTTPS req/s >= 0.8x plain, zero errors: **{bb.verdict(all_met)}**.")
+    notes += (" CPU per request: utime + stime of the agent (/proc) and of wrk (its rusage) over "
+              "the measured seconds, divided by the requests served. *ceiling*: the req/s ratio "
+              "if TLS cost the agent nothing and wrk what it costs it here, (agent + wrk plain) / "
+              "(agent plain + wrk TLS). *agent's own*: agent CPU per request plain / TLS, the "
+              "ratio of what the agent can serve when its clients are elsewhere.")
     headers = ["endpoint", "conns", "http req/s", "https req/s", "ratio", "http p99 ms",
-               "https p99 ms", "errors http / https", "nginx http req/s", "nginx https req/s",
-               "nginx ratio", "target"]
+               "https p99 ms", "errors http / https", "agent µs/req http / https",
+               "wrk µs/req http / https", "ceiling", "agent's own", "nginx http req/s",
+               "nginx https req/s", "nginx ratio", "target"]
     bb.write_results("tls", "HTTPS against plain HTTP on the main port", [bb.table(headers, rows), notes],
                      raw, "bench/tls/run.py [BUILD_DIR]")
     return 0
