@@ -7,6 +7,7 @@
 #include <map>
 #include <set>
 
+#include "rpc/json_text.h"
 #include "util/log.h"
 
 namespace bb {
@@ -112,22 +113,33 @@ HttpResponse DashboardApi::section(const std::string& name) const {
   return HttpResponse::json(SnapshotStore::renderBody(*s, Clock::now()));
 }
 
+std::optional<std::string> DashboardApi::ComposedCache::get(uint64_t version,
+                                                            Clock::time_point now) {
+  std::shared_ptr<const std::string> body;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!body_ || version_ != version || now - built_ >= kComposedMaxAge) return std::nullopt;
+    body = body_;
+  }
+  return *body;  // copied outside the lock: the other loop may be reading it too
+}
+
+void DashboardApi::ComposedCache::put(uint64_t version, Clock::time_point built, std::string body) {
+  auto shared = std::make_shared<const std::string>(std::move(body));
+  std::lock_guard<std::mutex> lock(mutex_);
+  version_ = version;
+  built_ = built;
+  body_.swap(shared);  // the older body is freed outside the lock
+}
+
 std::string DashboardApi::marketsHealth() const {
   // Composing the four markets parses and re-serializes four bodies: under load, build it at
-  // most once per store version and kComposedMaxAge (its ages are then at most that old).
-  auto now = Clock::now();
-  uint64_t version = ctx_.store->version();
-  {
-    std::lock_guard<std::mutex> lock(markets_cache_.mutex);
-    if (!markets_cache_.body.empty() && markets_cache_.version == version &&
-        now - markets_cache_.built < kComposedMaxAge)
-      return markets_cache_.body;
-  }
+  // most once per store version and kComposedMaxAge.
+  const auto now = Clock::now();
+  const uint64_t version = ctx_.store->version();  // before reading: a publish meanwhile rebuilds
+  if (auto cached = markets_cache_.get(version, now)) return std::move(*cached);
   std::string body = composeMarketsHealth(now);
-  std::lock_guard<std::mutex> lock(markets_cache_.mutex);
-  markets_cache_.version = version;
-  markets_cache_.built = now;
-  markets_cache_.body = body;
+  markets_cache_.put(version, now, body);
   return body;
 }
 
@@ -340,43 +352,56 @@ std::optional<std::string> DashboardApi::streamBody(const api::Endpoint& e) cons
 }
 
 std::optional<std::string> DashboardApi::dashboard(bool may_block) const {
-  auto bodyOf = [](const std::string& body) {
-    try {
-      return Json::parse(body);
-    } catch (const blockbuster::JsonError&) {
-      return Json();
-    }
+  const auto now = Clock::now();
+  const uint64_t version = ctx_.store->version();  // before reading: a publish meanwhile rebuilds
+  if (auto cached = dashboard_cache_.get(version, now)) return cached;
+  std::optional<std::string> body = composeDashboard(may_block);
+  if (body) dashboard_cache_.put(version, now, *body);
+  return body;
+}
+
+std::optional<std::string> DashboardApi::composeDashboard(bool may_block) const {
+  // Every streamed row's REST body under its stream's name, but the history (its own request),
+  // spliced as text: each is one JSON value already (the sections were checked when published,
+  // the composed bodies are dumped here); a plugin route's answer is checked, null if it is not.
+  std::string out = "{";
+  auto add = [&out](const char* key, std::string_view body) {
+    if (out.size() > 1) out += ',';
+    Json::appendString(out, key);
+    out += ':';
+    out += body;
   };
-  // Every streamed row's REST body under its stream's name, but the history (its own request).
-  Json out = Json::object();
   for (const auto& e : api::kEndpoints) {
     if (!e.stream) continue;
     switch (e.composer) {
       case api::Composer::kSection:
-        out[e.stream] = bodyOf(section(e.sections[0]).body);
+        add(e.stream, section(e.sections[0]).body);
         break;
       case api::Composer::kMarketsHealth:
-        out[e.stream] = bodyOf(marketsHealth());
+        add(e.stream, marketsHealth());
         break;
       case api::Composer::kHealth:
-        out[e.stream] = bodyOf(health());
+        add(e.stream, health());
         break;
       case api::Composer::kPluginRoute:
         if (auto r = callPluginRoute(e, may_block)) {
           if (r->deferred()) return std::nullopt;
-          out[e.stream] = bodyOf(r->body);
+          const std::string_view body = jsontext::trim(r->body);
+          add(e.stream, jsontext::valid(body) ? body : std::string_view("null"));
         } else {
-          out[e.stream] = Json{{"error", Json{{"code", "no_data"},
-                                              {"message", "the " + std::string(api::pluginOf(e)) +
-                                                              " plugin is not loaded"}}}};
+          add(e.stream, Json{{"error", Json{{"code", "no_data"},
+                                            {"message", "the " + std::string(api::pluginOf(e)) +
+                                                            " plugin is not loaded"}}}}
+                            .dump());
         }
         break;
       default:
         break;
     }
   }
-  out["timestamp"] = static_cast<int64_t>(std::time(nullptr));
-  return out.dump();
+  add("timestamp", std::to_string(static_cast<int64_t>(std::time(nullptr))));
+  out += '}';
+  return out;
 }
 
 bool DashboardApi::mayBlock(const HttpRequest& req) const {

@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -76,16 +77,29 @@ class DashboardApi : public api::StreamBodies {
   /// when it is not served (plugin not loaded), a deferred answer when it would block.
   std::optional<PluginRoutes::Result> callPluginRoute(const api::Endpoint& e, bool may_block) const;
   std::string composeMarketsHealth(std::chrono::steady_clock::time_point now) const;
+  /// /theblock/dashboard's body, the rows' texts spliced under their stream names; nullopt as
+  /// dashboard().
+  std::optional<std::string> composeDashboard(bool may_block) const;
 
+  /// A composed body, built at most once per store version and kComposedMaxAge (its ages and
+  /// timestamps are then at most that old): N requests between two publications cost one
+  /// composition. The loops share it; the body is copied out of it, never built under its lock.
   static constexpr std::chrono::milliseconds kComposedMaxAge{100};
-  ApiContext ctx_;
-  struct ComposedCache {
-    std::mutex mutex;
-    uint64_t version = 0;
-    std::chrono::steady_clock::time_point built{};
-    std::string body;
+  class ComposedCache {
+   public:
+    /// The body built for `version` less than kComposedMaxAge before `now`, or nullopt.
+    std::optional<std::string> get(uint64_t version, std::chrono::steady_clock::time_point now);
+    void put(uint64_t version, std::chrono::steady_clock::time_point built, std::string body);
+
+   private:
+    std::mutex mutex_;
+    uint64_t version_ = 0;
+    std::chrono::steady_clock::time_point built_{};
+    std::shared_ptr<const std::string> body_;
   };
+  ApiContext ctx_;
   mutable ComposedCache markets_cache_;
+  mutable ComposedCache dashboard_cache_;
   std::function<std::optional<std::string>()> history_source_;
 };
 

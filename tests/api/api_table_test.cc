@@ -136,6 +136,40 @@ TEST(ApiTable, TheDashboardHoldsEveryStreamedRowButTheHistory) {
   EXPECT_EQ(d["receipts"]["error"]["message"], Json("the receipts plugin is not loaded"));
 }
 
+// The dashboard carries each row's text as it was composed (not parsed and dumped again: a
+// section's "1.50" stays "1.50"), follows every publish at once, and says null for a plugin
+// route's answer that is not JSON.
+std::string g_route_body;
+int dashboardRoute(void*, const bb_request*, bb_sink_fn sink, void* sink_ctx) {
+  sink(sink_ctx, g_route_body.data(), g_route_body.size());
+  return 200;
+}
+
+TEST(ApiTable, TheDashboardSplicesEachRowsTextAndFollowsEveryPublish) {
+  Fixture f;
+  const api::Endpoint& metrics = *api::byPath("/theblock/network/metrics");
+  const api::Endpoint& route = *api::byComposer(api::Composer::kPluginRoute);
+  ASSERT_EQ(f.routes.add(route.path, std::string(api::pluginOf(route)), &dashboardRoute, nullptr),
+            "");
+  auto publish = [&](const std::string& body) {
+    f.store.publish(metrics.sections[0], std::string(api::pluginOf(metrics)), body, false,
+                    std::chrono::milliseconds(6000));
+  };
+  g_route_body = R"({"total":1})";
+  publish(R"({"block_height":7,"tps":1.50})");
+  const std::string first = *f.api.dashboard();
+  EXPECT_NE(first.find(R"("tps":1.50)"), std::string::npos) << first;
+  Json d = Json::parse(first);
+  EXPECT_EQ(d[metrics.stream]["block_height"], Json(7));
+  EXPECT_EQ(d[route.stream]["total"], Json(1));
+
+  g_route_body = R"({"total":)";
+  publish(R"({"block_height":8,"tps":1.50})");
+  d = Json::parse(*f.api.dashboard());
+  EXPECT_EQ(d[metrics.stream]["block_height"], Json(8)) << "a publish is seen by the next request";
+  EXPECT_TRUE(d[route.stream].isNull()) << "a plugin route's answer that is not JSON is null";
+}
+
 // The table is the one place of the agent that names the plugins' sections: a section name as a
 // string literal ("network.metrics", "receipts.*") or a plugin name alone ("compute") anywhere
 // else under agent/ is a second copy that nothing checks.
