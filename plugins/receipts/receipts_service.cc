@@ -44,19 +44,14 @@ CycleResult ReceiptsService::collect(NodePort& node, int64_t now_s, double monot
     out.report.warnings.push_back(e.what());
     out.stats.path = store_->path();
   }
-  // Copied before the lock: the loops read health() on every receipts request.
-  auto unavailable = out.ok ? out.report.unavailable : std::map<std::string, std::string>{};
-  std::lock_guard<std::mutex> lock(health_mutex_);
-  if (out.ok) health_.last_success = now_s;
-  health_.last_failed = !out.ok;
-  if (out.interval_seconds) health_.interval = out.interval_seconds;
-  health_.unavailable.swap(unavailable);
+  // Only this thread (the collect) replaces it.
+  auto next = std::make_shared<Health>(*health());
+  if (out.ok) next->last_success = now_s;
+  next->last_failed = !out.ok;
+  if (out.interval_seconds) next->interval = out.interval_seconds;
+  next->unavailable = out.ok ? out.report.unavailable : std::map<std::string, std::string>{};
+  std::atomic_store(&health_, std::shared_ptr<const Health>(std::move(next)));
   return out;
-}
-
-ReceiptsService::Health ReceiptsService::health() const {
-  std::lock_guard<std::mutex> lock(health_mutex_);
-  return health_;
 }
 
 namespace {
@@ -116,7 +111,8 @@ HttpAnswer ReceiptsService::handleReceipts(
     return HttpAnswer{400, e.dump()};
   }
   const ReceiptQuery& q = *parsed.query;
-  const Health h = health();
+  const auto health_now = health();
+  const Health& h = *health_now;
   // Stale: never ingested, the last ingest failed, or none succeeded for two intervals.
   bool stale = !h.last_success || h.last_failed;
   if (!stale && h.interval && *h.interval > 0)
@@ -218,7 +214,8 @@ Json ReceiptsService::storeBody(const StoreStats& stats) const {
         stats.receipts == 0 ? "no receipt ingested yet"
                             : "no stored receipt carries a block height (the node's sources "
                               "give none)";
-  const Health h = health();
+  const auto health_now = health();
+  const Health& h = *health_now;
   Json sources = Json::object();
   for (const auto& [k, v] : h.unavailable) sources[k] = v;
   Json body{{"backend", "sqlite"},

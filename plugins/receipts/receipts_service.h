@@ -79,7 +79,11 @@ class ReceiptsService {
     std::optional<double> interval;
     std::map<std::string, std::string> unavailable;
   };
-  Health health() const;
+  /// The last collect's outcome. Replaced whole by each collect and read with std::atomic_load,
+  /// like hot_: every receipts request reads it, on the loops and on the nice-19 store workers,
+  /// and a lock held by a preempted worker kept a loop waiting up to 69 ms (docs/performance.md,
+  /// "Session 8").
+  std::shared_ptr<const Health> health() const { return std::atomic_load(&health_); }
   std::string renderPage(const ReceiptQuery& q) const;
   /// Renders the pages every dashboard asks (the newest 20 and 100, overall and per market)
   /// into the pinned cache after each ingest: served from memory, never deferred, until the
@@ -91,8 +95,7 @@ class ReceiptsService {
   std::unique_ptr<Ingestor> ingestor_;
   std::optional<double> last_cycle_start_;
 
-  mutable std::mutex health_mutex_;
-  Health health_;
+  std::shared_ptr<const Health> health_ = std::make_shared<const Health>();
 
   /// The answer to one query but its last fields (timestamp, age and stale, added per
   /// request): it depends only on the query and the store's version, so it is rendered once.
