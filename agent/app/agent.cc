@@ -3,8 +3,10 @@
 #include <limits.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -83,6 +85,16 @@ std::string stateDir(const Config& config) {
   if (const char* sd = std::getenv("STATE_DIRECTORY")) return sd;  // systemd
   if (const char* home = std::getenv("HOME")) return std::string(home) + "/.block-buster/state";
   return "/var/lib/block-buster";
+}
+
+// The CPU time the agent has used, all threads.
+double processCpuSeconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  auto seconds = [](const timeval& tv) {
+    return static_cast<double>(tv.tv_sec) + tv.tv_usec / 1e6;
+  };
+  return seconds(ru.ru_utime) + seconds(ru.ru_stime);
 }
 
 }  // namespace
@@ -212,16 +224,35 @@ void Agent::reload() {
 }
 
 void Agent::run() {
+  // Under load, at most every 30 s: the trim holds each arena's lock while it walks its free
+  // lists and returns their pages, and the HTTP loops allocate under the same locks: in the
+  // mix (bench/mixed) a loop waited 36 ms for one trim (docs/performance.md, "Session 8").
+  // Busy: more than a tenth of a core over the last tick (the idle agent uses about 1 %).
+  constexpr double kBusyCpuShare = 0.1;
+  constexpr auto kBusyTrimInterval = std::chrono::seconds(30);
+  double cpu_before = processCpuSeconds();
+  auto tick = std::chrono::steady_clock::now();
+  auto trimmed = tick;
   for (;;) {
     // Every 2 s without a signal, hand back to the kernel what a burst of requests or a round
     // of collections freed: with the tcache off (app/allocator.h) freed chunks return to the
-    // arenas, where this can release their pages. It walks the free lists, about a millisecond,
-    // on this thread, which only waits for signals (docs/reliability.md, "Soak"). Every 10 s,
-    // the idle agent held 1.2 MiB more for 8 s of each 10 (docs/performance.md, "Idle memory").
+    // arenas, where this can release their pages. It walks the free lists, about a millisecond
+    // when idle, on this thread, which only waits for signals (docs/reliability.md, "Soak").
+    // Every 10 s, the idle agent held 1.2 MiB more for 8 s of each 10 (docs/performance.md,
+    // "Idle memory").
     const timespec housekeeping{2, 0};
     int sig = sigtimedwait(&signals_, nullptr, &housekeeping);
     if (sig < 0) {
-      malloc_trim(0);
+      const auto now = std::chrono::steady_clock::now();
+      const double cpu = processCpuSeconds();
+      const bool busy =
+          cpu - cpu_before > kBusyCpuShare * std::chrono::duration<double>(now - tick).count();
+      cpu_before = cpu;
+      tick = now;
+      if (!busy || now - trimmed >= kBusyTrimInterval) {
+        malloc_trim(0);
+        trimmed = now;
+      }
       continue;
     }
     if (sig == SIGHUP) {
