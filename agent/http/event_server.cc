@@ -16,6 +16,7 @@
 #include <cstring>
 #include <ctime>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -103,13 +104,18 @@ struct Job {
 }  // namespace
 
 // Two sets of workers, one per queue: a scrape never waits behind store queries, and store
-// queries run at a lower priority (ServerOptions::deferred_nice) than everything else.
+// queries run at a lower priority (ServerOptions::deferred_nice) than everything else. The loops
+// and those nice-19 workers share `mutex`, so nothing is allocated or freed under it: a worker
+// preempted there, or waiting there for a malloc arena's lock, keeps the loops waiting as long
+// as the scheduler keeps it off the CPU (docs/performance.md, "Session 8"). The queues hold
+// pointers (a deque block per 64 of them), each job allocated and freed outside the lock.
 struct EventServer::Pool {
+  using Item = std::unique_ptr<std::pair<Loop*, Job>>;
   std::mutex mutex;
   std::condition_variable jobs_cv;
   std::condition_variable deferred_cv;
-  std::deque<std::pair<Loop*, Job>> jobs;      // offloaded up front (/metrics, history, IPC)
-  std::deque<std::pair<Loop*, Job>> deferred;  // deferred by a handler (store queries)
+  std::deque<Item> jobs;      // offloaded up front (/metrics, history, IPC)
+  std::deque<Item> deferred;  // deferred by a handler (store queries)
   bool stopping = false;
   std::vector<std::thread> threads;
 };
@@ -133,10 +139,18 @@ struct EventServer::Loop : net::Loop::Handler {
   bool listening = false;  // the listener is watched (not while out of descriptors)
 
   // Answers of offloaded requests, filled by the workers under `mutex`; connections another
-  // loop accepted for this one, under the same mutex.
+  // loop accepted for this one, under the same mutex. `done` and `answers` trade places, so
+  // that a worker's push_back finds room and allocates nothing under the lock (Pool).
   std::mutex mutex;
-  std::vector<Job> done;
+  std::vector<Job> done = reserved(kAnswersReserved);
+  std::vector<Job> answers = reserved(kAnswersReserved);  // the loop's: being sent
   std::vector<int> handed;
+  static constexpr size_t kAnswersReserved = 64;
+  static std::vector<Job> reserved(size_t n) {
+    std::vector<Job> v;
+    v.reserve(n);
+    return v;
+  }
   // The connections this loop serves, and those handed to it not yet taken: read by the loop
   // that accepts, to give each new connection to the loop with the fewest.
   std::atomic<int> owned{0};
@@ -688,19 +702,22 @@ struct EventServer::Loop : net::Loop::Handler {
 
   void offload(Connection& c, Job job) {
     Pool& pool = *server.pool_;
+    const bool deferred = job.deferred;
+    auto item = std::make_unique<std::pair<Loop*, Job>>(this, std::move(job));
     {
       std::lock_guard<std::mutex> lock(pool.mutex);
-      auto& queue = job.deferred ? pool.deferred : pool.jobs;
+      auto& queue = deferred ? pool.deferred : pool.jobs;
       if (!pool.threads.empty() &&
-          queue.size() < (job.deferred ? options.max_deferred_queued : kMaxOffloadQueue)) {
-        queue.emplace_back(this, std::move(job));
+          queue.size() < (deferred ? options.max_deferred_queued : kMaxOffloadQueue)) {
+        queue.push_back(std::move(item));
         c.busy = true;
       }
     }
     if (c.busy) {
-      (job.deferred ? pool.deferred_cv : pool.jobs_cv).notify_one();
+      (deferred ? pool.deferred_cv : pool.jobs_cv).notify_one();
       return;
     }
+    job = std::move(item->second);
     HttpResponse r = job.deferred
                          ? HttpResponse::error(503, "busy",
                                                "too many queries are waiting for the store (" +
@@ -723,7 +740,6 @@ struct EventServer::Loop : net::Loop::Handler {
   }
 
   void takeAnswers() {
-    std::vector<Job> answers;
     {
       std::lock_guard<std::mutex> lock(mutex);
       answers.swap(done);
@@ -741,6 +757,8 @@ struct EventServer::Loop : net::Loop::Handler {
       serve(c);  // the requests that came after it, then the writing
       settle(c);
     }
+    answers.clear();  // keeps its room for the workers, once it is `done` again
+    if (answers.capacity() > 4 * kAnswersReserved) answers = reserved(kAnswersReserved);
   }
 };
 
@@ -780,7 +798,7 @@ void EventServer::startWorker(bool deferred, const std::string& suffix) {
     auto& queue = deferred ? pool.deferred : pool.jobs;
     auto& cv = deferred ? pool.deferred_cv : pool.jobs_cv;
     for (;;) {
-      std::pair<Loop*, Job> item;
+      Pool::Item item;
       {
         std::unique_lock<std::mutex> lock(pool.mutex);
         cv.wait(lock, [&] { return pool.stopping || !queue.empty(); });
@@ -788,7 +806,7 @@ void EventServer::startWorker(bool deferred, const std::string& suffix) {
         item = std::move(queue.front());
         queue.pop_front();
       }
-      Job& job = item.second;
+      Job& job = item->second;
       job.request.may_block = true;
       job.response = flow_.run(std::move(job.request));
       if (job.response.retry) {
@@ -796,7 +814,7 @@ void EventServer::startWorker(bool deferred, const std::string& suffix) {
         job.response = HttpResponse::error(500, "internal_error",
                                            "the handler deferred a request on a worker");
       }
-      item.first->post(std::move(job));
+      item->first->post(std::move(job));
     }
   });
   pthread_setname_np(pool_->threads.back().native_handle(),
