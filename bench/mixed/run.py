@@ -51,7 +51,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import bbbench as bb  # noqa: E402
 
 # The dashboard endpoints of the REST targets (bench/rest), then /theblock/dashboard (every
-# section in one body, rebuilt per request: CPU-bound, reported beside them).
+# section in one body, composed once per store version: reported beside them).
 DASHBOARD = ["/theblock/network/metrics", "/theblock/markets/health",
              "/theblock/receipts?limit=100", "/theblock/dashboard"]
 TARGETED = DASHBOARD[:3]
