@@ -238,6 +238,8 @@ int main(int argc, char** argv) {
   double ramp_s = 0;
   const int64_t ramp_deadline_ms = nowMs() + 120 * 1000;
   int64_t end_ms = ramp_deadline_ms + int64_t{seconds} * 1000;
+  int64_t window_start_ms = 0;
+  std::vector<int64_t> pings_by_second;  // pings received in each second of the window
   int64_t agent_cpu0 = 0, self_cpu0 = 0;
   std::vector<epoll_event> events(1024);
   std::vector<char> buffer(256 * 1024);
@@ -252,6 +254,11 @@ int main(int argc, char** argv) {
     }
     if (op == Opcode::kPing) {
       ++pings;
+      if (measuring) {
+        const auto sec = static_cast<size_t>(std::max<int64_t>(0, got_ms - window_start_ms) / 1000);
+        if (pings_by_second.size() <= sec) pings_by_second.resize(sec + 1);
+        ++pings_by_second[sec];
+      }
       std::string pong = bb::ws::encodeFrame(Opcode::kPong, payload, 0x5A5A5A5A);
       send(c.fd, pong.data(), pong.size(), MSG_NOSIGNAL);
       return true;
@@ -322,7 +329,8 @@ int main(int argc, char** argv) {
                        nowMs() >= ramp_deadline_ms)) {
       measuring = true;
       ramp_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_connect).count();
-      end_ms = nowMs() + int64_t{seconds} * 1000;
+      window_start_ms = nowMs();
+      end_ms = window_start_ms + int64_t{seconds} * 1000;
       if (agent_pid > 0) agent_cpu0 = processCpuUs(agent_pid);
       self_cpu0 = selfCpuUs();
     }
@@ -418,14 +426,40 @@ int main(int argc, char** argv) {
     if (kv.second.delivered >= connected)
       slowest.emplace_back(kv.second.last_ms - kv.second.timestamp, kv.first);
   std::sort(slowest.rbegin(), slowest.rend());
-  std::printf("slowest updates (until every client has it; stream#seq ms @ms into the second):");
+  std::printf(
+      "slowest updates (until every client has it; stream#seq ms @ms into the second "
+      "+s into the window):");
   for (size_t i = 0; i < slowest.size() && i < 6; ++i) {
     const auto& u = updates[slowest[i].second];
-    std::printf(" %s#%llu %lld @%lld", stream_names[slowest[i].second >> 48].c_str(),
+    std::printf(" %s#%llu %lld @%lld +%llds", stream_names[slowest[i].second >> 48].c_str(),
                 static_cast<unsigned long long>(slowest[i].second & ((uint64_t{1} << 48) - 1)),
                 static_cast<long long>(slowest[i].first),
-                static_cast<long long>(u.timestamp % 1000));
+                static_cast<long long>(u.timestamp % 1000),
+                static_cast<long long>((u.timestamp - window_start_ms) / 1000));
   }
+  std::printf("\n");
+  // Keep-alive pings land in the seconds 20 s after the clients connected (the agent pings a
+  // client that sent nothing for ws ping interval): the seconds they share with a block.
+  std::printf("pings by second of the window:");
+  for (size_t s = 0; s < pings_by_second.size(); ++s)
+    if (pings_by_second[s])
+      std::printf(" +%zus:%lld", s, static_cast<long long>(pings_by_second[s]));
+  std::printf("\n");
+  // The worst update of each second of the window: one bad second from a steady slow tail.
+  std::vector<int64_t> worst_by_second;
+  for (auto& kv : updates) {
+    if (kv.second.delivered < connected) continue;
+    const int64_t sec = (kv.second.timestamp - window_start_ms) / 1000;
+    if (sec < 0) continue;
+    if (worst_by_second.size() <= static_cast<size_t>(sec))
+      worst_by_second.resize(static_cast<size_t>(sec) + 1, -1);
+    worst_by_second[static_cast<size_t>(sec)] = std::max(worst_by_second[static_cast<size_t>(sec)],
+                                                         kv.second.last_ms - kv.second.timestamp);
+  }
+  std::printf("until every client has it, the worst update of each second (+s:ms):");
+  for (size_t s = 0; s < worst_by_second.size(); ++s)
+    if (worst_by_second[s] >= 0)
+      std::printf(" +%zu:%lld", s, static_cast<long long>(worst_by_second[s]));
   std::printf("\n");
   std::printf("all_clients_have_it_ms by stream:");
   for (size_t s = 0; s < stream_names.size(); ++s)
