@@ -33,6 +33,9 @@ using Clock = std::chrono::steady_clock;
 // loops, which answer at the scale of a millisecond, when both want them. Mild: it still gets a
 // third of a loop's share (weight 335 against 1024), so ingest keeps up under load.
 constexpr int kCollectNice = 5;
+// A collection counts as in progress (SnapshotStore::collectStarted) from this long before its
+// slot: a collect thread woken a little late is still awaited by the WebSocket hub.
+constexpr std::chrono::milliseconds kAnnounce{10};
 
 void appendTo(void* ctx, const char* data, size_t len) {
   static_cast<std::string*>(ctx)->append(data, len);
@@ -203,9 +206,20 @@ void PluginRuntime::run() {
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      if (cv_.wait_until(lock, next, [this] { return stopping_; })) return;
+      if (cv_.wait_until(lock, next - kAnnounce, [this] { return stopping_; })) return;
     }
-    collectOnce();
+    // From shortly before its slot until it ends, the collection counts as in progress in the
+    // store: the WebSocket hub hands a block's updates to the clients once none is, rather than
+    // after a fixed wait, and a thread that wakes a little late for its slot still counts.
+    if (services_.store) services_.store->collectStarted();
+    bool stop = false;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      stop = cv_.wait_until(lock, next, [this] { return stopping_; });
+    }
+    if (!stop) collectOnce();
+    if (services_.store) services_.store->collectFinished();
+    if (stop) return;
     auto finished = Clock::now();
 
     // Next slot on the original grid (counted from the slot, not from when the thread woke up,

@@ -171,4 +171,21 @@ void SnapshotStore::addListener(Listener listener) {
   listeners_.push_back(std::move(listener));
 }
 
+void SnapshotStore::collectStarted() { collecting_.fetch_add(1); }
+
+void SnapshotStore::collectFinished() {
+  if (collecting_.fetch_sub(1) != 1) return;
+  std::vector<std::function<void()>> listeners;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    listeners = idle_listeners_;
+  }
+  for (const auto& l : listeners) l();
+}
+
+void SnapshotStore::addIdleListener(std::function<void()> listener) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  idle_listeners_.push_back(std::move(listener));
+}
+
 }  // namespace bb

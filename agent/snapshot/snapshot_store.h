@@ -5,6 +5,7 @@
 // with no lock held, so a slow client or a slow plugin never blocks anyone else.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -64,6 +65,16 @@ class SnapshotStore {
   /// Registers a listener; call before writers start. Not removable (lives as long as the store).
   void addListener(Listener listener);
 
+  /// Plugin collections in progress, bracketed by their runtimes: what publishes next. When the
+  /// last one in progress ends, the idle listeners are called (on that collect's thread; they
+  /// must be cheap): the WebSocket hub then hands a block's updates over at once instead of
+  /// waiting for more of them (ws/stream_hub.h).
+  void collectStarted();
+  void collectFinished();
+  int collectsInProgress() const { return collecting_.load(); }
+  /// Registers an idle listener; call before writers start. Not removable.
+  void addIdleListener(std::function<void()> listener);
+
   /// The section's body with `age_seconds`, `stale` (and `stale_reason` when stale) appended.
   static std::string renderBody(const Section& section, std::chrono::steady_clock::time_point now);
 
@@ -74,6 +85,8 @@ class SnapshotStore {
   std::map<std::string, SectionPtr> sections_;
   uint64_t version_ = 0;
   std::vector<Listener> listeners_;
+  std::vector<std::function<void()>> idle_listeners_;
+  std::atomic<int> collecting_{0};
 };
 
 /// Formats seconds with millisecond precision, as JSON.

@@ -1,6 +1,7 @@
 #include "ws/stream_hub.h"
 
 #include <cmath>
+#include <utility>
 
 #include "util/log.h"
 #include "ws/frame.h"
@@ -35,6 +36,14 @@ StreamHub::~StreamHub() { stop(); }
 void StreamHub::attach(SnapshotStore& store) {
   // Runs on plugin threads: only mark and signal, the hub thread does the work.
   store.addListener([this](const SectionPtr& s) { sectionChanged(s ? s->name : std::string()); });
+  store_ = &store;
+  store.addIdleListener([this] {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      collects_ended_ = true;
+    }
+    cv_.notify_one();
+  });
 }
 
 void StreamHub::sectionChanged(const std::string& section) {
@@ -73,14 +82,16 @@ void StreamHub::run() {
   for (;;) {
     uint32_t dirty = 0;
     int64_t since = 0;
+    bool collects_ended = false;
     {
       std::unique_lock<std::mutex> lock(mutex_);
       auto wake_at = std::min(next_health, next_features);
-      cv_.wait_until(lock, wake_at, [&] { return stopping_ || dirty_ != 0; });
+      cv_.wait_until(lock, wake_at, [&] { return stopping_ || dirty_ != 0 || collects_ended_; });
       if (stopping_) return;
       dirty = dirty_;
       since = dirty_since_ms_;
       dirty_ = 0;
+      collects_ended = std::exchange(collects_ended_, false);
     }
     auto now = Clock::now();
     if (now >= next_health) {
@@ -95,7 +106,17 @@ void StreamHub::run() {
       checkFeatures();
       next_features = now + options_.feature_interval;
     }
+    if (dirty || collects_ended) settleIfQuiet();
   }
+}
+
+void StreamHub::settleIfQuiet() {
+  if (store_ && store_->collectsInProgress() > 0) return;  // more of the block may come
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (dirty_ != 0) return;  // the next pass settles
+  }
+  server_.settle();
 }
 
 void StreamHub::pass(uint32_t dirty, int64_t changed_ms) {

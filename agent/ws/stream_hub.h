@@ -40,7 +40,8 @@ class StreamHub {
   StreamHub(const StreamHub&) = delete;
   StreamHub& operator=(const StreamHub&) = delete;
 
-  /// Registers the hub's listener on `store` (which must outlive the hub).
+  /// Registers the hub's listeners on `store` (which must outlive the hub): its changes, and the
+  /// end of its plugins' collections (then the loops hand what they hold over at once).
   void attach(SnapshotStore& store);
   /// Starts the hub thread; the first pass publishes every stream that has data.
   void start();
@@ -57,6 +58,9 @@ class StreamHub {
   void run();
   void pass(uint32_t dirty, int64_t changed_ms);
   void checkFeatures();
+  // Nothing more to publish now (no collection in progress, no change pending): the loops need
+  // not wait for the rest of a block (WsServer::settle).
+  void settleIfQuiet();
 
   WsServer& server_;
   const api::StreamBodies& bodies_;
@@ -66,6 +70,8 @@ class StreamHub {
   std::mutex mutex_;
   std::condition_variable cv_;
   uint32_t dirty_ = 0;
+  bool collects_ended_ = false;  // the store's last collection in progress ended
+  SnapshotStore* store_ = nullptr;
   int64_t dirty_since_ms_ = 0;  // when the first unhandled change was signalled
   bool stopping_ = false;
   std::thread thread_;

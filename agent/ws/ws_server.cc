@@ -20,6 +20,7 @@
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include "metrics/metrics.h"
 #include "net/limits.h"
@@ -128,6 +129,7 @@ struct WsServer::Loop : net::Loop::Handler {
   // loop falls far behind, the oldest going first.
   std::deque<Publication> stream_inbox;
   FramePtr feature_inbox;
+  bool settled = false;  // WsServer::settle: no more publications are coming for now
 
   // Loop-thread state.
   std::array<FramePtr, kStreamCount> snapshots{};  // the current state, for new subscribers
@@ -135,7 +137,8 @@ struct WsServer::Loop : net::Loop::Handler {
   uint64_t next_id = kFirstClient;
   std::unordered_map<uint64_t, std::unique_ptr<Client>> clients;
   std::vector<uint64_t> graveyard;
-  std::array<size_t, 2> per_channel{0, 0};  // this loop's clients
+  std::array<size_t, 2> per_channel{0, 0};         // this loop's clients
+  std::array<size_t, kStreamCount> subscribers{};  // this loop's dashboard clients, per stream
   // The updates of the fan-out in progress, in order (fanOut).
   std::vector<const StreamMessage*> batch;
   std::vector<std::shared_ptr<Fanout>> handed;  // publications of this fan-out, for the debug log
@@ -150,17 +153,40 @@ struct WsServer::Loop : net::Loop::Handler {
 
   // New clients start at once. Publications wait for a short window when fanning out is
   // expensive, so that the updates of one block (several sections, published within a few ms
-  // of each other) reach each client in one write instead of one each.
+  // of each other) reach each client in one write instead of one each. The window ends early
+  // when the hub settles (WsServer::settle: no plugin collection in progress, so nothing more
+  // of the block is coming). Publications none of this loop's clients receives (a snapshot
+  // refreshed, a stream nobody subscribes to: the history's row every second, the health
+  // snapshot's ages) open no window: they are applied at once, so that they cannot close a
+  // window on a block that follows them.
   void onWake() override {
     std::vector<Adopt> new_clients;
-    bool publications = false;
+    bool settle = false;
     {
       std::lock_guard<std::mutex> lock(mutex);
       new_clients.swap(adopts);
-      publications = !stream_inbox.empty() || feature_inbox != nullptr;
+      settle = std::exchange(settled, false);
     }
     for (auto& a : new_clients) addClient(a);
-    if (!publications || loop.deadlineSet()) return;  // an open window takes them at its end
+    // An open window takes the publications at its end, or when the hub says nothing more of
+    // the block is coming.
+    if (loop.deadlineSet() && !settle) return;
+    bool publications = false, delivered = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      publications = !stream_inbox.empty() || feature_inbox != nullptr;
+      const uint32_t subscribed = subscribedStreams();
+      delivered =
+          feature_inbox != nullptr && per_channel[static_cast<size_t>(Channel::kFeatures)] > 0;
+      for (const auto& p : stream_inbox)
+        delivered = delivered || (p.message.update && (subscribed & (1u << p.message.stream)));
+    }
+    if (!publications) return;
+    if (!delivered || settle) {
+      loop.wakeAt(Clock::time_point{});  // closes the window, if open
+      fanOut();
+      return;
+    }
     const auto window =
         std::min(kMaxCoalesce, per_client * static_cast<int64_t>(clients.size()) / 2);
     if (window >= std::chrono::milliseconds(1)) {
@@ -224,6 +250,7 @@ struct WsServer::Loop : net::Loop::Handler {
       if (p.fanout) handed.push_back(std::move(p.fanout));
     }
     if (features) feature_latest = features;
+    streams &= subscribedStreams();
     const bool to_features = features && per_channel[static_cast<size_t>(Channel::kFeatures)] > 0;
     int64_t written = 0;
     if (streams != 0 || to_features) {
@@ -272,6 +299,26 @@ struct WsServer::Loop : net::Loop::Handler {
     return true;
   }
 
+  // The streams at least one of this loop's dashboard clients receives.
+  uint32_t subscribedStreams() const {
+    uint32_t mask = 0;
+    for (int s = 0; s < kStreamCount; ++s)
+      if (subscribers[static_cast<size_t>(s)] > 0) mask |= 1u << s;
+    return mask;
+  }
+
+  // A dashboard client's streams become `mask`; the loop's counts per stream follow.
+  void setMask(Client& c, uint32_t mask) {
+    for (int s = 0; s < kStreamCount; ++s) {
+      const uint32_t b = 1u << s;
+      if ((c.mask & b) != (mask & b)) {
+        auto& n = subscribers[static_cast<size_t>(s)];
+        n = (mask & b) ? n + 1 : n - 1;
+      }
+    }
+    c.mask = mask;
+  }
+
   void bury() {
     for (uint64_t id : graveyard) clients.erase(id);
     graveyard.clear();
@@ -311,6 +358,9 @@ struct WsServer::Loop : net::Loop::Handler {
     owner.countClient(c.channel, +1);
     int64_t now = unixMillis();
     if (c.channel == Channel::kDashboard) {
+      const uint32_t streams = c.mask;
+      c.mask = 0;
+      setMask(c, streams);
       c.queue.pushControl(textFrame(controlMessage(
           "welcome", "",
           "{\"streams\":" + streamList(kAllStreams) +
@@ -410,9 +460,9 @@ struct WsServer::Loop : net::Loop::Handler {
           c.explicit_subscription = true;
           for (int s = 0; s < kStreamCount; ++s)
             if (s != r.stream) c.queue.removeStream(s);
-          c.mask = 0;
+          setMask(c, 0);
         }
-        c.mask |= 1u << r.stream;
+        setMask(c, c.mask | (1u << r.stream));
         // The snapshot follows the acknowledgement: drop what was pending of this stream.
         c.queue.removeStream(r.stream);
         c.queue.pushControl(
@@ -424,7 +474,7 @@ struct WsServer::Loop : net::Loop::Handler {
       }
       case ClientRequest::Kind::kUnsubscribe:
         c.explicit_subscription = true;
-        c.mask &= ~(1u << r.stream);
+        setMask(c, c.mask & ~(1u << r.stream));
         c.queue.removeStream(r.stream);
         c.queue.pushControl(
             textFrame(controlMessage("unsubscribed", kStreams[static_cast<size_t>(r.stream)],
@@ -541,6 +591,7 @@ struct WsServer::Loop : net::Loop::Handler {
     c.stream.close();
     graveyard.push_back(c.id);
     Channel ch = c.channel;
+    if (ch == Channel::kDashboard) setMask(c, 0);
     uint64_t dropped = c.queue.takeDropped();
     if (metrics()) {
       if (dropped) metrics()->wsMessagesDropped(dropped);
@@ -669,6 +720,16 @@ void WsServer::publish(std::vector<StreamMessage> batch, int64_t changed_ms) {
         }
         inbox.push_back(Loop::Publication{m, m.update ? fanout : nullptr});
       }
+    }
+    l->wake();
+  }
+}
+
+void WsServer::settle() {
+  for (auto& l : loops_) {
+    {
+      std::lock_guard<std::mutex> lock(l->mutex);
+      l->settled = true;
     }
     l->wake();
   }

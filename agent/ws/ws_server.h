@@ -78,6 +78,10 @@ class WsServer {
   void publish(std::vector<StreamMessage> batch, int64_t changed_ms);
   /// New feature vector message, sent to every feature client and to each new one. Thread-safe.
   void publishFeatures(FramePtr frame);
+  /// Nothing more is coming for now (the hub: no plugin collection in progress): the loops hand
+  /// over what they hold at once instead of waiting out their window for the rest of a block.
+  /// Thread-safe.
+  void settle();
 
   /// Admission of an upgrade request (HTTP loops): Origin and the client cap. Thread-safe.
   std::optional<HttpResponse> checkUpgrade(const HttpRequest& request);

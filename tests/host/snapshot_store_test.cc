@@ -3,6 +3,14 @@
 #include <blockbuster/json.h>
 #include <gtest/gtest.h>
 
+#include <condition_variable>
+#include <mutex>
+#include <string>
+
+#include "host/plugin_loader.h"
+#include "host/plugin_runtime.h"
+#include "metrics/metrics.h"
+
 using blockbuster::Json;
 using namespace std::chrono_literals;
 
@@ -81,6 +89,59 @@ TEST(SnapshotStore, NotifiesListenersOfEveryChange) {
   EXPECT_EQ(seen[0], "a.x");
   EXPECT_EQ(seen[1], "a.y");
   EXPECT_FALSE(store.get("a.y")->has_data);
+}
+
+// The WebSocket hub waits for a block's other updates only while a collection runs: the store
+// counts them and says when the last one in progress ends, once.
+TEST(SnapshotStore, SaysWhenTheLastCollectionInProgressEnds) {
+  bb::SnapshotStore store;
+  int idle = 0;
+  store.addIdleListener([&] { ++idle; });
+  EXPECT_EQ(store.collectsInProgress(), 0);
+  store.collectStarted();
+  store.collectStarted();
+  EXPECT_EQ(store.collectsInProgress(), 2);
+  store.collectFinished();
+  EXPECT_EQ(idle, 0);  // one still runs
+  store.collectFinished();
+  EXPECT_EQ(idle, 1);
+  EXPECT_EQ(store.collectsInProgress(), 0);
+  store.collectStarted();
+  store.collectFinished();
+  EXPECT_EQ(idle, 2);
+}
+
+// A plugin's collection counts as in progress while it runs (and a little before its slot); its
+// end is announced once it is over.
+TEST(SnapshotStore, APluginsCollectionIsCountedUntilItEnds) {
+  bb::SnapshotStore store;
+  bb::Metrics metrics("x", 100);
+  bb::HostServices services;
+  services.metrics = &metrics;
+  services.store = &store;
+  std::mutex mutex;
+  std::condition_variable cv;
+  int idle = 0;
+  store.addIdleListener([&] {
+    std::lock_guard<std::mutex> lock(mutex);
+    ++idle;
+    cv.notify_all();
+  });
+  bb::PluginConfig config;
+  config.interval_ms = 60000;  // one collection: the first runs at once
+  bb::PluginRuntime runtime(bb::loadPlugin(std::string(BB_FIXTURE_DIR) + "/good.so"), config,
+                            services);
+  runtime.create("{}");
+  runtime.start();
+  {
+    std::unique_lock<std::mutex> lock(mutex);
+    ASSERT_TRUE(cv.wait_for(lock, 10s, [&] { return idle > 0; }));
+    EXPECT_EQ(idle, 1);
+  }
+  EXPECT_EQ(runtime.status().collections, 1u);
+  EXPECT_EQ(store.collectsInProgress(), 0);
+  runtime.stop();
+  EXPECT_EQ(store.collectsInProgress(), 0);
 }
 
 }  // namespace
