@@ -91,7 +91,7 @@ for profile in theblock spec; do
   done
   if [ "$profile" = theblock ]; then
     body=""
-    for _ in $(seq 100); do
+    for _ in $(seq 300); do
       body="$(curl -sf "http://127.0.0.1:$port/plugins/hello/hello" || true)"
       grep -q '"height":null' <<<"$body" && break
       sleep 0.1
