@@ -1,15 +1,14 @@
 #include "receipt_store.h"
 
-#include <Poco/Data/RecordSet.h>
 #include <Poco/Data/SQLite/Connector.h>
+#include <Poco/Data/SQLite/Utility.h>
 #include <Poco/Data/Session.h>
 #include <Poco/Data/Statement.h>
 #include <Poco/Exception.h>
 #include <Poco/Nullable.h>
+#include <sqlite3.h>
 
 #include <algorithm>
-#include <cmath>
-#include <cstdio>
 #include <filesystem>
 #include <stdexcept>
 #include <utility>
@@ -95,47 +94,43 @@ class WriteTransaction {
   bool done_ = false;
 };
 
-// Text of a number read back from the NUMERIC column, as JSON writes it.
-std::string numberText(const Poco::Dynamic::Var& v) {
-  if (v.isInteger()) return std::to_string(v.convert<Poco::Int64>());
-  if (v.isNumeric()) {
-    const double d = v.convert<double>();
-    if (!std::isfinite(d)) return "null";
-    char buf[32];
-    for (int prec = 6; prec <= 17; ++prec) {
-      std::snprintf(buf, sizeof buf, "%.*g", prec, d);
-      if (std::strtod(buf, nullptr) == d) break;
-    }
-    return buf;
-  }
-  return v.convert<std::string>();
-}
-
-template <typename T>
-std::optional<T> optionalAt(const Poco::Data::RecordSet& rs, size_t col, size_t row) {
-  if (rs.isNull(col, row)) return std::nullopt;
-  return rs.value(col, row).convert<T>();
-}
-
 }  // namespace
+
+/// A reader connection with its page statements, prepared on first use and kept: SQLite compiles
+/// a statement's SQL at each prepare, which cost a page more than reading its 100 rows.
+struct ReceiptStore::Reader {
+  explicit Reader(std::unique_ptr<Session> s) : session(std::move(s)) {}
+  ~Reader() {
+    // Before the session closes its connection.
+    sqlite3_finalize(page_all);
+    sqlite3_finalize(page_market);
+  }
+  Reader(const Reader&) = delete;
+  Reader& operator=(const Reader&) = delete;
+
+  std::unique_ptr<Session> session;
+  sqlite3_stmt* page_all = nullptr;
+  sqlite3_stmt* page_market = nullptr;
+};
 
 /// A reader connection borrowed from the pool, returned on destruction.
 class ReceiptStore::ReaderLease {
  public:
-  ReaderLease(const ReceiptStore& store, std::unique_ptr<Session> s)
-      : store_(&store), s_(std::move(s)) {}
-  ReaderLease(ReaderLease&& o) noexcept : store_(o.store_), s_(std::move(o.s_)) {}
+  ReaderLease(const ReceiptStore& store, std::unique_ptr<Reader> r)
+      : store_(&store), r_(std::move(r)) {}
+  ReaderLease(ReaderLease&& o) noexcept : store_(o.store_), r_(std::move(o.r_)) {}
   ~ReaderLease() {
-    if (!s_) return;
+    if (!r_) return;
     std::lock_guard<std::mutex> lock(store_->pool_mutex_);
-    store_->idle_readers_.push_back(std::move(s_));
+    store_->idle_readers_.push_back(std::move(r_));
     store_->pool_cv_.notify_one();
   }
-  Session& operator*() const { return *s_; }
+  Session& operator*() const { return *r_->session; }
+  Reader& reader() const { return *r_; }
 
  private:
   const ReceiptStore* store_;
-  std::unique_ptr<Session> s_;
+  std::unique_ptr<Reader> r_;
 };
 
 ReceiptStore::ReceiptStore(const std::string& path, RetentionPolicy retention, size_t readers)
@@ -161,7 +156,7 @@ ReceiptStore::ReceiptStore(const std::string& path, RetentionPolicy retention, s
     migrate();
     loadIndex();
     for (size_t i = 0; i < std::max<size_t>(1, readers); ++i)
-      idle_readers_.push_back(openSession(path));
+      idle_readers_.push_back(std::make_unique<Reader>(openSession(path)));
   } catch (const Poco::Exception& e) {
     throw std::runtime_error("receipts store: cannot open SQLite file '" + path +
                              "': " + describe(e) +
@@ -240,9 +235,9 @@ int64_t ReceiptStore::count(const std::string& market) const {
 ReceiptStore::ReaderLease ReceiptStore::lease() const {
   std::unique_lock<std::mutex> lock(pool_mutex_);
   pool_cv_.wait(lock, [this] { return !idle_readers_.empty(); });
-  std::unique_ptr<Session> s = std::move(idle_readers_.back());
+  std::unique_ptr<Reader> r = std::move(idle_readers_.back());
   idle_readers_.pop_back();
-  return ReaderLease(*this, std::move(s));
+  return ReaderLease(*this, std::move(r));
 }
 
 IngestOutcome ReceiptStore::ingest(const std::vector<StoredReceipt>& batch,
@@ -429,43 +424,70 @@ ReceiptPage ReceiptStore::query(const ReceiptQuery& q) const {
     if (end > take) page.next = order[static_cast<size_t>(end - take)];
   }
   ReaderLease r = lease();
-  Session& s = *r;
-  std::string market = q.market;
-  const std::string columns =
-      "SELECT id, market, block_height, timestamp, provider, consumer, CAST(amount AS TEXT),"
-      " status, details, ingested_at FROM receipts";
-  try {
+  Reader& reader = r.reader();
+  const bool by_market = !q.market.empty();
+  sqlite3_stmt*& st = by_market ? reader.page_market : reader.page_all;
+  sqlite3* db = Poco::Data::SQLite::Utility::dbHandle(*reader.session);
+  auto fail = [&](const char* what) {
+    return std::runtime_error(std::string("receipts store: query failed: ") + what + ": " +
+                              sqlite3_errmsg(db));
+  };
+  if (!st) {
     // One statement: `take` rows down an index from `bound`, whatever the offset.
-    Statement rows(s);
-    if (market.empty()) {
-      rows << columns + " WHERE seq <= ? ORDER BY seq DESC LIMIT ?", use(bound), use(take);
-    } else {
-      rows << columns +
-                  " INDEXED BY receipts_market_seq WHERE market = ? AND seq <= ?"
-                  " ORDER BY seq DESC LIMIT ?",
-          use(market), use(bound), use(take);
+    static const char* const kAll =
+        "SELECT id, market, block_height, timestamp, provider, consumer, CAST(amount AS TEXT),"
+        " status, details, ingested_at FROM receipts WHERE seq <= ?1 ORDER BY seq DESC LIMIT ?2";
+    static const char* const kMarket =
+        "SELECT id, market, block_height, timestamp, provider, consumer, CAST(amount AS TEXT),"
+        " status, details, ingested_at FROM receipts INDEXED BY receipts_market_seq"
+        " WHERE market = ?3 AND seq <= ?1 ORDER BY seq DESC LIMIT ?2";
+    if (sqlite3_prepare_v3(db, by_market ? kMarket : kAll, -1, SQLITE_PREPARE_PERSISTENT, &st,
+                           nullptr) != SQLITE_OK) {
+      st = nullptr;
+      throw fail("prepare");
     }
-    rows.execute();
-    Poco::Data::RecordSet rs(rows);
-    const size_t n = rs.rowCount();
-    page.receipts.reserve(n);
-    for (size_t i = 0; i < n; ++i) {
-      StoredReceipt sr;
-      sr.id = rs.value(0, i).convert<std::string>();
-      sr.market = rs.value(1, i).convert<std::string>();
-      sr.block_height = optionalAt<Poco::Int64>(rs, 2, i);
-      sr.timestamp = optionalAt<Poco::Int64>(rs, 3, i);
-      sr.provider = optionalAt<std::string>(rs, 4, i);
-      sr.consumer = optionalAt<std::string>(rs, 5, i);
-      if (!rs.isNull(6, i)) sr.amount = numberText(rs.value(6, i));
-      sr.status = optionalAt<std::string>(rs, 7, i);
-      sr.details = rs.value(8, i).convert<std::string>();
-      sr.ingested_at = rs.value(9, i).convert<Poco::Int64>();
-      page.receipts.push_back(std::move(sr));
-    }
-  } catch (const Poco::Exception& e) {
-    throw std::runtime_error("receipts store: query failed: " + describe(e));
   }
+  // Reset on every way out: a statement left mid-way holds its read snapshot, and with it the
+  // WAL file's checkpoints.
+  struct Reset {
+    sqlite3_stmt* st;
+    ~Reset() {
+      sqlite3_reset(st);
+      sqlite3_clear_bindings(st);
+    }
+  } reset{st};
+  auto text = [&](int col) -> std::optional<std::string> {
+    const auto* p = sqlite3_column_text(st, col);
+    if (!p) return std::nullopt;
+    return std::string(reinterpret_cast<const char*>(p),
+                       static_cast<size_t>(sqlite3_column_bytes(st, col)));
+  };
+  auto integer = [&](int col) -> std::optional<int64_t> {
+    if (sqlite3_column_type(st, col) == SQLITE_NULL) return std::nullopt;
+    return static_cast<int64_t>(sqlite3_column_int64(st, col));
+  };
+  if (sqlite3_bind_int64(st, 1, bound) != SQLITE_OK ||
+      sqlite3_bind_int64(st, 2, take) != SQLITE_OK ||
+      (by_market && sqlite3_bind_text(st, 3, q.market.data(), static_cast<int>(q.market.size()),
+                                      SQLITE_STATIC) != SQLITE_OK))
+    throw fail("bind");
+  page.receipts.reserve(static_cast<size_t>(take));
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    StoredReceipt sr;
+    sr.id = text(0).value_or("");
+    sr.market = text(1).value_or("");
+    sr.block_height = integer(2);
+    sr.timestamp = integer(3);
+    sr.provider = text(4);
+    sr.consumer = text(5);
+    sr.amount = text(6);  // CAST(amount AS TEXT): the number as SQLite holds it
+    sr.status = text(7);
+    sr.details = text(8).value_or("");
+    sr.ingested_at = integer(9).value_or(0);
+    page.receipts.push_back(std::move(sr));
+  }
+  if (rc != SQLITE_DONE) throw fail("step");
   return page;
 }
 

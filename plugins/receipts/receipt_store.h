@@ -144,6 +144,7 @@ class ReceiptStore {
   uint64_t version() const noexcept { return version_.load(); }
 
  private:
+  struct Reader;
   class ReaderLease;
   void migrate();
   ReaderLease lease() const;
@@ -158,7 +159,7 @@ class ReceiptStore {
   std::unique_ptr<Poco::Data::Session> writer_;
   mutable std::mutex pool_mutex_;
   mutable std::condition_variable pool_cv_;
-  mutable std::vector<std::unique_ptr<Poco::Data::Session>> idle_readers_;
+  mutable std::vector<std::unique_ptr<Reader>> idle_readers_;
   mutable std::shared_mutex index_mutex_;
   std::vector<int64_t> order_;                             ///< every seq, oldest first
   std::map<std::string, std::vector<int64_t>> by_market_;  ///< the same, per market
