@@ -10,8 +10,10 @@
 # Environment: CLIENTS (1000), SECONDS_ (30), BLOCK_MS (1000), PATH_ (/theblock/ws), RAMP (200),
 #   MAIN_PORT=1 (connect to the main HTTP port instead of the WS port), AGENT (another
 #   blockbuster-agent binary, e.g. a RelWithDebInfo build; it still loads BUILD_DIR's plugins),
-#   AGENT_LOG (copy the agent's stderr there), BENCH (another bb-ws-bench binary). The agent
-#   runs at log level debug: its "fan-out #N ... ms after the change" lines give the agent-side
+#   AGENT_LOG (copy the agent's stderr there), BENCH (another bb-ws-bench binary), DEFLATE (1:
+#   the clients offer permessage-deflate as browsers do and inflate what the agent compresses,
+#   each distinct compressed message once; 0: they offer no extension). The agent runs at log
+#   level debug: its "fan-out #N ... ms after the change" lines give the agent-side
 #   delay (change -> the last client's bytes handed to its socket, on every loop), printed at
 #   the end next to the client-side figures. The client also prints the agent's and its own
 #   CPU time per delivered message over the measured window (the figure load moves least).
@@ -36,7 +38,7 @@ ulimit -n "$(( clients * 2 + 1024 > $(ulimit -Hn) ? $(ulimit -Hn) : clients * 2 
 bench=${BENCH:-$build/bin/bb-ws-bench}
 if [[ ! -x $bench ]]; then
   bench=$(mktemp -d)/bb-ws-bench
-  g++ -std=c++17 -O2 -I "$src/agent" "$src/bench/ws/ws_bench.cc" "$src/agent/ws/frame.cc" "$src/agent/util/utf8.cc" -o "$bench"
+  g++ -std=c++17 -O2 -I "$src/agent" "$src/bench/ws/ws_bench.cc" "$src/agent/ws/frame.cc" "$src/agent/util/utf8.cc" -o "$bench" -lz
 fi
 
 work=$(mktemp -d)
@@ -77,8 +79,10 @@ echo "agent $ready ($agent_bin)"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
 echo "agent RSS before clients: $(rss)"
 echo "bench: $clients clients on 127.0.0.1:$ws_port$ws_path for ${seconds}s, block every ${block_ms} ms"
+deflate=()
+[[ ${DEFLATE:-1} != 0 ]] && deflate=(--deflate)
 ${BENCH_WRAP:-} "$bench" --port "$ws_port" --path "$ws_path" --clients "$clients" --seconds "$seconds" --ramp "${RAMP:-200}" \
-  --agent-pid "$agent_pid" &
+  --agent-pid "$agent_pid" "${deflate[@]}" &
 bench_pid=$!
 sleep "$(( seconds > 4 ? seconds - 2 : 2 ))"
 echo "agent RSS with $clients clients: $(rss)"

@@ -12,6 +12,15 @@
 // completed it.
 // With --agent-pid it also prints the CPU time of the agent and of itself per delivered
 // message over the measured window.
+//
+// With --deflate the handshake offers permessage-deflate (RFC 7692) as browsers do. Where the
+// server accepts it with server_no_context_takeover, every message is compressed on its own, so
+// a server that compresses a message once sends the same bytes to every client: the client
+// inflates each distinct compressed payload once (a cache keyed by its size and a hash of a few
+// sampled bytes, entries dropped 5 s after their last use) and checks every later copy
+// byte for byte (memcmp) against the cached bytes before reusing the fields it read from it; a
+// copy that differs under the same key is inflated on its own. A server that keeps its context
+// (no server_no_context_takeover) gets one inflater per client, fed every message.
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -22,13 +31,16 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -50,12 +62,168 @@ int64_t nowMs() {
 
 constexpr size_t kMaxStreams = 16;
 
+// Raw DEFLATE (RFC 7692 7.2.2): a compressed message is inflated with 00 00 ff ff appended.
+class Inflater {
+ public:
+  static constexpr size_t kMaxOutput = 16 << 20;  // one inflated message at most
+
+  Inflater() { ok_ = inflateInit2(&z_, -15) == Z_OK; }
+  ~Inflater() { inflateEnd(&z_); }
+  Inflater(const Inflater&) = delete;
+  Inflater& operator=(const Inflater&) = delete;
+
+  // The message `payload` inflates to (valid until the next call), or false on a DEFLATE error
+  // or an output over kMaxOutput. `fresh`: from an empty window (server_no_context_takeover);
+  // otherwise the window of the messages before it is kept.
+  bool run(std::string_view payload, bool fresh, std::string_view& text) {
+    if (!ok_) return false;
+    if (fresh || ended_) inflateReset(&z_);
+    ended_ = false;
+    static const unsigned char kTail[4] = {0x00, 0x00, 0xff, 0xff};
+    const std::string_view parts[2] = {payload,
+                                       {reinterpret_cast<const char*>(kTail), sizeof kTail}};
+    size_t used = 0;
+    for (const auto& part : parts) {
+      z_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(part.data()));
+      z_.avail_in = static_cast<uInt>(part.size());
+      for (;;) {
+        if (used == out_.size()) {
+          if (out_.size() >= kMaxOutput) return fail();
+          out_.resize(std::min(kMaxOutput, std::max<size_t>(64 << 10, out_.size() * 2)));
+        }
+        z_.next_out = reinterpret_cast<Bytef*>(&out_[used]);
+        z_.avail_out = static_cast<uInt>(out_.size() - used);
+        const int rc = inflate(&z_, Z_SYNC_FLUSH);
+        used = out_.size() - z_.avail_out;
+        if (rc == Z_STREAM_END) {  // a final block: the rest (the tail) is ignored
+          ended_ = true;
+          text = std::string_view(out_.data(), used);
+          return true;
+        }
+        if (rc != Z_OK && !(rc == Z_BUF_ERROR && z_.avail_out == 0)) return fail();
+        if (z_.avail_in == 0 && z_.avail_out > 0) break;  // all of it in, all out
+      }
+    }
+    text = std::string_view(out_.data(), used);
+    return true;
+  }
+
+ private:
+  bool fail() {
+    ended_ = true;  // the window is garbage: start afresh next time
+    return false;
+  }
+
+  z_stream z_{};
+  bool ok_ = false;
+  bool ended_ = false;
+  std::string out_;
+};
+
+// What the client reads of a message: its kind and the fields it measures with.
+struct Fields {
+  enum Kind : uint8_t { kOther, kUpdate, kSnapshot } kind = kOther;
+  bool ok = false;  // stream, seq and timestamp read
+  size_t sid = kMaxStreams;
+  int64_t seq = 0, ts = 0;
+};
+
+// One distinct compressed payload, inflated once.
+struct Cached {
+  std::string wire;  // the compressed bytes every later copy is compared with
+  Fields fields;
+  size_t inflated = 0;
+  int64_t used_ms = 0;
+};
+
+// The cache key of a compressed payload: its size and a hash of up to 192 sampled bytes (the
+// head holds the block's Huffman tables, the tail the message's last fields). Collisions only
+// cost an inflation: every hit is compared byte for byte.
+uint64_t sampleKey(std::string_view p) {
+  uint64_t h = 0xcbf29ce484222325ULL ^ p.size();
+  auto mix = [&h](std::string_view part) {
+    for (unsigned char ch : part) h = (h ^ ch) * 0x100000001b3ULL;
+  };
+  if (p.size() <= 192) {
+    mix(p);
+  } else {
+    mix(p.substr(0, 64));
+    mix(p.substr(p.size() / 2 - 32, 64));
+    mix(p.substr(p.size() - 64));
+  }
+  return h;
+}
+
+// The permessage-deflate answer of a 101 (the values of every Sec-WebSocket-Extensions line,
+// header name matched case-insensitively).
+struct DeflateAnswer {
+  bool accepted = false;
+  bool server_no_context_takeover = false;
+  std::string error;  // an answer a browser fails the connection on
+};
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return out;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+DeflateAnswer parseExtensions(std::string_view head, bool offered) {
+  std::string value;
+  for (size_t at = head.find("\r\n"); at != std::string_view::npos;) {
+    const size_t start = at + 2;
+    const size_t end = std::min(head.size(), head.find("\r\n", start));
+    const std::string_view line = head.substr(start, end - start);
+    const size_t colon = line.find(':');
+    if (colon != std::string_view::npos &&
+        lower(trim(line.substr(0, colon))) == "sec-websocket-extensions")
+      value += (value.empty() ? "" : ",") + lower(line.substr(colon + 1));
+    at = end < head.size() ? end : std::string_view::npos;
+  }
+  DeflateAnswer a;
+  if (trim(value).empty()) return a;
+  if (!offered) {
+    a.error = "an extension not offered: " + value;
+    return a;
+  }
+  if (value.find(',') != std::string::npos) {
+    a.error = "more than the one extension offered: " + value;
+    return a;
+  }
+  std::string_view rest = value;
+  for (bool first = true; !rest.empty() || first; first = false) {
+    const size_t semi = std::min(rest.size(), rest.find(';'));
+    const std::string_view param = trim(rest.substr(0, semi));
+    rest = semi < rest.size() ? rest.substr(semi + 1) : std::string_view();
+    if (first) {
+      if (param != "permessage-deflate") a.error = "an extension not offered: " + value;
+    } else if (param == "server_no_context_takeover") {
+      a.server_no_context_takeover = true;
+    } else if (param != "client_no_context_takeover" &&
+               param.substr(0, 22) != "server_max_window_bits" &&
+               param.substr(0, 22) != "client_max_window_bits") {
+      a.error = "an unknown permessage-deflate parameter: " + value;
+    }
+    if (!a.error.empty()) return a;
+  }
+  a.accepted = true;
+  return a;
+}
+
 struct Client {
   int fd = -1;
   bool upgraded = false;
   bool closed = false;
-  std::string http;     // handshake answer so far
-  std::string partial;  // the start of a frame the next read completes
+  bool deflate = false;                // permessage-deflate negotiated
+  std::unique_ptr<Inflater> inflater;  // only where the server keeps its context
+  std::string http;                    // handshake answer so far
+  std::string partial;                 // the start of a frame the next read completes
   int64_t last_seq[kMaxStreams] = {};
   int64_t gaps = 0;
 };
@@ -145,7 +313,7 @@ int64_t selfCpuUs() {
 [[noreturn]] void usage() {
   std::fprintf(stderr,
                "usage: bb-ws-bench --port PORT [--path /theblock/ws] [--clients 1000] "
-               "[--seconds 30] [--ramp 200] [--agent-pid PID]\n");
+               "[--seconds 30] [--ramp 200] [--agent-pid PID] [--deflate]\n");
   std::exit(2);
 }
 
@@ -155,8 +323,13 @@ int main(int argc, char** argv) {
   int port = 0, clients_n = 1000, seconds = 30, agent_pid = 0;
   int64_t ramp = 200;
   std::string path = "/theblock/ws";
+  bool offer_deflate = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
+    if (a == "--deflate") {
+      offer_deflate = true;
+      continue;
+    }
     if (i + 1 >= argc) usage();
     if (a == "--port")
       port = std::atoi(argv[++i]);
@@ -189,7 +362,11 @@ int main(int argc, char** argv) {
   const std::string handshake = "GET " + path +
                                 " HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
                                 "Connection: Upgrade\r\nSec-WebSocket-Key: "
-                                "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+                                "dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+                                (offer_deflate ? "Sec-WebSocket-Extensions: permessage-deflate; "
+                                                 "client_max_window_bits\r\n"
+                                               : "") +
+                                "\r\n";
 
   // Clients connect while the loop runs, at most --ramp handshakes in flight at once (browsers
   // arrive over time; 10 000 handshakes sent at once without reading would measure the listen
@@ -233,7 +410,17 @@ int main(int argc, char** argv) {
   std::unordered_map<uint64_t, Update> updates;  // key: stream id << 48 | seq
   std::vector<int64_t> per_delivery;
   int64_t messages = 0, snapshots = 0, upgraded = 0, closed_by_server = 0, pings = 0;
-  int64_t bad_frames = 0, window_messages = 0, window_bytes = 0;
+  int64_t bad_frames = 0, window_messages = 0, window_bytes = 0, window_wire_bytes = 0;
+  // permessage-deflate: clients that negotiated it (of which kept their context), compressed
+  // messages (in the window, and their sizes there), inflations, cache hits and mismatches.
+  int64_t deflate_clients = 0, context_clients = 0, compressed = 0, window_compressed = 0;
+  int64_t window_compressed_wire = 0, window_inflated = 0, inflations = 0, cache_hits = 0;
+  int64_t cache_mismatches = 0;
+  std::unordered_map<uint64_t, Cached> cache;
+  constexpr size_t kCacheMax = 4096;
+  constexpr int64_t kCacheKeepMs = 5000;
+  int64_t next_sweep_ms = 0;
+  Inflater shared_inflater;
   bool measuring = false;
   double ramp_s = 0;
   const int64_t ramp_deadline_ms = nowMs() + 120 * 1000;
@@ -245,11 +432,65 @@ int main(int argc, char** argv) {
   std::vector<char> buffer(256 * 1024);
   char* buf = buffer.data();
 
+  // The fields of a message's text: the envelope's type and stream, then its seq and timestamp.
+  auto readFields = [&](std::string_view text) {
+    Fields f;
+    std::string_view type = headField(text, "\"type\":\"");
+    if (type == "update")
+      f.kind = Fields::kUpdate;
+    else if (type == "snapshot")
+      f.kind = Fields::kSnapshot;
+    else
+      return f;
+    f.sid = streamId(headField(text, "\"stream\":\""));
+    f.ok = f.sid < kMaxStreams && tailInt(text, "\"seq\":", f.seq) &&
+           tailInt(text, "\"timestamp\":", f.ts);
+    return f;
+  };
+
+  // The fields of a compressed message and its inflated size; false when it does not inflate.
+  auto readCompressed = [&](Client& c, std::string_view wire, int64_t got_ms, Fields& f,
+                            size_t& inflated) {
+    std::string_view text;
+    if (c.inflater) {  // the server keeps its context: this client's own inflater, every time
+      ++inflations;
+      if (!c.inflater->run(wire, false, text)) return false;
+      f = readFields(text);
+      inflated = text.size();
+      return true;
+    }
+    const uint64_t key = sampleKey(wire);
+    auto it = cache.find(key);
+    if (it != cache.end() && it->second.wire.size() == wire.size() &&
+        std::memcmp(it->second.wire.data(), wire.data(), wire.size()) == 0) {
+      ++cache_hits;
+      it->second.used_ms = got_ms;
+      f = it->second.fields;
+      inflated = it->second.inflated;
+      return true;
+    }
+    ++inflations;
+    if (!shared_inflater.run(wire, true, text)) return false;
+    f = readFields(text);
+    inflated = text.size();
+    if (it != cache.end()) {
+      ++cache_mismatches;  // other bytes under the same key: inflated on their own
+      return true;
+    }
+    if (cache.size() >= kCacheMax) cache.clear();  // not expected: a few distinct a second
+    cache.emplace(key, Cached{std::string(wire), f, inflated, got_ms});
+    return true;
+  };
+
   // Handles one complete frame of an upgraded client; false when the client is done.
   auto onFrame = [&](Client& c, uint8_t byte0, std::string_view payload, int64_t got_ms) {
     const auto op = static_cast<Opcode>(byte0 & 0x0f);
-    if (!(byte0 & 0x80) || op == Opcode::kContinuation || op == Opcode::kBinary) {
-      ++bad_frames;  // the agent sends whole text frames only
+    const bool rsv1 = (byte0 & 0x40) != 0;
+    // The agent sends whole text frames only; RSV1 (compressed) only on a data frame of a
+    // connection that negotiated permessage-deflate; RSV2 and RSV3 never.
+    if (!(byte0 & 0x80) || (byte0 & 0x30) || op == Opcode::kContinuation || op == Opcode::kBinary ||
+        (rsv1 && (!c.deflate || op != Opcode::kText))) {
+      ++bad_frames;
       return true;
     }
     if (op == Opcode::kPing) {
@@ -269,29 +510,40 @@ int main(int argc, char** argv) {
       return false;
     }
     if (op != Opcode::kText) return true;
+    Fields f;
+    size_t size = payload.size();
+    if (rsv1) {
+      if (!readCompressed(c, payload, got_ms, f, size)) {
+        ++bad_frames;
+        return true;
+      }
+      ++compressed;
+    } else {
+      f = readFields(payload);
+    }
     ++messages;
     if (measuring) {
       ++window_messages;
-      window_bytes += static_cast<int64_t>(payload.size());
+      window_bytes += static_cast<int64_t>(size);
+      window_wire_bytes += static_cast<int64_t>(payload.size());
+      if (rsv1) {
+        ++window_compressed;
+        window_compressed_wire += static_cast<int64_t>(payload.size());
+        window_inflated += static_cast<int64_t>(size);
+      }
     }
-    std::string_view type = headField(payload, "\"type\":\"");
-    if (type != "update" && type != "snapshot") return true;
-    const size_t sid = streamId(headField(payload, "\"stream\":\""));
-    int64_t seq = 0, ts = 0;
-    if (sid >= kMaxStreams || !tailInt(payload, "\"seq\":", seq) ||
-        !tailInt(payload, "\"timestamp\":", ts))
-      return true;
-    auto& last = c.last_seq[sid];
-    if (last != 0 && seq > last + 1) c.gaps += seq - last - 1;
-    last = seq;
-    if (type == "snapshot") {
+    if (f.kind == Fields::kOther || !f.ok) return true;
+    auto& last = c.last_seq[f.sid];
+    if (last != 0 && f.seq > last + 1) c.gaps += f.seq - last - 1;
+    last = f.seq;
+    if (f.kind == Fields::kSnapshot) {
       ++snapshots;
       return true;
     }
     if (!measuring) return true;
-    per_delivery.push_back(got_ms - ts);
-    auto& u = updates[(uint64_t{sid} << 48) | static_cast<uint64_t>(seq)];
-    u.timestamp = ts;
+    per_delivery.push_back(got_ms - f.ts);
+    auto& u = updates[(uint64_t{f.sid} << 48) | static_cast<uint64_t>(f.seq)];
+    u.timestamp = f.ts;
     ++u.delivered;
     u.last_ms = std::max(u.last_ms, got_ms);
     return true;
@@ -334,6 +586,12 @@ int main(int argc, char** argv) {
       if (agent_pid > 0) agent_cpu0 = processCpuUs(agent_pid);
       self_cpu0 = selfCpuUs();
     }
+    if (!cache.empty() && nowMs() >= next_sweep_ms) {  // compressed payloads seen lately only
+      const int64_t now = nowMs();
+      next_sweep_ms = now + 1000;
+      for (auto it = cache.begin(); it != cache.end();)
+        it = now - it->second.used_ms > kCacheKeepMs ? cache.erase(it) : std::next(it);
+    }
     const int wait_ms = static_cast<int>(clients.size()) < clients_n ? 1 : 100;
     int n = epoll_wait(ep, events.data(), static_cast<int>(events.size()), wait_ms);
     for (int i = 0; i < n; ++i) {
@@ -362,6 +620,20 @@ int main(int argc, char** argv) {
             c.closed = true;
             epoll_ctl(ep, EPOLL_CTL_DEL, c.fd, nullptr);
             break;
+          }
+          const DeflateAnswer ext =
+              parseExtensions(std::string_view(c.http).substr(0, end), offer_deflate);
+          if (!ext.error.empty()) {  // a browser fails the connection
+            if (refused++ == 0) std::fprintf(stderr, "upgrade refused: %s\n", ext.error.c_str());
+            c.closed = true;
+            epoll_ctl(ep, EPOLL_CTL_DEL, c.fd, nullptr);
+            break;
+          }
+          c.deflate = ext.accepted;
+          deflate_clients += ext.accepted;
+          if (ext.accepted && !ext.server_no_context_takeover) {
+            c.inflater = std::make_unique<Inflater>();
+            ++context_clients;
           }
           c.upgraded = true;
           ++upgraded;
@@ -467,13 +739,28 @@ int main(int argc, char** argv) {
       std::printf(" %s(n=%zu p50=%.0f max=%.0f)", stream_names[s].c_str(), per_stream[s].size(),
                   percentile(per_stream[s], 50), percentile(per_stream[s], 100));
   std::printf("\n");
+  if (offer_deflate)
+    std::printf(
+        "deflate: offered; negotiated by %lld of %lld upgraded clients (%lld of them without "
+        "server_no_context_takeover, one inflater each); compressed messages=%lld "
+        "inflations=%lld cache_hits=%lld cache_mismatches=%lld\n",
+        static_cast<long long>(deflate_clients), static_cast<long long>(upgraded),
+        static_cast<long long>(context_clients), static_cast<long long>(compressed),
+        static_cast<long long>(inflations), static_cast<long long>(cache_hits),
+        static_cast<long long>(cache_mismatches));
+  else
+    std::printf("deflate: not offered\n");
   // CPU per delivered message over the measured window: the figure the machine's load moves
-  // least (the two processes share the cores).
+  // least (the two processes share the cores). MB: the messages' text (inflated where they were
+  // compressed); wire: the payloads as received, then the compressed ones alone.
   const double per = window_messages > 0 ? static_cast<double>(window_messages) : 1.0;
   std::printf(
-      "window: %lld messages, %.1f MB in %d s; cpu_us_per_message: agent=%.2f bench=%.2f "
+      "window: %lld messages, %.1f MB in %d s, wire %.1f MB (compressed: %lld messages, "
+      "%.1f MB on the wire, %.1f MB inflated); cpu_us_per_message: agent=%.2f bench=%.2f "
       "(cpu ms: agent=%lld bench=%lld)\n",
       static_cast<long long>(window_messages), static_cast<double>(window_bytes) / 1e6, seconds,
+      static_cast<double>(window_wire_bytes) / 1e6, static_cast<long long>(window_compressed),
+      static_cast<double>(window_compressed_wire) / 1e6, static_cast<double>(window_inflated) / 1e6,
       agent_cpu >= 0 ? static_cast<double>(agent_cpu) / per : -1.0,
       static_cast<double>(self_cpu) / per, static_cast<long long>(agent_cpu / 1000),
       static_cast<long long>(self_cpu / 1000));
