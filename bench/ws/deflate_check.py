@@ -10,8 +10,8 @@ keeps one compressor per client (context takeover), or declines the offer.
     bench/ws/deflate_check.py BB_WS_BENCH     (e.g. build/bin/bb-ws-bench)
 
 Every client gets: a welcome (uncompressed), a ping with RSV1 set (a bad frame), in the shared mode
-a compressed frame that does not inflate (a bad frame) and two compressed messages whose cache
-keys are equal and bytes differ, a compressed snapshot, then UPDATES
+a compressed frame that does not inflate (a bad frame), a message that inflates to exactly the
+client's first output buffer, two compressed messages whose cache keys are equal and bytes differ, a compressed snapshot, then UPDATES
 updates 100 ms apart (compressed, every fourth a small uncompressed one) once all clients are in.
 """
 import asyncio
@@ -46,6 +46,15 @@ def deflate(text: bytes, comp=None) -> bytes:
     out = comp.compress(text) + comp.flush(zlib.Z_SYNC_FLUSH)
     assert out.endswith(b"\x00\x00\xff\xff")
     return out[:-4]
+
+
+def stored(text: bytes) -> bytes:
+    """One non-final stored DEFLATE block (BTYPE 00) holding `text` as it is."""
+    return b"\x00" + len(text).to_bytes(2, "little") + (len(text) ^ 0xFFFF).to_bytes(2, "little") + text
+
+
+def notice(tag: bytes) -> bytes:
+    return b'{"type":"notice","data":"' + b"x" * 100 + tag + b"y" * 500 + b'"}'
 
 
 def message(kind, stream, seq, size):
@@ -102,14 +111,13 @@ async def serve(mode):
     if mode == "shared":
         for w, _ in writers:
             w.write(frame(b"\x07not deflate at all\xff" * 3, rsv1=True))
-        # Two messages in stored (uncompressed) DEFLATE blocks, of one size, that differ only
-        # where the cache key samples no byte: the second is a mismatch, inflated on its own.
-        for tag in (b"A", b"B"):
-            text = b'{"type":"notice","data":"' + b"x" * 100 + tag + b"y" * 500 + b'"}'
-            stored = b"\x00" + len(text).to_bytes(2, "little") + \
-                (len(text) ^ 0xFFFF).to_bytes(2, "little") + text
+        # In stored (uncompressed) DEFLATE blocks: a message of exactly 64 KiB, the client's
+        # first output buffer; then two of one size that differ only where the cache key samples
+        # no byte: the second is a mismatch, inflated on its own.
+        big = b'{"type":"notice","data":"' + b"z" * (65536 - 27) + b'"}'
+        for text in (big, notice(b"A"), notice(b"B")):
             for w, _ in writers:
-                w.write(frame(stored, rsv1=True))
+                w.write(frame(stored(text[:40000]) + stored(text[40000:]), rsv1=True))
     send(message("snapshot", "network", 1, 2000))
     for seq in range(2, UPDATES + 2):
         small = seq % 4 == 0
@@ -133,15 +141,15 @@ def main():
         negotiated = mode != "declined"
         expect = {
             "bad_frames": CLIENTS * (1 + (mode == "shared")),
-            "messages": CLIENTS * (2 + UPDATES + 2 * (mode == "shared")),
+            "messages": CLIENTS * (2 + UPDATES + 3 * (mode == "shared")),
             "seq_gaps": 0,
             "updates_distinct": UPDATES,
-            "compressed messages": CLIENTS * (compressed_sent + 2 * (mode == "shared"))
+            "compressed messages": CLIENTS * (compressed_sent + 3 * (mode == "shared"))
             if negotiated else 0,
             # shared: each distinct message once, the bad frame and the mismatch for every client
-            "inflations": {"shared": compressed_sent + 1 + 2 * CLIENTS,
+            "inflations": {"shared": compressed_sent + 2 + 2 * CLIENTS,
                            "context": CLIENTS * compressed_sent, "declined": 0}[mode],
-            "cache_hits": (CLIENTS - 1) * (compressed_sent + 1) if mode == "shared" else 0,
+            "cache_hits": (CLIENTS - 1) * (compressed_sent + 2) if mode == "shared" else 0,
             "cache_mismatches": CLIENTS if mode == "shared" else 0,
         }
         got = {k: field(out, k) for k in expect}

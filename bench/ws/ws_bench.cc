@@ -84,6 +84,7 @@ class Inflater {
                                        {reinterpret_cast<const char*>(kTail), sizeof kTail}};
     size_t used = 0;
     for (const auto& part : parts) {
+      if (part.empty()) continue;
       z_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(part.data()));
       z_.avail_in = static_cast<uInt>(part.size());
       for (;;) {
@@ -100,8 +101,11 @@ class Inflater {
           text = std::string_view(out_.data(), used);
           return true;
         }
-        if (rc != Z_OK && !(rc == Z_BUF_ERROR && z_.avail_out == 0)) return fail();
-        if (z_.avail_in == 0 && z_.avail_out > 0) break;  // all of it in, all out
+        if (rc != Z_OK && rc != Z_BUF_ERROR) return fail();
+        // All of this part in and all out (Z_BUF_ERROR: nothing left to do, e.g. the part
+        // ended exactly where the output buffer did); a full buffer grows.
+        if (z_.avail_in == 0 && z_.avail_out > 0) break;
+        if (rc == Z_BUF_ERROR && z_.avail_out > 0) return fail();  // stuck: not expected
       }
     }
     text = std::string_view(out_.data(), used);
