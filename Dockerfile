@@ -7,7 +7,7 @@
 # dockerfile_lint.sh checks this file where no container engine runs.
 FROM debian:12 AS build
 RUN apt-get update \
- && apt-get install -y --no-install-recommends cmake make g++ pkg-config libpoco-dev libsqlite3-dev libboost-dev \
+ && apt-get install -y --no-install-recommends cmake make g++ pkg-config libpoco-dev libsqlite3-dev zlib1g-dev libboost-dev \
       libyaml-cpp-dev prometheus-cpp-dev dpkg-dev file \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src

@@ -17,7 +17,7 @@ for arg in "$@"; do
   esac
 done
 
-packages=(cmake make g++ pkg-config libpoco-dev libsqlite3-dev libboost-dev
+packages=(cmake make g++ pkg-config libpoco-dev libsqlite3-dev zlib1g-dev libboost-dev
           libyaml-cpp-dev prometheus-cpp-dev libgtest-dev libgmock-dev googletest curl
           ca-certificates)
 if [ "$want_test" = 1 ]; then

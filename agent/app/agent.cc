@@ -182,6 +182,7 @@ void Agent::build() {
   // WebSocket push: one event loop for every client, fed by the stream hub.
   ws::ServerLimits ws_limits;
   ws_limits.allowed_origins = config_.cors_origins;
+  ws_limits.compression = config_.ws_compression;
   p->ws_server = std::make_unique<ws::WsServer>(ws_limits, p->metrics.get());
   // Which streams a publish changes and how each is built: the API table, through the api.
   p->hub = std::make_unique<ws::StreamHub>(*p->ws_server, api, &p->features);

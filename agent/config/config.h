@@ -92,10 +92,12 @@ struct Config {
   Listener http{"0.0.0.0", 5000};        ///< BLOCK_BUSTER_HTTP_HOST / _PORT
   Listener ws{"0.0.0.0", 5001};          ///< BLOCK_BUSTER_WS_HOST / _PORT
   Listener feature_ws{"0.0.0.0", 5002};  ///< host = ws.host; BLOCK_BUSTER_FEATURE_WS_PORT
-  Listener web{"0.0.0.0", 4173};         ///< BLOCK_BUSTER_WEB_HOST / _PORT; port -1 = off
-  int metrics_port = -1;   ///< http.metrics_port: /metrics alone on its own port; -1 = off
-  std::string web_root;    ///< "" = <exe>/../share/blockbuster/web
-  std::string plugin_dir;  ///< "" = <exe>/../lib/blockbuster/plugins
+  /// ws.compression: accept permessage-deflate from WebSocket clients that offer it.
+  bool ws_compression = true;
+  Listener web{"0.0.0.0", 4173};  ///< BLOCK_BUSTER_WEB_HOST / _PORT; port -1 = off
+  int metrics_port = -1;          ///< http.metrics_port: /metrics alone on its own port; -1 = off
+  std::string web_root;           ///< "" = <exe>/../share/blockbuster/web
+  std::string plugin_dir;         ///< "" = <exe>/../lib/blockbuster/plugins
   /// More folders of plugins, loaded beside plugin_dir's (e.g. one's own next to the built-in).
   std::vector<std::string> plugin_dirs;
   std::string state_dir;  ///< "" = $HOME/.block-buster/state

@@ -77,6 +77,7 @@ const std::vector<ConfigKey>& configKeys() {
        BB_CONFIG(feature_ws.port), 0, 65535, "a port", kPortExpected},
       {"ws.tls.cert_file", T::kPath, nullptr, kRestart, kShown, BB_CONFIG(ws.tls_cert_file)},
       {"ws.tls.key_file", T::kPath, nullptr, kRestart, kShown, BB_CONFIG(ws.tls_key_file)},
+      {"ws.compression", T::kBool, nullptr, kRestart, kShown, BB_CONFIG(ws_compression)},
       {"web.host", T::kHost, "BLOCK_BUSTER_WEB_HOST", kRestart, kShown, BB_CONFIG(web.host)},
       {"web.port", T::kInt, "BLOCK_BUSTER_WEB_PORT", kRestart, kShown, BB_CONFIG(web.port), -1,
        65535, "a port", "an integer from 0 to 65535, or -1 to disable the web server"},

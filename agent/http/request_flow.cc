@@ -96,6 +96,7 @@ RequestFlow::Admission RequestFlow::admit(const RequestHead& head) const {
   req.if_none_match = head.get("If-None-Match");
   req.authorization = head.get("Authorization");
   req.ws_protocols = head.get("Sec-WebSocket-Protocol");
+  req.ws_extensions = head.get("Sec-WebSocket-Extensions");
   a.refusal = checkLimits(head);
   a.close = a.refusal.has_value();
   if (!a.refusal && req.method != "OPTIONS" && !authenticator(req.path).check(req))
@@ -153,6 +154,7 @@ HttpResponse RequestFlow::handshake(UpgradeHandler& upgrade, const RequestHead& 
   protocols.erase(std::remove(protocols.begin(), protocols.end(), ' '), protocols.end());
   if (protocols.find(",blockbuster,") != std::string::npos)
     r.headers.emplace_back("Sec-WebSocket-Protocol", "blockbuster");
+  upgrade.acceptUpgrade(request, r);
   return r;
 }
 

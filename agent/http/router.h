@@ -29,6 +29,7 @@ struct HttpRequest {
   std::string authorization;  ///< the Authorization header, "" if none
   std::string token_param;    ///< the `token` query parameter (taken out of raw_query)
   std::string ws_protocols;   ///< the Sec-WebSocket-Protocol header, "" if none
+  std::string ws_extensions;  ///< the Sec-WebSocket-Extensions header, "" if none
   QueryParams query;          ///< filled by Router::handle
   /// False on an HTTP event loop: a handler that would have to block (read a file, a database)
   /// answers HttpResponse::deferred(request) instead, and the loop hands the request to its

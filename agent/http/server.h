@@ -100,6 +100,12 @@ class UpgradeHandler {
   /// Decides on an upgrade request to a handled path: nullopt accepts it; else the response to
   /// send instead (403 for a refused Origin, 503 when full).
   virtual std::optional<HttpResponse> checkUpgrade(const HttpRequest& request) = 0;
+  /// Adds what the handler negotiates to the 101 answer of an accepted upgrade (e.g.
+  /// Sec-WebSocket-Extensions); adopt() then gets the same request. By default nothing.
+  virtual void acceptUpgrade(const HttpRequest& request, HttpResponse& answer) {
+    (void)request;
+    (void)answer;
+  }
   /// Takes the connection's stream after the 101 answer was sent; `pending` holds bytes the
   /// client sent after its request that the HTTP layer had already read (decrypted).
   virtual void adopt(net::Stream stream, const HttpRequest& request, std::string pending) = 0;

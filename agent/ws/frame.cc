@@ -93,10 +93,15 @@ FrameDecoder::Status FrameDecoder::next(Message& out) {
     if (avail < 2) return Status::kNeedMore;
     const auto* p = reinterpret_cast<const uint8_t*>(buffer_.data() + offset_);
     bool fin = (p[0] & 0x80) != 0;
-    if ((p[0] & 0x70) != 0) return fail(kCloseProtocolError, "reserved bits set (no extension)");
     uint8_t raw_op = p[0] & 0x0F;
+    // RSV1 is permessage-deflate's, on the first frame of a data message only (RFC 7692 6).
+    const uint8_t rsv = p[0] & 0x70;
+    const bool rsv1 = rsv == 0x40 && compressed_ok_;
+    if (rsv != 0 && !rsv1) return fail(kCloseProtocolError, "reserved bits set (no extension)");
     if (!knownOpcode(raw_op)) return fail(kCloseProtocolError, "unknown opcode");
     auto op = static_cast<Opcode>(raw_op);
+    if (rsv1 && (isControl(op) || op == Opcode::kContinuation))
+      return fail(kCloseProtocolError, "RSV1 set on a control or continuation frame");
     bool masked = (p[1] & 0x80) != 0;
     if (require_mask_ && !masked) return fail(kCloseProtocolError, "client frame not masked");
     uint64_t len = p[1] & 0x7F;
@@ -134,6 +139,7 @@ FrameDecoder::Status FrameDecoder::next(Message& out) {
     if (isControl(op)) {
       out.op = op;
       out.close_code = 0;
+      out.compressed = false;
       if (op == Opcode::kClose) {
         if (payload.size() == 1) return fail(kCloseProtocolError, "close frame of 1 byte");
         out.close_code = payload.size() >= 2
@@ -155,9 +161,10 @@ FrameDecoder::Status FrameDecoder::next(Message& out) {
       out.op = fragmented_op_;
       out.payload = std::move(fragments_);
       out.close_code = 0;
+      out.compressed = fragmented_compressed_;
       fragments_.clear();
       in_fragmented_ = false;
-      if (out.op == Opcode::kText && !isUtf8(out.payload))
+      if (out.op == Opcode::kText && !out.compressed && !isUtf8(out.payload))
         return fail(kCloseInvalidPayload, "text message is not UTF-8");
       return Status::kMessage;
     }
@@ -165,14 +172,16 @@ FrameDecoder::Status FrameDecoder::next(Message& out) {
     if (!fin) {
       in_fragmented_ = true;
       fragmented_op_ = op;
+      fragmented_compressed_ = rsv1;
       fragments_ = std::move(payload);
       continue;
     }
-    if (op == Opcode::kText && !isUtf8(payload))
+    if (op == Opcode::kText && !rsv1 && !isUtf8(payload))
       return fail(kCloseInvalidPayload, "text message is not UTF-8");
     out.op = op;
     out.payload = std::move(payload);
     out.close_code = 0;
+    out.compressed = rsv1;
     return Status::kMessage;
   }
 }

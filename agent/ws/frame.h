@@ -46,6 +46,9 @@ struct Message {
   Opcode op = Opcode::kText;  ///< kText, kBinary, kClose, kPing or kPong; never kContinuation
   std::string payload;        ///< unmasked; for kClose the 2-byte code and the reason
   uint16_t close_code = 0;    ///< kClose only; 1005 when the peer sent none
+  /// A data message sent with RSV1 (permessage-deflate): `payload` is still compressed and not
+  /// yet checked as UTF-8; inflateMessage() (ws/deflate.h) completes it.
+  bool compressed = false;
 };
 
 /// Incremental decoder of the frames one peer sends. Feed it bytes as they arrive and take the
@@ -61,6 +64,11 @@ class FrameDecoder {
   /// `require_mask`: frames must be masked (server side). `max_message_bytes` bounds one frame
   /// and one reassembled message; over it the decoder fails with kCloseTooBig.
   FrameDecoder(bool require_mask, size_t max_message_bytes);
+
+  /// Lets the peer set RSV1 on the first frame of a data message (it negotiated
+  /// permessage-deflate): such a message comes out with Message::compressed set. Off, RSV1 is
+  /// a protocol error as every reserved bit is.
+  void acceptCompressed(bool on) { compressed_ok_ = on; }
 
   /// Appends received bytes.
   void feed(const char* data, size_t size);
@@ -80,8 +88,10 @@ class FrameDecoder {
   size_t max_bytes_;
   std::string buffer_;
   size_t offset_ = 0;
+  bool compressed_ok_ = false;
   bool in_fragmented_ = false;
   Opcode fragmented_op_ = Opcode::kText;
+  bool fragmented_compressed_ = false;
   std::string fragments_;
   uint16_t error_code_ = 0;
   std::string error_text_;

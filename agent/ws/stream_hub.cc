@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "util/log.h"
+#include "ws/deflate.h"
 #include "ws/frame.h"
 
 namespace bb::ws {
@@ -122,6 +123,8 @@ void StreamHub::settleIfQuiet() {
 void StreamHub::pass(uint32_t dirty, int64_t changed_ms) {
   // Every stream of the pass goes out together: one write per client for all of them.
   std::vector<StreamMessage> batch;
+  // Compressed once here for every client that negotiated it; for nobody, not at all.
+  const bool deflate = server_.deflateClients() > 0;
   for (int s = 0; s < kStreamCount; ++s) {
     if (!(dirty & bit(s))) continue;
     std::optional<std::string> data;
@@ -147,20 +150,30 @@ void StreamHub::pass(uint32_t dirty, int64_t changed_ms) {
     if (fp == last) {
       // No change to announce, but a client that connects now gets the uptime of now, not of
       // the last change (the health snapshot is rebuilt every health_interval).
-      if (s == kHealthStream)
-        batch.push_back(
-            StreamMessage{s, nullptr,
-                          textFrame(dataMessage("snapshot", name, *data,
-                                                seq_[static_cast<size_t>(s)], unixMillis()))});
+      if (s == kHealthStream) {
+        const std::string snapshot =
+            dataMessage("snapshot", name, *data, seq_[static_cast<size_t>(s)], unixMillis());
+        batch.push_back(StreamMessage{s, nullptr, textFrame(snapshot), nullptr,
+                                      deflate ? deflatedFrame(snapshot) : nullptr});
+      }
       continue;
     }
     last = std::move(fp);
     uint64_t seq = ++seq_[static_cast<size_t>(s)];
-    batch.push_back(
-        StreamMessage{s, textFrame(dataMessage("update", name, *data, seq, changed_ms)),
-                      textFrame(dataMessage("snapshot", name, *data, seq, changed_ms))});
+    const std::string update = dataMessage("update", name, *data, seq, changed_ms);
+    const std::string snapshot = dataMessage("snapshot", name, *data, seq, changed_ms);
+    batch.push_back(StreamMessage{s, textFrame(update), textFrame(snapshot),
+                                  deflate ? deflatedFrame(update) : nullptr,
+                                  deflate ? deflatedFrame(snapshot) : nullptr});
   }
   server_.publish(std::move(batch), changed_ms);
+}
+
+FramePtr StreamHub::deflatedFrame(const std::string& json) {
+  if (!deflater_) deflater_ = std::make_unique<Deflater>();
+  std::string frame = encodeDeflatedText(json, *deflater_);
+  if (frame.empty()) return nullptr;
+  return std::make_shared<const std::string>(std::move(frame));
 }
 
 void StreamHub::checkFeatures() {

@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -23,6 +24,8 @@
 #include "ws/ws_server.h"
 
 namespace bb::ws {
+
+class Deflater;
 
 struct HubOptions {
   std::chrono::milliseconds health_interval{1000};  ///< rebuilds the timed streams
@@ -61,6 +64,8 @@ class StreamHub {
   // Nothing more to publish now (no collection in progress, no change pending): the loops need
   // not wait for the rest of a block (WsServer::settle).
   void settleIfQuiet();
+  // `json` as a compressed text frame (permessage-deflate), null when that is not smaller.
+  FramePtr deflatedFrame(const std::string& json);
 
   WsServer& server_;
   const api::StreamBodies& bodies_;
@@ -82,6 +87,7 @@ class StreamHub {
   uint64_t feature_version_ = UINT64_MAX;
   std::string feature_fingerprint_;
   bool feature_sent_ = false;
+  std::unique_ptr<Deflater> deflater_;  // made when a client first negotiates compression
 };
 
 }  // namespace bb::ws

@@ -26,6 +26,7 @@
 #include "net/limits.h"
 #include "net/loop.h"
 #include "util/log.h"
+#include "ws/deflate.h"
 #include "ws/frame.h"
 #include "ws/protocol.h"
 
@@ -73,14 +74,17 @@ std::string streamList(uint32_t mask) {
 }
 
 struct Client {
-  Client(uint64_t i, net::Stream s, Channel ch, size_t max_bytes)
-      : id(i), stream(std::move(s)), channel(ch), decoder(true, max_bytes) {}
+  Client(uint64_t i, net::Stream s, Channel ch, size_t max_bytes, bool z)
+      : id(i), stream(std::move(s)), channel(ch), decoder(true, max_bytes), deflate(z) {
+    decoder.acceptCompressed(z);
+  }
   uint64_t id;            // epoll key: fds are reused, ids never
   net::Stream stream;     // plain or TLS, handed over by the HTTP side after the 101
   bool closed = false;    // closed, erased at the end of the loop iteration
   bool epollout = false;  // EPOLLOUT registered
   Channel channel;
   FrameDecoder decoder;
+  bool deflate;  // negotiated permessage-deflate: gets the compressed frames where there are
   ClientQueue queue;
   FramePtr current;  // the frame being written
   size_t offset = 0;
@@ -112,6 +116,7 @@ struct WsServer::Loop : net::Loop::Handler {
     Channel channel;
     net::Stream stream;
     std::string pending;
+    bool deflate;
   };
   struct Publication {
     StreamMessage message;
@@ -133,6 +138,8 @@ struct WsServer::Loop : net::Loop::Handler {
 
   // Loop-thread state.
   std::array<FramePtr, kStreamCount> snapshots{};  // the current state, for new subscribers
+  std::array<FramePtr, kStreamCount> snapshots_deflated{};  // the same compressed, or null
+  std::unique_ptr<Inflater> inflater;                       // clients' compressed messages
   FramePtr feature_latest;
   uint64_t next_id = kFirstClient;
   std::unordered_map<uint64_t, std::unique_ptr<Client>> clients;
@@ -244,6 +251,7 @@ struct WsServer::Loop : net::Loop::Handler {
     for (auto& p : updates) {
       const int s = p.message.stream;
       snapshots[static_cast<size_t>(s)] = p.message.snapshot;
+      snapshots_deflated[static_cast<size_t>(s)] = p.message.snapshot_deflated;
       if (!p.message.update) continue;  // the snapshot refreshed only (same data, newer ages)
       batch.push_back(&p.message);
       streams |= 1u << s;
@@ -280,14 +288,26 @@ struct WsServer::Loop : net::Loop::Handler {
     if (!(c.mask & streams)) return false;
     for (const StreamMessage* m : batch) {
       if (!(c.mask & (1u << m->stream))) continue;
+      const FramePtr& update = pick(c, m->update, m->update_deflated);
+      const FramePtr& snapshot = pick(c, m->snapshot, m->snapshot_deflated);
       if (c.want_write)
-        c.queue.pushLatest(m->stream, m->update, m->snapshot);
+        c.queue.pushLatest(m->stream, update, snapshot);
       else
-        c.queue.pushUpdate(m->stream, m->update, m->snapshot, kMaxPerStream);
+        c.queue.pushUpdate(m->stream, update, snapshot, kMaxPerStream);
     }
     if (c.want_write) return false;
     flush(c);
     return true;
+  }
+
+  // The frame `c` gets: the compressed one when it negotiated compression and there is one.
+  static const FramePtr& pick(const Client& c, const FramePtr& plain, const FramePtr& deflated) {
+    return c.deflate && deflated ? deflated : plain;
+  }
+
+  // The current snapshot of stream `s` for `c`, or null.
+  const FramePtr& snapshotFor(const Client& c, int s) const {
+    return pick(c, snapshots[static_cast<size_t>(s)], snapshots_deflated[static_cast<size_t>(s)]);
   }
 
   // The latest feature vector for a feature client (null: none in this fan-out).
@@ -328,7 +348,7 @@ struct WsServer::Loop : net::Loop::Handler {
     const int fd = a.stream.fd();
     int flags = fcntl(fd, F_GETFL, 0);
     if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
-      released();
+      released(a.deflate);
       return;
     }
     int one = 1;
@@ -338,11 +358,11 @@ struct WsServer::Loop : net::Loop::Handler {
     a.stream.keepBuffers(false);
     uint64_t id = next_id++;
     auto client = std::make_unique<Client>(id, std::move(a.stream), a.channel,
-                                           owner.limits_.max_message_bytes);
+                                           owner.limits_.max_message_bytes, a.deflate);
     Client& c = *client;
     if (!loop.add(fd, id, EPOLLIN | EPOLLRDHUP)) {
       logWarn("ws", std::string("cannot watch a new client: ") + std::strerror(errno));
-      released();
+      released(a.deflate);
       return;
     }
     clients.emplace(id, std::move(client));
@@ -369,7 +389,7 @@ struct WsServer::Loop : net::Loop::Handler {
           now)));
       for (int s = 0; s < kStreamCount; ++s)
         if (snapshots[static_cast<size_t>(s)] && (c.mask & (1u << s)))
-          c.queue.pushSnapshot(s, snapshots[static_cast<size_t>(s)]);
+          c.queue.pushSnapshot(s, snapshotFor(c, s));
     } else if (feature_latest) {
       c.queue.pushLatest(0, feature_latest);
     }
@@ -423,6 +443,15 @@ struct WsServer::Loop : net::Loop::Handler {
                     c.decoder.errorCode() == kCloseTooBig ? "too_big" : "protocol_error");
         return false;
       }
+      if (m.compressed) {
+        if (!inflater) inflater = std::make_unique<Inflater>();
+        uint16_t code = 0;
+        std::string reason;
+        if (!inflateMessage(*inflater, m, owner.limits_.max_message_bytes, code, reason)) {
+          closeClient(c, code, reason, code == kCloseTooBig ? "too_big" : "protocol_error");
+          return false;
+        }
+      }
       switch (m.op) {
         case Opcode::kPing:
           c.queue.pushControl(
@@ -468,8 +497,7 @@ struct WsServer::Loop : net::Loop::Handler {
         c.queue.pushControl(
             textFrame(controlMessage("subscribed", kStreams[static_cast<size_t>(r.stream)],
                                      "{\"subscribed\":" + streamList(c.mask) + "}", now)));
-        if (auto snap = snapshots[static_cast<size_t>(r.stream)])
-          c.queue.pushSnapshot(r.stream, snap);
+        if (auto snap = snapshotFor(c, r.stream)) c.queue.pushSnapshot(r.stream, snap);
         break;
       }
       case ClientRequest::Kind::kUnsubscribe:
@@ -599,12 +627,13 @@ struct WsServer::Loop : net::Loop::Handler {
     }
     --per_channel[static_cast<size_t>(ch)];
     owner.countClient(ch, -1);
-    released();
+    released(c.deflate);
   }
 
   // A client adopted by this loop is gone (closed, or never added).
-  void released() {
+  void released(bool deflate) {
     owner.admitted_.fetch_sub(1);
+    if (deflate) owner.deflate_clients_.fetch_sub(1);
     load.fetch_sub(1);
   }
 
@@ -767,8 +796,14 @@ std::optional<HttpResponse> WsServer::checkUpgrade(const HttpRequest& request) {
   return std::nullopt;
 }
 
-void WsServer::adopt(Channel channel, net::Stream stream, std::string pending) {
+std::optional<std::string> WsServer::negotiate(const HttpRequest& request) const {
+  if (!limits_.compression || request.ws_extensions.empty()) return std::nullopt;
+  return negotiateDeflate(request.ws_extensions);
+}
+
+void WsServer::adopt(Channel channel, net::Stream stream, std::string pending, bool deflate) {
   admitted_.fetch_add(1);
+  if (deflate) deflate_clients_.fetch_add(1);
   // The loop with the fewest clients; a race between two upgrades costs one client of balance.
   Loop* target = loops_.front().get();
   for (auto& l : loops_)
@@ -776,7 +811,7 @@ void WsServer::adopt(Channel channel, net::Stream stream, std::string pending) {
   target->load.fetch_add(1);
   {
     std::lock_guard<std::mutex> lock(target->mutex);
-    target->adopts.push_back(Loop::Adopt{channel, std::move(stream), std::move(pending)});
+    target->adopts.push_back(Loop::Adopt{channel, std::move(stream), std::move(pending), deflate});
   }
   target->wake();
 }
@@ -797,10 +832,17 @@ std::optional<HttpResponse> WsEndpoint::checkUpgrade(const HttpRequest& request)
   return server_.checkUpgrade(request);
 }
 
+void WsEndpoint::acceptUpgrade(const HttpRequest& request, HttpResponse& answer) {
+  if (auto extension = server_.negotiate(request))
+    answer.headers.emplace_back("Sec-WebSocket-Extensions", std::move(*extension));
+}
+
 void WsEndpoint::adopt(net::Stream stream, const HttpRequest& request, std::string pending) {
   auto channel = channelOf(request.path);
   if (!channel) return;  // the stream closes
-  server_.adopt(*channel, std::move(stream), std::move(pending));
+  // The same request the 101 answered (acceptUpgrade): the same answer.
+  const bool deflate = server_.negotiate(request).has_value();
+  server_.adopt(*channel, std::move(stream), std::move(pending), deflate);
 }
 
 }  // namespace bb::ws

@@ -45,6 +45,9 @@ struct ServerLimits {
   std::vector<std::string> allowed_origins{"*"};
   /// Loops (threads) serving the clients; 0: one per core, at most 4 (as the HTTP loops).
   int loops = 0;
+  /// Accept permessage-deflate (RFC 7692) from clients that offer it (every browser does):
+  /// stream messages are then compressed once each and the same bytes go to all of them.
+  bool compression = true;
 };
 
 /// One stream's new data, as the hub publishes it: `update` goes to subscribed clients,
@@ -55,6 +58,11 @@ struct StreamMessage {
   int stream = 0;  ///< index in kStreams
   FramePtr update;
   FramePtr snapshot;
+  /// The same frames compressed (permessage-deflate), for the clients that negotiated it; null
+  /// when no such client was connected or compression would not make them smaller (those
+  /// clients then get the plain frame).
+  FramePtr update_deflated;
+  FramePtr snapshot_deflated;
 };
 
 class WsServer {
@@ -85,11 +93,18 @@ class WsServer {
 
   /// Admission of an upgrade request (HTTP loops): Origin and the client cap. Thread-safe.
   std::optional<HttpResponse> checkUpgrade(const HttpRequest& request);
-  /// Takes a handshaken stream (HTTP loops); see UpgradeHandler::adopt. Thread-safe.
-  void adopt(Channel channel, net::Stream stream, std::string pending);
+  /// Takes a handshaken stream (HTTP loops); see UpgradeHandler::adopt. `deflate`: the client
+  /// negotiated permessage-deflate. Thread-safe.
+  void adopt(Channel channel, net::Stream stream, std::string pending, bool deflate = false);
+  /// The Sec-WebSocket-Extensions answer to `request`'s offers, nullopt for none (compression off
+  /// or nothing acceptable offered). Thread-safe.
+  std::optional<std::string> negotiate(const HttpRequest& request) const;
 
   /// Open connections (both channels), including those being handed over. Thread-safe.
   size_t clients() const { return admitted_.load(); }
+  /// Of those, the ones that negotiated permessage-deflate: while there are none, the hub
+  /// compresses nothing. Thread-safe.
+  size_t deflateClients() const { return deflate_clients_.load(); }
   const ServerLimits& limits() const { return limits_; }
   /// The loops serving the clients (ServerLimits::loops resolved).
   size_t loops() const { return loops_.size(); }
@@ -105,6 +120,7 @@ class WsServer {
   ServerLimits limits_;
   Metrics* metrics_;
   std::atomic<size_t> admitted_{0};
+  std::atomic<size_t> deflate_clients_{0};
   std::mutex count_mutex_;
   std::array<size_t, 2> per_channel_{0, 0};  // under count_mutex_
   std::atomic<uint64_t> fanouts_{0};
@@ -122,6 +138,8 @@ class WsEndpoint : public UpgradeHandler {
 
   bool handlesPath(const std::string& path) const override;
   std::optional<HttpResponse> checkUpgrade(const HttpRequest& request) override;
+  /// Answers a permessage-deflate offer (WsServer::negotiate).
+  void acceptUpgrade(const HttpRequest& request, HttpResponse& answer) override;
   void adopt(net::Stream stream, const HttpRequest& request, std::string pending) override;
 
  private:

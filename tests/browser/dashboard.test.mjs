@@ -191,6 +191,30 @@ describe('web dashboard in Chromium', {
     assert.ok(lines.length > 0, 'the tiles\' charts are drawn');
   });
 
+  it('gets the stream compressed, as a browser offers (permessage-deflate)', async () => {
+    // Chromium offers permessage-deflate on every WebSocket; the agent accepts it and sends the
+    // stream's messages compressed. The browser inflates them: what the page reads is JSON.
+    const got = await env.page.evaluate(async () => {
+      const cfg = await (await fetch('/bb-config.json')).json();
+      const ws = new WebSocket(`ws://${location.hostname}:${cfg.ws_port}/theblock/ws`);
+      return await new Promise((resolve) => {
+        const seen = [];
+        const done = () => { ws.close(); resolve({ extensions: ws.extensions, seen }); };
+        ws.onmessage = (e) => {
+          const m = JSON.parse(e.data);
+          seen.push(`${m.type}:${m.stream || ''}`);
+          if (seen.filter((x) => x.startsWith('snapshot:') || x.startsWith('update:')).length >= 3) done();
+        };
+        ws.onerror = () => resolve({ extensions: ws.extensions, seen, error: true });
+        setTimeout(done, 8000);
+      });
+    });
+    assert.ok(!got.error, 'the WebSocket opened');
+    assert.match(got.extensions, /permessage-deflate/, `negotiated extensions: "${got.extensions}"`);
+    assert.ok(got.seen.filter((x) => /^(snapshot|update):/.test(x)).length >= 3,
+      `stream messages read through the compressed connection: ${got.seen.join(', ')}`);
+  });
+
   it('filters the operations by market and pages the receipts', async (t) => {
     const probe = await api(`/theblock/receipts?limit=${PAGE_SIZE}&offset=0`);
     if (probe.status === 404) {
