@@ -50,8 +50,9 @@ void StreamHub::attach(SnapshotStore& store) {
 void StreamHub::sectionChanged(const std::string& section) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (dirty_ == 0) dirty_since_ms_ = unixMillis();
-    dirty_ |= api::streamsOf(section);
+    const uint32_t streams = api::streamsOf(section);
+    if (streams != 0) changed_.signal(unixMillis());
+    dirty_ |= streams;
   }
   cv_.notify_one();
 }
@@ -62,7 +63,7 @@ void StreamHub::start() {
     std::lock_guard<std::mutex> lock(mutex_);
     stopping_ = false;
     dirty_ = (1u << kStreamCount) - 1;
-    dirty_since_ms_ = unixMillis();
+    changed_.signal(unixMillis());
   }
   thread_ = std::thread([this] { run(); });
 }
@@ -82,7 +83,7 @@ void StreamHub::run() {
   auto next_features = Clock::now();
   for (;;) {
     uint32_t dirty = 0;
-    int64_t since = 0;
+    int64_t changed_ms = 0;
     bool collects_ended = false;
     {
       std::unique_lock<std::mutex> lock(mutex_);
@@ -90,7 +91,8 @@ void StreamHub::run() {
       cv_.wait_until(lock, wake_at, [&] { return stopping_ || dirty_ != 0 || collects_ended_; });
       if (stopping_) return;
       dirty = dirty_;
-      since = dirty_since_ms_;
+      // Taken even when the timer alone wakes the hub: its pass is stamped with its own time.
+      changed_ms = changed_.take(unixMillis());
       dirty_ = 0;
       collects_ended = std::exchange(collects_ended_, false);
     }
@@ -101,7 +103,7 @@ void StreamHub::run() {
       dirty |= timedStreams();
       next_health = now + options_.health_interval;
     }
-    if (dirty) pass(dirty, since != 0 ? since : unixMillis());
+    if (dirty) pass(dirty, changed_ms);
     // Plugins set features in the same collect that publishes, so check them on every pass too.
     if (dirty || now >= next_features) {
       checkFeatures();

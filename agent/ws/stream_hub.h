@@ -27,6 +27,30 @@ namespace bb::ws {
 
 class Deflater;
 
+/// When the data of a hub pass changed, the `timestamp` of its messages: the first change
+/// signalled since the last pass; for a pass nothing signalled (the timer's, for data that time
+/// alone changes, e.g. a market turning stale), the pass's own time, never the time of a change
+/// an earlier pass already published. Not thread-safe (the hub holds its mutex).
+class ChangeTime {
+ public:
+  /// A change at `now_ms`; the first since the last take() is the one kept.
+  void signal(int64_t now_ms) {
+    if (pending_) return;
+    pending_ = true;
+    since_ = now_ms;
+  }
+  /// The time of the pass that starts at `now_ms`; the next pass starts afresh.
+  int64_t take(int64_t now_ms) {
+    const int64_t t = pending_ ? since_ : now_ms;
+    pending_ = false;
+    return t;
+  }
+
+ private:
+  bool pending_ = false;
+  int64_t since_ = 0;
+};
+
 struct HubOptions {
   std::chrono::milliseconds health_interval{1000};  ///< rebuilds the timed streams
   std::chrono::milliseconds feature_interval{250};
@@ -77,7 +101,7 @@ class StreamHub {
   uint32_t dirty_ = 0;
   bool collects_ended_ = false;  // the store's last collection in progress ended
   SnapshotStore* store_ = nullptr;
-  int64_t dirty_since_ms_ = 0;  // when the first unhandled change was signalled
+  ChangeTime changed_;  // when the first unhandled change was signalled
   bool stopping_ = false;
   std::thread thread_;
 
