@@ -68,48 +68,35 @@ struct PortHolder {
 class Guide : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    node_ = new DevNode("spec", {"--block-ms", "200"});
-    home_ = new TempDir();
-    agent_ = new Agent(*home_, node_->url(), "plugins:\n  network:\n    interval_ms: 300\n");
-    auto ready = agent_->process().waitForLine("blockbuster-agent ready", 1s);
-    ws_port_ = ready ? bbtest::portFromLine(*ready, "ws").value_or(0) : 0;
+    stack_ = new bbtest::SuiteStack("plugins:\n  network:\n    interval_ms: 300\n");
   }
-  static void TearDownTestSuite() {
-    delete agent_;
-    delete home_;
-    delete node_;
-  }
-  static DevNode* node_;
-  static TempDir* home_;
-  static Agent* agent_;
-  static int ws_port_;
+  static void TearDownTestSuite() { delete stack_; }
+  static bbtest::SuiteStack* stack_;
 };
-DevNode* Guide::node_ = nullptr;
-TempDir* Guide::home_ = nullptr;
-Agent* Guide::agent_ = nullptr;
-int Guide::ws_port_ = 0;
+bbtest::SuiteStack* Guide::stack_ = nullptr;
 
 // Point 1: a cache-buster or an unknown flag is ignored on every route, as by the Python
 // server; a bad value of a parameter a route knows stays a 400 that names it.
 TEST_F(Guide, UnknownQueryParametersAreIgnoredBadValuesOfKnownOnesAreNamed) {
   ASSERT_TRUE(eventually(
-      [&] { return httpGet(agent_->port(), "/theblock/receipts?limit=10").status == 200; }));
+      [&] { return httpGet(stack_->agent.port(), "/theblock/receipts?limit=10").status == 200; }));
   for (const char* target :
        {"/theblock/network/metrics?_=123", "/health?verbose=1", "/theblock/markets/health?_=1",
         "/theblock/peers/list?x=y&_=2", "/theblock/operations?page=3",
         "/theblock/receipts?limit=10&_=1700000000", "/metrics?_=1", "/plugins?foo"}) {
     bbtest::HttpResult r;
     // 503 until the plugin's first collection: what counts is that the parameter is no 400.
-    EXPECT_TRUE(eventually([&] { return (r = httpGet(agent_->port(), target)).status != 503; }));
+    EXPECT_TRUE(
+        eventually([&] { return (r = httpGet(stack_->agent.port(), target)).status != 503; }));
     EXPECT_EQ(r.status, 200) << target << ": " << r.body;
   }
-  auto page = httpGet(agent_->port(), "/theblock/receipts?limit=3&cachebust=9").json();
+  auto page = httpGet(stack_->agent.port(), "/theblock/receipts?limit=3&cachebust=9").json();
   EXPECT_EQ(page["limit"].asInt(), 3) << page.dump();
   for (const auto& [target, name] : std::vector<std::pair<std::string, std::string>>{
            {"/theblock/receipts?_=1&limit=abc", "limit"},
            {"/theblock/receipts?offset=-1&verbose=1", "offset"},
            {"/theblock/receipts?market=gold", "market"}}) {
-    auto r = httpGet(agent_->port(), target);
+    auto r = httpGet(stack_->agent.port(), target);
     EXPECT_EQ(r.status, 400) << target;
     EXPECT_TRUE(contains(r.body, "'" + name + "'")) << target << ": " << r.body;
   }
@@ -118,15 +105,15 @@ TEST_F(Guide, UnknownQueryParametersAreIgnoredBadValuesOfKnownOnesAreNamed) {
 // Point 2: the guide gives port 5001 and no path; the WebSocket port serves the dashboard stream
 // on any path, the main port keeps it on /theblock/ws.
 TEST_F(Guide, TheWebSocketPortServesTheStreamOnAnyPath) {
-  ASSERT_GT(ws_port_, 0) << agent_->process().output();
+  ASSERT_GT(stack_->ws, 0) << stack_->agent.process().output();
   for (const char* path : {"/", "/ws", "/theblock/ws", "/anything/else?x=1"}) {
-    WsClient c(ws_port_, path);
+    WsClient c(stack_->ws, path);
     auto m = c.receiveUntil([](const Json& j) { return j["stream"].isString(); }, 10s);
     ASSERT_TRUE(m) << "ws port, path " << path;
     EXPECT_NE((*m)["stream"].asString(), "features") << path;
   }
-  EXPECT_EQ(WsClient::tryUpgrade(agent_->port(), "/theblock/ws"), 101);
-  EXPECT_EQ(WsClient::tryUpgrade(agent_->port(), "/"), 404);
+  EXPECT_EQ(WsClient::tryUpgrade(stack_->agent.port(), "/theblock/ws"), 101);
+  EXPECT_EQ(WsClient::tryUpgrade(stack_->agent.port(), "/"), 404);
 }
 
 // Point 3: the guide's troubleshooting, "use a different port: BLOCK_BUSTER_HTTP_PORT=5001",
@@ -229,7 +216,7 @@ TEST(GuideMetricsToken, MetricsAuthTokenIsTheBearerTokenOfMetrics) {
 // Point 7: ps, pgrep, ss -p and lsof show the process by the kernel's name of it (comm), which the
 // allocator re-execution used to turn into "exe".
 TEST_F(Guide, TheProcessKeepsItsNameAfterReExecutingItself) {
-  const int pid = agent_->process().pid();
+  const int pid = stack_->agent.process().pid();
   std::string comm = readFile("/proc/" + std::to_string(pid) + "/comm");
   // The kernel keeps 15 characters of a name.
   EXPECT_EQ(comm, std::string("blockbuster-agent").substr(0, 15) + "\n");

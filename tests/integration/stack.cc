@@ -73,4 +73,14 @@ Agent::Agent(const TempDir& home, const std::string& rpc_url, const std::string&
   web_port_ = portFromLine(*line, "web").value_or(0);
 }
 
+SuiteStack::SuiteStack(const std::string& config_yaml, int block_ms)
+    : node("spec", {"--block-ms", std::to_string(block_ms)}), agent(home, node.url(), config_yaml) {
+  const std::string out = agent.process().output();
+  const auto at = out.find("blockbuster-agent ready");
+  if (at == std::string::npos) return;
+  const std::string line = out.substr(at, out.find('\n', at) - at);
+  ws = portFromLine(line, "ws").value_or(0);
+  feature = portFromLine(line, "feature").value_or(0);
+}
+
 }  // namespace bbtest

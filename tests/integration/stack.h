@@ -60,4 +60,17 @@ class Agent {
   int web_port_ = 0;
 };
 
+/// A simulated node (spec profile, a block every `block_ms`) and an agent on it with
+/// `config_yaml`, shared by the tests of a suite (made in SetUpTestSuite, deleted in
+/// TearDownTestSuite). `ws` and `feature`: the agent's WebSocket ports from its ready line, 0 if
+/// it named none.
+struct SuiteStack {
+  explicit SuiteStack(const std::string& config_yaml, int block_ms = 200);
+  DevNode node;
+  TempDir home;
+  Agent agent;
+  int ws = 0;
+  int feature = 0;
+};
+
 }  // namespace bbtest

@@ -5,61 +5,36 @@
 #include "ws/deflate.h"
 
 #include <gtest/gtest.h>
-#include <zlib.h>
 
 #include <string>
 
+#include "raw_deflate.h"
 #include "ws/frame.h"
 
 using namespace bb::ws;
+using bbtest::rawDeflate;
+using bbtest::rawInflate;
 
 namespace {
 
 const char* kAccepted =
     "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
 
-// Raw DEFLATE of `s` as a client sends it: sync flush, the trailing 00 00 ff ff taken off.
-std::string zlibCompress(const std::string& s, int level = 6) {
-  z_stream z{};
-  EXPECT_EQ(deflateInit2(&z, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
-  std::string out(deflateBound(&z, s.size()) + 64, '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(s.data()));
-  z.avail_in = static_cast<uInt>(s.size());
-  z.next_out = reinterpret_cast<Bytef*>(&out[0]);
-  z.avail_out = static_cast<uInt>(out.size());
-  EXPECT_EQ(deflate(&z, Z_SYNC_FLUSH), Z_OK);
-  out.resize(out.size() - z.avail_out);
-  deflateEnd(&z);
-  EXPECT_EQ(out.substr(out.size() - 4), std::string("\x00\x00\xff\xff", 4));
-  out.resize(out.size() - 4);
-  return out;
-}
-
-// Inflates a permessage-deflate payload with zlib alone.
-std::string zlibInflate(std::string payload) {
-  payload.append("\x00\x00\xff\xff", 4);
-  z_stream z{};
-  EXPECT_EQ(inflateInit2(&z, -15), Z_OK);
-  std::string out;
-  char buf[4096];
-  z.next_in = reinterpret_cast<Bytef*>(&payload[0]);
-  z.avail_in = static_cast<uInt>(payload.size());
-  int rc = Z_OK;
-  do {
-    z.next_out = reinterpret_cast<Bytef*>(buf);
-    z.avail_out = sizeof buf;
-    rc = inflate(&z, Z_SYNC_FLUSH);
-    out.append(buf, sizeof buf - z.avail_out);
-  } while (rc == Z_OK && (z.avail_in > 0 || z.avail_out == 0));
-  inflateEnd(&z);
-  return out;
-}
-
 // A masked frame as a client sends it, with the given first byte (FIN, RSV, opcode).
 std::string clientFrame(uint8_t byte0, const std::string& payload) {
   std::string f = encodeFrame(Opcode::kText, payload, 0x11223344);
   f[0] = static_cast<char>(byte0);
   return f;
+}
+
+// `m`, marked compressed by the decoder, completed as the agent does (at most `max` bytes); the
+// test fails with the reason when that fails.
+std::string completed(Message& m, size_t max) {
+  Inflater in;
+  uint16_t code = 0;
+  std::string reason;
+  EXPECT_TRUE(inflateMessage(in, m, max, code, reason)) << reason;
+  return m.payload;
 }
 
 // A JSON-like text that compresses well, as the streams' messages do.
@@ -111,11 +86,11 @@ TEST(Deflater, EachMessageInflatesAloneWithZlib) {
   std::string zb = d.compress(b);
   EXPECT_LT(za.size() * 3, a.size()) << "JSON of this kind compresses at least 3x";
   // No context takeover: each payload stands alone, in any order, with a fresh inflater.
-  EXPECT_EQ(zlibInflate(zb), b);
-  EXPECT_EQ(zlibInflate(za), a);
+  EXPECT_EQ(rawInflate(zb), b);
+  EXPECT_EQ(rawInflate(za), a);
   // The same input gives the same bytes: one compressed frame serves every client.
   EXPECT_EQ(d.compress(a), za);
-  EXPECT_EQ(zlibInflate(d.compress("")), "");
+  EXPECT_EQ(rawInflate(d.compress("")), "");
 }
 
 TEST(Deflater, FrameHasRsv1AndFallsBackWhenNotSmaller) {
@@ -130,7 +105,7 @@ TEST(Deflater, FrameHasRsv1AndFallsBackWhenNotSmaller) {
   client.feed(f.data(), f.size());
   ASSERT_EQ(client.next(m), FrameDecoder::Status::kMessage);
   EXPECT_TRUE(m.compressed);
-  EXPECT_EQ(zlibInflate(m.payload), text);
+  EXPECT_EQ(rawInflate(m.payload), text);
   // A short message does not shrink: the caller sends it plain.
   EXPECT_EQ(encodeDeflatedText("{}", d), "");
 }
@@ -139,22 +114,22 @@ TEST(Inflater, TakesWhatZlibCompressesAndBoundsTheOutput) {
   Inflater in;
   std::string out;
   const std::string text = sample(300);
-  ASSERT_EQ(in.inflate(zlibCompress(text), 1 << 20, out), Inflater::Result::kOk);
+  ASSERT_EQ(in.inflate(rawDeflate(text), 1 << 20, out), Inflater::Result::kOk);
   EXPECT_EQ(out, text);
   // A bomb: 10 MB of one letter is a few KB compressed; the bound stops it as it grows.
-  const std::string bomb = zlibCompress(std::string(10 << 20, 'a'), 9);
+  const std::string bomb = rawDeflate(std::string(10 << 20, 'a'), 9);
   EXPECT_LT(bomb.size(), 20000u);
   EXPECT_EQ(in.inflate(bomb, 64 * 1024, out), Inflater::Result::kTooBig);
   EXPECT_LE(out.size(), 64u * 1024);
   EXPECT_EQ(in.inflate("\xff\xfe garbage", 64 * 1024, out), Inflater::Result::kInvalid);
   // The inflater is reset between messages: a good one after the bad ones.
-  ASSERT_EQ(in.inflate(zlibCompress("{\"type\":\"ping\"}"), 1024, out), Inflater::Result::kOk);
+  ASSERT_EQ(in.inflate(rawDeflate("{\"type\":\"ping\"}"), 1024, out), Inflater::Result::kOk);
   EXPECT_EQ(out, "{\"type\":\"ping\"}");
 }
 
 TEST(FrameDecoderDeflate, Rsv1MarksACompressedMessageOnlyWhenNegotiated) {
   const std::string text = "{\"type\":\"subscribe\",\"stream\":\"peers\"}";
-  const std::string frame = clientFrame(0xC1, zlibCompress(text));
+  const std::string frame = clientFrame(0xC1, rawDeflate(text));
   Message m;
   {
     FrameDecoder plain(true, 1024);
@@ -167,11 +142,7 @@ TEST(FrameDecoderDeflate, Rsv1MarksACompressedMessageOnlyWhenNegotiated) {
   d.feed(frame.data(), frame.size());
   ASSERT_EQ(d.next(m), FrameDecoder::Status::kMessage);
   ASSERT_TRUE(m.compressed);
-  Inflater in;
-  uint16_t code = 0;
-  std::string reason;
-  ASSERT_TRUE(inflateMessage(in, m, 1024, code, reason)) << reason;
-  EXPECT_EQ(m.payload, text);
+  EXPECT_EQ(completed(m, 1024), text);
   EXPECT_FALSE(m.compressed);
   // An uncompressed message on the same connection is fine too.
   const std::string plain_frame = clientFrame(0x81, text);
@@ -183,7 +154,7 @@ TEST(FrameDecoderDeflate, Rsv1MarksACompressedMessageOnlyWhenNegotiated) {
 
 TEST(FrameDecoderDeflate, FragmentedCompressedMessageCarriesRsv1OnTheFirstFrameOnly) {
   const std::string text = sample(50);
-  const std::string z = zlibCompress(text);
+  const std::string z = rawDeflate(text);
   const size_t half = z.size() / 2;
   Message m;
   FrameDecoder d(true, 1 << 20);
@@ -192,11 +163,7 @@ TEST(FrameDecoderDeflate, FragmentedCompressedMessageCarriesRsv1OnTheFirstFrameO
   d.feed(bytes.data(), bytes.size());
   ASSERT_EQ(d.next(m), FrameDecoder::Status::kMessage);
   ASSERT_TRUE(m.compressed);
-  Inflater in;
-  uint16_t code = 0;
-  std::string reason;
-  ASSERT_TRUE(inflateMessage(in, m, 1 << 20, code, reason)) << reason;
-  EXPECT_EQ(m.payload, text);
+  EXPECT_EQ(completed(m, 1 << 20), text);
   // RSV1 on a continuation frame is an error (RFC 7692 6.1).
   FrameDecoder bad(true, 1 << 20);
   bad.acceptCompressed(true);
@@ -225,10 +192,10 @@ TEST(FrameDecoderDeflate, InflatedTextMustBeUtf8AndWithinTheLimit) {
   Message m;
   m.op = Opcode::kText;
   m.compressed = true;
-  m.payload = zlibCompress("\xff\xfe not UTF-8");
+  m.payload = rawDeflate("\xff\xfe not UTF-8");
   EXPECT_FALSE(inflateMessage(in, m, 1024, code, reason));
   EXPECT_EQ(code, kCloseInvalidPayload);
-  m.payload = zlibCompress(std::string(5000, 'a'));
+  m.payload = rawDeflate(std::string(5000, 'a'));
   EXPECT_FALSE(inflateMessage(in, m, 4096, code, reason));
   EXPECT_EQ(code, kCloseTooBig);
   EXPECT_NE(reason.find("4096"), std::string::npos) << reason;

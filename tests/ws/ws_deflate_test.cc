@@ -8,7 +8,6 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <chrono>
@@ -17,11 +16,14 @@
 #include <string>
 
 #include "integration/stack.h"
+#include "raw_deflate.h"
 #include "ws/frame.h"
 
 using bb::ws::Opcode;
 using bbtest::Agent;
 using bbtest::DevNode;
+using bbtest::rawDeflate;
+using bbtest::rawInflate;
 using bbtest::TempDir;
 using blockbuster::Json;
 using namespace std::chrono_literals;
@@ -37,40 +39,6 @@ struct Frame {
   bool rsv1() const { return (byte0 & 0x40) != 0; }
   Opcode op() const { return static_cast<Opcode>(byte0 & 0x0f); }
 };
-
-std::string zlibInflate(std::string payload) {
-  payload.append("\x00\x00\xff\xff", 4);
-  z_stream z{};
-  EXPECT_EQ(inflateInit2(&z, -15), Z_OK);
-  std::string out;
-  char buf[16384];
-  z.next_in = reinterpret_cast<Bytef*>(&payload[0]);
-  z.avail_in = static_cast<uInt>(payload.size());
-  int rc = Z_OK;
-  do {
-    z.next_out = reinterpret_cast<Bytef*>(buf);
-    z.avail_out = sizeof buf;
-    rc = inflate(&z, Z_SYNC_FLUSH);
-    out.append(buf, sizeof buf - z.avail_out);
-  } while (rc == Z_OK && (z.avail_in > 0 || z.avail_out == 0));
-  inflateEnd(&z);
-  EXPECT_TRUE(rc == Z_OK || rc == Z_BUF_ERROR) << "inflate: " << rc;
-  return out;
-}
-
-std::string zlibCompress(const std::string& s) {
-  z_stream z{};
-  EXPECT_EQ(deflateInit2(&z, 9, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
-  std::string out(deflateBound(&z, s.size()) + 64, '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(s.data()));
-  z.avail_in = static_cast<uInt>(s.size());
-  z.next_out = reinterpret_cast<Bytef*>(&out[0]);
-  z.avail_out = static_cast<uInt>(out.size());
-  EXPECT_EQ(deflate(&z, Z_SYNC_FLUSH), Z_OK);
-  out.resize(out.size() - z.avail_out - 4);  // without the trailing 00 00 ff ff
-  deflateEnd(&z);
-  return out;
-}
 
 // A blocking WebSocket client on a raw socket: the handshake (offering `extensions` unless
 // empty), then frames, each read within a deadline.
@@ -132,6 +100,15 @@ class RawWs {
     }
   }
 
+  /// The code of the close frame the agent sends before `deadline`, skipping other frames; 0
+  /// if none.
+  int closeCode(Clock::time_point deadline) {
+    while (auto f = next(deadline))
+      if (f->op() == Opcode::kClose && f->payload.size() >= 2)
+        return (static_cast<uint8_t>(f->payload[0]) << 8) | static_cast<uint8_t>(f->payload[1]);
+    return 0;
+  }
+
   /// A masked frame with the first byte `byte0` (FIN, RSV, opcode).
   void send(uint8_t byte0, const std::string& payload) {
     std::string f = bb::ws::encodeFrame(Opcode::kText, payload, 0x5a5a5a5a);
@@ -167,7 +144,7 @@ class RawWs {
 };
 
 // The text of a data frame: inflated when RSV1 is set.
-std::string textOf(const Frame& f) { return f.rsv1() ? zlibInflate(f.payload) : f.payload; }
+std::string textOf(const Frame& f) { return f.rsv1() ? rawInflate(f.payload) : f.payload; }
 
 std::string keyOf(const Json& m) {
   return m["type"].asString() + "/" + m["stream"].asString() + "#" +
@@ -182,29 +159,15 @@ bool isData(const Json& m) {
 class WsDeflate : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    node_ = new DevNode("spec", {"--block-ms", "200"});
-    home_ = new TempDir();
-    agent_ = new Agent(*home_, node_->url(),
-                       "plugins:\n  network:\n    interval_ms: 250\n"
-                       "  receipts:\n    interval_ms: 400\n");
-    std::string out = agent_->process().output();
-    auto at = out.find("blockbuster-agent ready");
-    ASSERT_NE(at, std::string::npos) << out;
-    port_ = bbtest::portFromLine(out.substr(at, out.find('\n', at) - at), "ws").value_or(0);
+    stack_ = new bbtest::SuiteStack(
+        "plugins:\n  network:\n    interval_ms: 250\n  receipts:\n    interval_ms: 400\n");
+    port_ = stack_->ws;
   }
-  static void TearDownTestSuite() {
-    delete agent_;
-    delete home_;
-    delete node_;
-  }
-  static DevNode* node_;
-  static TempDir* home_;
-  static Agent* agent_;
+  static void TearDownTestSuite() { delete stack_; }
+  static bbtest::SuiteStack* stack_;
   static int port_;
 };
-DevNode* WsDeflate::node_ = nullptr;
-TempDir* WsDeflate::home_ = nullptr;
-Agent* WsDeflate::agent_ = nullptr;
+bbtest::SuiteStack* WsDeflate::stack_ = nullptr;
 int WsDeflate::port_ = 0;
 
 }  // namespace
@@ -274,7 +237,7 @@ TEST_F(WsDeflate, ABrowsersOfferGetsTheSameMessagesCompressed) {
 TEST_F(WsDeflate, CompressedRequestsAreReadAndBombsClosedWith1009) {
   RawWs z(port_, kBrowserOffer);
   ASSERT_TRUE(z.upgraded()) << z.head();
-  z.send(0xC1, zlibCompress("{\"type\":\"subscribe\",\"stream\":\"peers\"}"));
+  z.send(0xC1, rawDeflate("{\"type\":\"subscribe\",\"stream\":\"peers\"}"));
   bool subscribed = false;
   const auto deadline = Clock::now() + 10s;
   while (!subscribed && Clock::now() < deadline) {
@@ -289,18 +252,10 @@ TEST_F(WsDeflate, CompressedRequestsAreReadAndBombsClosedWith1009) {
 
   // 1 MiB of spaces is about a kilobyte compressed; the agent's limit is 64 KiB.
   const std::string bomb =
-      zlibCompress("{\"type\":\"ping\",\"pad\":\"" + std::string(1 << 20, ' ') + "\"}");
+      rawDeflate("{\"type\":\"ping\",\"pad\":\"" + std::string(1 << 20, ' ') + "\"}");
   ASSERT_LT(bomb.size(), 8192u);
   z.send(0xC1, bomb);
-  int close_code = 0;
-  const auto until = Clock::now() + 10s;
-  while (auto f = z.next(until)) {
-    if (f->op() == Opcode::kClose && f->payload.size() >= 2) {
-      close_code = (static_cast<uint8_t>(f->payload[0]) << 8) | static_cast<uint8_t>(f->payload[1]);
-      break;
-    }
-  }
-  EXPECT_EQ(close_code, 1009);
+  EXPECT_EQ(z.closeCode(Clock::now() + 10s), 1009);
 }
 
 // An offer the agent cannot honour (a server window under 2^15: it compresses once for every
@@ -318,14 +273,6 @@ TEST_F(WsDeflate, AnOfferItCannotHonourIsDeclined) {
   }
   EXPECT_GT(frames, 0);
   EXPECT_EQ(rsv1, 0);
-  z.send(0xC1, zlibCompress("{\"type\":\"ping\"}"));
-  int close_code = 0;
-  const auto until = Clock::now() + 10s;
-  while (auto f = z.next(until)) {
-    if (f->op() == Opcode::kClose && f->payload.size() >= 2) {
-      close_code = (static_cast<uint8_t>(f->payload[0]) << 8) | static_cast<uint8_t>(f->payload[1]);
-      break;
-    }
-  }
-  EXPECT_EQ(close_code, 1002);
+  z.send(0xC1, rawDeflate("{\"type\":\"ping\"}"));
+  EXPECT_EQ(z.closeCode(Clock::now() + 10s), 1002);
 }

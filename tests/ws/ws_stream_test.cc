@@ -120,50 +120,35 @@ void expectDashboardStream(int port, const std::string& where) {
 
 class WsStream : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    node_ = new DevNode("spec", {"--block-ms", "200"});
-    home_ = new TempDir();
-    agent_ = new Agent(*home_, node_->url(), kFastPlugins);
-    ports_ = wsPorts(*agent_);
-  }
-  static void TearDownTestSuite() {
-    delete agent_;
-    delete home_;
-    delete node_;
-  }
-  static DevNode* node_;
-  static TempDir* home_;
-  static Agent* agent_;
-  static Ports ports_;
+  static void SetUpTestSuite() { stack_ = new bbtest::SuiteStack(kFastPlugins); }
+  static void TearDownTestSuite() { delete stack_; }
+  static bbtest::SuiteStack* stack_;
 };
-DevNode* WsStream::node_ = nullptr;
-TempDir* WsStream::home_ = nullptr;
-Agent* WsStream::agent_ = nullptr;
-Ports WsStream::ports_;
+bbtest::SuiteStack* WsStream::stack_ = nullptr;
 
 TEST_F(WsStream, ReadyLineNamesBothWebSocketPorts) {
-  EXPECT_GT(ports_.ws, 0) << agent_->process().output();
-  EXPECT_GT(ports_.feature, 0) << agent_->process().output();
-  EXPECT_NE(ports_.ws, agent_->port());
+  EXPECT_GT(stack_->ws, 0) << stack_->agent.process().output();
+  EXPECT_GT(stack_->feature, 0) << stack_->agent.process().output();
+  EXPECT_NE(stack_->ws, stack_->agent.port());
 }
 
-TEST_F(WsStream, DashboardStreamOnTheWsPort) { expectDashboardStream(ports_.ws, "ws port"); }
+TEST_F(WsStream, DashboardStreamOnTheWsPort) { expectDashboardStream(stack_->ws, "ws port"); }
 
 TEST_F(WsStream, DashboardStreamOnTheMainPort) {
-  expectDashboardStream(agent_->port(), "main port");
+  expectDashboardStream(stack_->agent.port(), "main port");
 }
 
 TEST_F(WsStream, PlainRequestToTheStreamPathIsAskedToUpgrade) {
-  auto r = bbtest::httpGet(agent_->port(), "/theblock/ws");
+  auto r = bbtest::httpGet(stack_->agent.port(), "/theblock/ws");
   EXPECT_EQ(r.status, 426);
   EXPECT_EQ(r.headers["upgrade"], "websocket");
   // The WebSocket port serves its stream on every path: a plain request anywhere is asked too.
-  EXPECT_EQ(bbtest::httpGet(ports_.ws, "/elsewhere").status, 426);
-  EXPECT_EQ(bbtest::httpGet(agent_->port(), "/elsewhere").status, 404);
+  EXPECT_EQ(bbtest::httpGet(stack_->ws, "/elsewhere").status, 426);
+  EXPECT_EQ(bbtest::httpGet(stack_->agent.port(), "/elsewhere").status, 404);
 }
 
 TEST_F(WsStream, AnswersPingAndReportsErrorsWithoutClosing) {
-  WsClient c(ports_.ws, "/theblock/ws");
+  WsClient c(stack_->ws, "/theblock/ws");
   auto expectAnswer = [&](const std::string& send, const std::string& type,
                           const std::string& code) {
     c.sendText(send);
@@ -186,7 +171,7 @@ TEST_F(WsStream, AnswersPingAndReportsErrorsWithoutClosing) {
 }
 
 TEST_F(WsStream, FrameOverTheSizeLimitIsClosedWith1009) {
-  WsClient c(ports_.ws, "/theblock/ws");
+  WsClient c(stack_->ws, "/theblock/ws");
   ASSERT_TRUE(c.receive(10s));  // welcome
   c.sendFrame(std::string(70 * 1024, 'x'), 0x81);
   c.receiveUntil([](const Json&) { return false; }, 10s);
@@ -195,7 +180,7 @@ TEST_F(WsStream, FrameOverTheSizeLimitIsClosedWith1009) {
 }
 
 TEST_F(WsStream, SubscribeAndUnsubscribeChangeWhatArrives) {
-  WsClient c(ports_.ws, "/theblock/ws");
+  WsClient c(stack_->ws, "/theblock/ws");
   // Once the stream has data, a subscription starts with its snapshot.
   ASSERT_TRUE(c.receiveUntil([](const Json& m) { return isData(m, "network_metrics"); }, 20s));
   c.sendText(R"({"type":"subscribe","stream":"network_metrics"})");
@@ -220,13 +205,14 @@ TEST_F(WsStream, SubscribeAndUnsubscribeChangeWhatArrives) {
   // Unsubscribed: no more network_metrics while the chain moves on.
   c.sendText(R"({"type":"unsubscribe","stream":"network_metrics"})");
   ASSERT_TRUE(c.receiveUntil([](const Json& m) { return isType(m, "unsubscribed"); }, 10s));
-  auto h0 = bbtest::httpGet(agent_->port(), "/theblock/network/metrics").json()["block_height"];
+  auto h0 =
+      bbtest::httpGet(stack_->agent.port(), "/theblock/network/metrics").json()["block_height"];
   int after = 0;
   bbtest::eventually(
       [&] {
         c.receiveUntil([](const Json&) { return false; }, 200ms,
                        [&](const Json& m) { after += isData(m, "network_metrics"); });
-        auto h = bbtest::httpGet(agent_->port(), "/theblock/network/metrics").json();
+        auto h = bbtest::httpGet(stack_->agent.port(), "/theblock/network/metrics").json();
         return h["block_height"].isInt() && h["block_height"].asInt() >= h0.asInt() + 3;
       },
       20s);
@@ -244,10 +230,10 @@ TEST_F(WsStream, HealthSnapshotCarriesTheUptimeOfNow) {
   // 18: the page said "Uptime 0 s", the snapshot of the agent's first second).
   int64_t up = 0;
   ASSERT_TRUE(bbtest::eventually([&] {
-    up = bbtest::httpGet(agent_->port(), "/health").json()["uptime_seconds"].asInt();
+    up = bbtest::httpGet(stack_->agent.port(), "/health").json()["uptime_seconds"].asInt();
     return up >= 3;
   }));
-  WsClient c(ports_.ws, "/theblock/ws");
+  WsClient c(stack_->ws, "/theblock/ws");
   auto health = c.receiveUntil([](const Json& m) { return isData(m, "health"); }, 10s);
   ASSERT_TRUE(health);
   EXPECT_EQ((*health)["type"].asString(), "snapshot");
@@ -255,7 +241,7 @@ TEST_F(WsStream, HealthSnapshotCarriesTheUptimeOfNow) {
 }
 
 TEST_F(WsStream, HistoryStreamOnRequestOnly) {
-  WsClient c(ports_.ws, "/theblock/ws");
+  WsClient c(stack_->ws, "/theblock/ws");
   auto welcome = c.receive(10s);
   ASSERT_TRUE(welcome && isType(*welcome, "welcome"));
   std::set<std::string> streams, subscribed;
@@ -282,15 +268,17 @@ TEST_F(WsStream, HistoryStreamOnRequestOnly) {
       },
       20s);
   ASSERT_TRUE(enough) << "three history rows";
-  auto rest = bbtest::httpGet(agent_->port(), "/theblock/history?series=block_height&window=60");
+  auto rest =
+      bbtest::httpGet(stack_->agent.port(), "/theblock/history?series=block_height&window=60");
   ASSERT_EQ(rest.status, 200);
   EXPECT_NE(rest.body.find("[" + std::to_string(last_t) + ","), std::string::npos)
       << "the pushed row is in the REST history: " << rest.body;
 }
 
 TEST_F(WsStream, FeatureStreamSendsSortedNamesAndAlignedData) {
-  for (auto [port, path] : {std::pair<int, std::string>{ports_.feature, "/"},
-                            std::pair<int, std::string>{agent_->port(), "/theblock/ws/features"}}) {
+  for (auto [port, path] :
+       {std::pair<int, std::string>{stack_->feature, "/"},
+        std::pair<int, std::string>{stack_->agent.port(), "/theblock/ws/features"}}) {
     WsClient c(port, path);
     std::vector<std::string> names;
     // Each plugin adds its features on its first collection: wait until every plugin has.
@@ -360,7 +348,7 @@ TEST_F(WsStream, AStalledClientDoesNotDelayAHealthyOne) {
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<uint16_t>(ports_.ws));
+  a.sin_port = htons(static_cast<uint16_t>(stack_->ws));
   ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
   std::string hs =
       "GET /theblock/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
@@ -368,7 +356,7 @@ TEST_F(WsStream, AStalledClientDoesNotDelayAHealthyOne) {
       "Sec-WebSocket-Version: 13\r\n\r\n";
   ASSERT_EQ(send(fd, hs.data(), hs.size(), 0), static_cast<ssize_t>(hs.size()));
 
-  WsClient healthy(ports_.ws, "/theblock/ws");
+  WsClient healthy(stack_->ws, "/theblock/ws");
   int64_t last_seq = -1;
   int updates = 0;
   auto ok = healthy.receiveUntil(
@@ -384,7 +372,7 @@ TEST_F(WsStream, AStalledClientDoesNotDelayAHealthyOne) {
   // and the healthy one is still served.
   EXPECT_TRUE(bbtest::eventually(
       [&] {
-        auto m = bbtest::httpGet(agent_->port(), "/metrics").body;
+        auto m = bbtest::httpGet(stack_->agent.port(), "/metrics").body;
         return m.find("blockbuster_ws_clients_closed_total{reason=\"stalled\"} 1") !=
                std::string::npos;
       },
