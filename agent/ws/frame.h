@@ -27,6 +27,7 @@ enum CloseCode : uint16_t {
   kCloseInvalidPayload = 1007,
   kClosePolicy = 1008,
   kCloseTooBig = 1009,
+  kCloseInternalError = 1011,
 };
 
 /// One complete, unfragmented frame with FIN set; `mask` non-zero masks it (client side).

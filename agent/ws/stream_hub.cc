@@ -172,8 +172,16 @@ void StreamHub::pass(uint32_t dirty, int64_t changed_ms) {
 }
 
 FramePtr StreamHub::deflatedFrame(const std::string& json) {
-  if (!deflater_) deflater_ = std::make_unique<Deflater>();
-  std::string frame = encodeDeflatedText(json, *deflater_);
+  std::string frame;
+  try {
+    if (!deflater_) deflater_ = std::make_unique<Deflater>();
+    frame = encodeDeflatedText(json, *deflater_);
+  } catch (const std::exception& e) {
+    // zlib out of memory: every client gets the plain frame, which the extension allows.
+    logWarn("ws", std::string("compressing a stream message failed, sent plain: ") + e.what());
+    deflater_.reset();
+    return nullptr;
+  }
   if (frame.empty()) return nullptr;
   return std::make_shared<const std::string>(std::move(frame));
 }

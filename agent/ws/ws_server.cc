@@ -443,15 +443,7 @@ struct WsServer::Loop : net::Loop::Handler {
                     c.decoder.errorCode() == kCloseTooBig ? "too_big" : "protocol_error");
         return false;
       }
-      if (m.compressed) {
-        if (!inflater) inflater = std::make_unique<Inflater>();
-        uint16_t code = 0;
-        std::string reason;
-        if (!inflateMessage(*inflater, m, owner.limits_.max_message_bytes, code, reason)) {
-          closeClient(c, code, reason, code == kCloseTooBig ? "too_big" : "protocol_error");
-          return false;
-        }
-      }
+      if (m.compressed && !inflate(c, m)) return false;
       switch (m.op) {
         case Opcode::kPing:
           c.queue.pushControl(
@@ -472,6 +464,23 @@ struct WsServer::Loop : net::Loop::Handler {
           break;
       }
     }
+    return false;
+  }
+
+  // Completes a compressed message of `c` (the loop's one inflater, reset for each); false when
+  // the client was closed for it.
+  bool inflate(Client& c, Message& m) {
+    uint16_t code = 0;
+    std::string reason;
+    try {
+      if (!inflater) inflater = std::make_unique<Inflater>();
+      if (inflateMessage(*inflater, m, owner.limits_.max_message_bytes, code, reason)) return true;
+    } catch (const std::exception&) {  // zlib out of memory
+      inflater.reset();
+      code = kCloseInternalError;
+      reason = "the agent could not inflate the message";
+    }
+    closeClient(c, code, reason, code == kCloseTooBig ? "too_big" : "protocol_error");
     return false;
   }
 
